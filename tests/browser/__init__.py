@@ -1,0 +1,1 @@
+"""Helpers for driving a headless Chromium from tests."""

@@ -1,0 +1,95 @@
+"""Migrations: schema.sql is version 0001, recorded once; concurrent starts apply it exactly once."""
+
+import asyncio
+import secrets
+
+import asyncpg
+
+from tests.conftest import LOCAL_PG_ADMIN
+from voyagent.migrations import discover, migrate
+
+
+async def _scratch_database(admin_dsn: str) -> tuple[str, str]:
+    name = f"voyagent_migr_{secrets.token_hex(4)}"
+    conn = await asyncpg.connect(admin_dsn)
+    try:
+        await conn.execute(f'CREATE DATABASE "{name}"')
+    finally:
+        await conn.close()
+    return name, admin_dsn.rsplit("/", 1)[0] + f"/{name}"
+
+
+async def _drop(admin_dsn: str, name: str) -> None:
+    conn = await asyncpg.connect(admin_dsn)
+    try:
+        await conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+    finally:
+        await conn.close()
+
+
+def _admin_dsn(database) -> str:
+    return database.dsn.rsplit("/", 1)[0] + "/postgres" if database.mode == "embedded" else LOCAL_PG_ADMIN
+
+
+async def test_two_concurrent_migrations_apply_the_baseline_once(database):
+    admin = _admin_dsn(database)
+    name, dsn = await _scratch_database(admin)
+    try:
+        first, second = await asyncpg.connect(dsn), await asyncpg.connect(dsn)
+        try:
+            results = await asyncio.gather(migrate(first), migrate(second))
+            assert sorted(results, key=len) == [[], ["0001"]]
+            rows = await first.fetch("SELECT version FROM schema_migrations")
+            assert [r["version"] for r in rows] == ["0001"]
+            assert await migrate(first) == []
+            extensions = {r["extname"] for r in await first.fetch("SELECT extname FROM pg_extension")}
+            assert {"pg_trgm", "btree_gin"} <= extensions
+        finally:
+            await first.close()
+            await second.close()
+    finally:
+        await _drop(admin, name)
+
+
+async def test_numbered_migrations_follow_the_baseline_in_lexical_order(tmp_path, database):
+    folder = tmp_path / "migrations"
+    folder.mkdir()
+    (folder / "0003_more.sql").write_text("ALTER TABLE probe ADD COLUMN extra int;")
+    (folder / "0002_probe.sql").write_text("CREATE TABLE probe (id int);")
+    files = discover(directory=folder)
+    assert [v for v, _ in files] == ["0001", "0002", "0003"]
+    admin = _admin_dsn(database)
+    name, dsn = await _scratch_database(admin)
+    try:
+        conn = await asyncpg.connect(dsn)
+        try:
+            assert await migrate(conn, files) == ["0001", "0002", "0003"]
+            assert await conn.fetchval("SELECT count(*) FROM information_schema.columns WHERE table_name='probe'") == 2
+        finally:
+            await conn.close()
+    finally:
+        await _drop(admin, name)
+
+
+async def test_a_failing_migration_leaves_nothing_half_applied(tmp_path, database):
+    folder = tmp_path / "migrations"
+    folder.mkdir()
+    (folder / "0002_broken.sql").write_text("CREATE TABLE half (id int); SELECT no_such_function();")
+    admin = _admin_dsn(database)
+    name, dsn = await _scratch_database(admin)
+    try:
+        conn = await asyncpg.connect(dsn)
+        try:
+            try:
+                await migrate(conn, discover(directory=folder))
+            except asyncpg.PostgresError:
+                pass
+            else:
+                raise AssertionError("the broken migration should have failed")
+            versions = [r["version"] for r in await conn.fetch("SELECT version FROM schema_migrations")]
+            assert versions == ["0001"]
+            assert await conn.fetchval("SELECT to_regclass('half')") is None
+        finally:
+            await conn.close()
+    finally:
+        await _drop(admin, name)

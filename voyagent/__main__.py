@@ -1,0 +1,7 @@
+"""``python -m voyagent`` is the ``voyagent`` command."""
+
+import sys
+
+from voyagent.cli import main
+
+sys.exit(main())

@@ -1,0 +1,85 @@
+"""The application factory: one ``create_app``; every long-lived resource lives in a cleanup_ctx."""
+
+from __future__ import annotations
+
+import logging
+from typing import AsyncIterator
+
+import redis.asyncio as aioredis
+from aiohttp import web
+
+from voyagent import resources
+from voyagent.config import Settings
+from voyagent.contract import Contract
+from voyagent.db import create_pool
+from voyagent.docs_page import render_docs_html
+from voyagent.keys import (
+    API_KEY_CACHE,
+    AUDIT_LIMITER,
+    CONTRACT,
+    DB_MODE,
+    DB_POOL,
+    DOCS_HTML,
+    METRICS,
+    QUERIES,
+    RATE_LIMITER,
+    REDIS,
+    SETTINGS,
+)
+from voyagent.metrics import Metrics
+from voyagent.middleware import setup_middlewares
+from voyagent.queries import Queries
+from voyagent.routes import setup_routes
+from voyagent.services.api_key_auth import ApiKeyCache
+from voyagent.services.audit import AuditVerifyLimiter
+from voyagent.services.ratelimit import RateLimiter
+
+log = logging.getLogger("voyagent.app")
+
+# Header fields up to 16 KiB each are accepted (README, Request validation), with room for the name.
+MAX_FIELD_SIZE = 16 * 1024 + 1024
+RUNNER_KWARGS = {"max_field_size": MAX_FIELD_SIZE, "max_line_size": MAX_FIELD_SIZE, "access_log": None}
+
+
+def load_queries() -> Queries:
+    """Every named query of sql/, failing fast when the code calls one that does not exist."""
+    queries = Queries.from_directory(resources.sql_dir())
+    queries.require(resources.query_names_used())
+    return queries
+
+
+def create_app(settings: Settings, *, dsn: str, db_mode: str = "external", contract: Contract | None = None,
+               queries: Queries | None = None) -> web.Application:
+    """Build the application for an already-migrated database at ``dsn``."""
+    app = web.Application(client_max_size=settings.max_body_bytes, handler_args=RUNNER_KWARGS)
+    contract = contract or Contract.from_file(str(resources.openapi_path()))
+    app[SETTINGS] = settings
+    app[DB_MODE] = db_mode
+    app[CONTRACT] = contract
+    app[QUERIES] = queries or load_queries()
+    app[DOCS_HTML] = render_docs_html(contract.document, base_path=settings.base_path)
+    app[METRICS] = Metrics(settings.version, settings.git_sha)
+    app[API_KEY_CACHE] = ApiKeyCache()
+
+    async def database(app: web.Application) -> AsyncIterator[None]:
+        app[DB_POOL] = await create_pool(dsn, settings.db_pool_min, settings.db_pool_max)
+        yield
+        await app[DB_POOL].close()
+
+    async def redis_client(app: web.Application) -> AsyncIterator[None]:
+        client = None
+        if settings.redis_url is not None:
+            client = aioredis.from_url(settings.redis_url, socket_timeout=2.0, socket_connect_timeout=2.0,
+                                       health_check_interval=30)
+        app[REDIS] = client
+        app[RATE_LIMITER] = RateLimiter(client, settings.redis_prefix)
+        app[AUDIT_LIMITER] = AuditVerifyLimiter(client, settings.redis_prefix)
+        yield
+        if client is not None:
+            await client.aclose()
+
+    app.cleanup_ctx.append(database)
+    app.cleanup_ctx.append(redis_client)
+    setup_middlewares(app, settings)
+    setup_routes(app, contract, settings.base_path)
+    return app

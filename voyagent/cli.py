@@ -1,0 +1,192 @@
+"""The ``voyagent`` command: ``serve`` and ``migrate`` (operations.md §1)."""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import logging
+import multiprocessing
+import os
+import shutil
+import signal
+import sys
+import tempfile
+from typing import Sequence
+
+from voyagent.config import ConfigError, Settings, ensure_generated_secret, load_settings
+
+log = logging.getLogger("voyagent.cli")
+SHUTDOWN_TIMEOUT = 10.0
+
+
+def _parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="voyagent", description="Voyagent API server")
+    commands = parser.add_subparsers(dest="command", required=True)
+    serve = commands.add_parser("serve", help="start the HTTP server")
+    serve.add_argument("--host", help="listen address (VOYAGENT_HOST)")
+    serve.add_argument("--port", type=int, help="listen port (VOYAGENT_PORT)")
+    serve.add_argument("--workers", type=int, help="worker processes (VOYAGENT_WORKERS)")
+    commands.add_parser("migrate", help="apply pending migrations and exit")
+    return parser
+
+
+def _settings_from(args: argparse.Namespace) -> Settings:
+    """Environment first; command-line flags override it (validated like the variables)."""
+    env = dict(os.environ)
+    for flag, variable in (("host", "VOYAGENT_HOST"), ("port", "VOYAGENT_PORT"), ("workers", "VOYAGENT_WORKERS")):
+        value = getattr(args, flag, None)
+        if value is not None:
+            env[variable] = str(value)
+    return load_settings(env)
+
+
+class Database:
+    """The database the server uses: the configured DSN, or an embedded PostgreSQL it starts and stops."""
+
+    def __init__(self, settings: Settings) -> None:
+        self.settings = settings
+        self.embedded = None
+        self.dsn = settings.db_url or ""
+        self.mode = "embedded" if settings.embedded_db else "external"
+
+    def start(self) -> str:
+        if self.settings.embedded_db:
+            from voyagent.embedded_pg import EmbeddedPostgres
+
+            self.embedded = EmbeddedPostgres(self.settings.data_dir, self.settings.pg_bin_dir)
+            self.dsn = self.embedded.start()
+        return self.dsn
+
+    def stop(self) -> None:
+        if self.embedded is not None:
+            self.embedded.stop()
+            self.embedded = None
+
+
+def _prepare(settings: Settings) -> tuple[Settings, Database]:
+    """Start-up steps 2–3 (database, migrations) and the contract check of step 5; exit on failure."""
+    from voyagent.migrations import migrate_dsn
+
+    database = Database(settings)
+    try:
+        database.start()
+        settings = ensure_generated_secret(settings)
+        applied = asyncio.run(migrate_dsn(database.dsn))
+        if applied:
+            log.info("migrations applied: %s", ", ".join(applied))
+        from voyagent import resources
+        from voyagent.contract import Contract
+
+        Contract.from_file(str(resources.openapi_path()))
+    except BaseException:
+        database.stop()
+        raise
+    return settings, database
+
+
+def _run_worker(settings: Settings, dsn: str, db_mode: str, reuse_port: bool) -> None:
+    """Serve HTTP in this process until SIGTERM/SIGINT; open streams get SHUTDOWN_TIMEOUT to finish."""
+    from aiohttp import web
+
+    from voyagent.app import create_app
+    from voyagent.logs import setup_logging
+
+    setup_logging(settings.log_level)
+    try:
+        import uvloop
+
+        asyncio.set_event_loop_policy(uvloop.EventLoopPolicy())
+    except ImportError:  # pragma: no cover - uvloop is a declared dependency on Linux
+        pass
+    app = create_app(settings, dsn=dsn, db_mode=db_mode)
+    web.run_app(app, host=settings.host, port=settings.port, reuse_port=reuse_port or None,
+                shutdown_timeout=SHUTDOWN_TIMEOUT, print=None, access_log=None)
+
+
+def _serve(settings: Settings) -> int:
+    multiproc_dir = None
+    if settings.workers > 1:
+        # Must be set before prometheus_client is imported anywhere: values then live in shared files.
+        multiproc_dir = tempfile.mkdtemp(prefix="voyagent-metrics-")
+        os.environ["PROMETHEUS_MULTIPROC_DIR"] = multiproc_dir
+    settings, database = _prepare(settings)
+    url = f"http://{settings.host}:{settings.port}{settings.base_path}"
+    where = f"embedded PostgreSQL in {settings.data_dir.resolve() / 'postgres'}" if database.mode == "embedded" \
+        else "external PostgreSQL (VOYAGENT_DB_URL)"
+    print(f"voyagent {_version()} serving {url} with {settings.workers} worker(s)", flush=True)
+    print(f"  API reference: {url}/docs", flush=True)
+    print(f"  data: {where}; local state in {settings.data_dir.resolve()}", flush=True)
+    try:
+        if settings.workers == 1:
+            _run_worker(settings, database.dsn, database.mode, reuse_port=False)
+        else:
+            _run_workers(settings, database)
+    finally:
+        database.stop()
+        if multiproc_dir is not None:
+            shutil.rmtree(multiproc_dir, ignore_errors=True)
+    return 0
+
+
+def _run_workers(settings: Settings, database: Database) -> None:
+    """N processes share the port with SO_REUSEPORT; signals are forwarded and each drains on its own."""
+    context = multiprocessing.get_context("spawn")
+    workers = [context.Process(target=_run_worker, args=(settings, database.dsn, database.mode, True),
+                               name=f"voyagent-worker-{i}") for i in range(settings.workers)]
+    for worker in workers:
+        worker.start()
+
+    def forward(signum: int, frame: object) -> None:
+        for worker in workers:
+            if worker.is_alive() and worker.pid is not None:
+                os.kill(worker.pid, signal.SIGTERM)
+
+    signal.signal(signal.SIGTERM, forward)
+    signal.signal(signal.SIGINT, forward)
+    for worker in workers:
+        worker.join()
+
+
+def _migrate(settings: Settings) -> int:
+    _, database = _prepare(settings)
+    database.stop()
+    print("migrations are up to date", flush=True)
+    return 0
+
+
+def _version() -> str:
+    from voyagent import __version__
+
+    return __version__
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = _parser().parse_args(argv)
+    from voyagent.logs import setup_logging
+
+    try:
+        settings = _settings_from(args)
+    except ConfigError as exc:
+        print(f"voyagent: configuration error: {exc}", file=sys.stderr)
+        return 2
+    setup_logging(settings.log_level)
+    try:
+        if args.command == "serve":
+            return _serve(settings)
+        return _migrate(settings)
+    except ConfigError as exc:
+        print(f"voyagent: configuration error: {exc}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        return 0
+    except Exception as exc:  # start-up failure: one clear line, details in the log at DEBUG
+        log.debug("start-up failed", exc_info=True)
+        print(f"voyagent: cannot start: {type(exc).__name__}: {exc}", file=sys.stderr)
+        return 1
+
+
+if __name__ == "__main__":  # pragma: no cover
+    sys.exit(main())
+
+
+

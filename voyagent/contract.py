@@ -1,0 +1,471 @@
+"""The OpenAPI document compiled once into per-operation access rules and fast request validators."""
+
+from __future__ import annotations
+
+import dataclasses
+import datetime as dt
+import decimal
+import re
+import uuid
+from typing import Any, Callable, Iterable, Mapping
+
+import jsonschema_rs
+import yaml
+
+from voyagent import jsonio
+from voyagent.errors import validation_item, value_error
+
+MAX_JSON_DEPTH = 64
+ROLES = ("agency_admin", "ticketing_lead", "accounting_lead", "agent", "viewer")
+_METHODS = ("get", "put", "post", "delete", "patch", "head", "options")
+_EMAIL_RE = re.compile(r"^[^@\s]+@[^@\s]+\.[^@\s]+$")
+_DECIMAL_RE = re.compile(r"^(?!^[-+.]*$)[+-]?0*\d*\.?\d*$")
+_TRUE = {"true", "1", "yes", "on"}
+_FALSE = {"false", "0", "no", "off"}
+_TWO_PLACES = decimal.Decimal("0.01")
+
+
+_YAML_LOADER = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
+
+
+class ContractError(ValueError):
+    """The OpenAPI document is invalid; the server refuses to start."""
+
+
+@dataclasses.dataclass(slots=True)
+class Param:
+    """One path or query parameter with its coercion and compiled schema."""
+
+    name: str
+    location: str
+    required: bool
+    schema: dict[str, Any]
+    validator: Any
+    is_array: bool
+    kind: str  # integer | boolean | date | uuid | string | number | array
+
+    @property
+    def default(self) -> Any:
+        return self.schema.get("default")
+
+
+@dataclasses.dataclass(slots=True)
+class Body:
+    """The JSON request body of an operation."""
+
+    required: bool
+    schema: dict[str, Any]
+    validator: Any
+    rules: list[tuple[str, str, dict[str, Any]]]  # (property, rule, property schema)
+    body_rule: str | None
+
+
+@dataclasses.dataclass(slots=True)
+class Operation:
+    """One routed operation: identity, access rule and validators."""
+
+    operation_id: str
+    method: str
+    path: str
+    tag: str
+    access: str  # public | jwt | key
+    scope: str | None
+    role: str | None
+    buckets: tuple[str, ...]
+    idempotent: bool
+    path_params: list[Param]
+    query_params: list[Param]
+    body: Body | None
+
+    @property
+    def authenticated(self) -> bool:
+        return self.access != "public"
+
+    @property
+    def needs_validation(self) -> bool:
+        return bool(self.path_params or self.query_params or self.body)
+
+
+# ---------------------------------------------------------------------------------------------------
+# loading
+
+
+def load_document(path: str) -> dict[str, Any]:
+    """Read openapi.yaml; a malformed file is a ContractError."""
+    try:
+        with open(path, "rb") as handle:
+            document = yaml.load(handle, Loader=_YAML_LOADER)
+    except (OSError, yaml.YAMLError) as exc:
+        raise ContractError(f"cannot read OpenAPI document {path}: {exc}") from exc
+    if not isinstance(document, dict) or not str(document.get("openapi", "")).startswith("3.1"):
+        raise ContractError("the OpenAPI document must be an OpenAPI 3.1 object")
+    if not isinstance(document.get("paths"), dict):
+        raise ContractError("the OpenAPI document has no paths")
+    return document
+
+
+class _Resolver:
+    """Inlines local ``$ref``s so every compiled schema is self-contained."""
+
+    def __init__(self, document: dict[str, Any]) -> None:
+        self.document = document
+
+    def lookup(self, ref: str) -> Any:
+        if not ref.startswith("#/"):
+            raise ContractError(f"only local $refs are supported: {ref}")
+        node: Any = self.document
+        for part in ref[2:].split("/"):
+            part = part.replace("~1", "/").replace("~0", "~")
+            if not isinstance(node, dict) or part not in node:
+                raise ContractError(f"unresolvable $ref {ref}")
+            node = node[part]
+        return node
+
+    def resolve(self, node: Any, depth: int = 0) -> Any:
+        if depth > 50:
+            raise ContractError("$ref nesting too deep (recursive schema?)")
+        if isinstance(node, dict):
+            if "$ref" in node:
+                target = self.resolve(self.lookup(node["$ref"]), depth + 1)
+                rest = {k: v for k, v in node.items() if k != "$ref"}
+                return {**target, **self.resolve(rest, depth + 1)} if rest else target
+            return {k: self.resolve(v, depth + 1) for k, v in node.items()}
+        if isinstance(node, list):
+            return [self.resolve(item, depth + 1) for item in node]
+        return node
+
+
+def _compile(schema: dict[str, Any]) -> Any:
+    clean = _strip_extensions(schema)
+    try:
+        return jsonschema_rs.validator_for(clean, validate_formats=True)
+    except Exception as exc:  # jsonschema_rs raises ValidationError/ValueError for bad schemas
+        raise ContractError(f"invalid schema {schema!r}: {exc}") from exc
+
+
+_ANNOTATIONS = ("example", "examples", "description", "title", "deprecated", "readOnly", "writeOnly")
+
+
+def _strip_extensions(node: Any, is_property_map: bool = False) -> Any:
+    """Drop vendor extensions and annotations (not property names that happen to match)."""
+    if isinstance(node, dict):
+        if is_property_map:
+            return {k: _strip_extensions(v) for k, v in node.items()}
+        return {k: _strip_extensions(v, k in ("properties", "patternProperties", "$defs"))
+                for k, v in node.items()
+                if not (k.startswith("x-") or k in _ANNOTATIONS)}
+    if isinstance(node, list):
+        return [_strip_extensions(item) for item in node]
+    return node
+
+
+def _param_kind(schema: Mapping[str, Any]) -> str:
+    types = schema.get("type")
+    if isinstance(types, list):
+        types = next((t for t in types if t != "null"), "string")
+    if types == "array":
+        return "array"
+    if types in ("integer", "boolean", "number"):
+        return str(types)
+    if schema.get("format") == "date":
+        return "date"
+    if schema.get("format") == "uuid":
+        return "uuid"
+    return "string"
+
+
+def _build_param(raw: dict[str, Any]) -> Param:
+    schema = raw.get("schema") or {"type": "string"}
+    kind = _param_kind(schema)
+    return Param(name=raw["name"], location=raw["in"], required=bool(raw.get("required")),
+                 schema=schema, validator=_compile(schema), is_array=kind == "array", kind=kind)
+
+
+def _build_body(raw: dict[str, Any] | None) -> Body | None:
+    if not raw:
+        return None
+    content = raw.get("content") or {}
+    media = content.get("application/json")
+    if media is None:
+        raise ContractError("request bodies must be application/json")
+    schema = media.get("schema") or {}
+    rules = [(name, prop["x-voyagent-rule"], prop)
+             for name, prop in (schema.get("properties") or {}).items()
+             if isinstance(prop, dict) and "x-voyagent-rule" in prop]
+    for _, rule, _ in rules:
+        if rule not in PROPERTY_RULES:
+            raise ContractError(f"unknown x-voyagent-rule {rule!r}")
+    body_rule = schema.get("x-voyagent-rule")
+    if body_rule is not None and body_rule not in BODY_RULES:
+        raise ContractError(f"unknown body x-voyagent-rule {body_rule!r}")
+    return Body(required=bool(raw.get("required")), schema=schema, validator=_compile(schema),
+                rules=rules, body_rule=body_rule)
+
+
+class Contract:
+    """The compiled OpenAPI document: operations by id and the document itself for /schema and /docs."""
+
+    def __init__(self, document: dict[str, Any]) -> None:
+        self.document = document
+        self.json_bytes = jsonio.dumps(document)
+        resolver = _Resolver(document)
+        self.operations: dict[str, Operation] = {}
+        for path, item in document["paths"].items():
+            item = resolver.resolve(item)
+            shared = item.get("parameters", [])
+            for method in _METHODS:
+                raw = item.get(method)
+                if raw is None:
+                    continue
+                self._add(path, method.upper(), raw, shared)
+
+    def _add(self, path: str, method: str, raw: dict[str, Any], shared: list[dict[str, Any]]) -> None:
+        op_id = raw.get("operationId")
+        if not op_id or op_id in self.operations:
+            raise ContractError(f"{method} {path}: missing or duplicate operationId")
+        access = raw.get("x-voyagent-access")
+        if access not in ("public", "jwt", "key"):
+            raise ContractError(f"{op_id}: x-voyagent-access must be public, jwt or key")
+        if access == "key" and not raw.get("x-voyagent-scope"):
+            raise ContractError(f"{op_id}: key access needs x-voyagent-scope")
+        params = {(p["in"], p["name"]): p for p in shared + raw.get("parameters", [])}
+        path_params = [_build_param(p) for (where, _), p in params.items() if where == "path"]
+        query_params = [_build_param(p) for (where, _), p in params.items() if where == "query"]
+        self.operations[op_id] = Operation(
+            operation_id=op_id, method=method, path=path, tag=(raw.get("tags") or ["default"])[0],
+            access=access, scope=raw.get("x-voyagent-scope"), role=raw.get("x-voyagent-role"),
+            buckets=tuple(raw.get("x-voyagent-buckets") or ()), idempotent=bool(raw.get("x-voyagent-idempotent")),
+            path_params=path_params, query_params=query_params, body=_build_body(raw.get("requestBody")))
+
+    @classmethod
+    def from_file(cls, path: str) -> "Contract":
+        return cls(load_document(path))
+
+
+# ---------------------------------------------------------------------------------------------------
+# validation
+
+
+def _type_name(types: Any) -> str:
+    if isinstance(types, str):
+        types = [types]
+    for t in types or ():
+        if t != "null":
+            return {"object": "model_attributes_type", "string": "string_type", "integer": "int_type",
+                    "boolean": "bool_type", "array": "list_type", "number": "decimal_type"}.get(t, "value_error")
+    return "value_error"
+
+
+_KIND_TYPES = {
+    "minLength": "string_too_short", "maxLength": "string_too_long", "minItems": "too_short",
+    "maxItems": "too_long", "minimum": "greater_than_equal", "exclusiveMinimum": "greater_than",
+    "maximum": "less_than_equal", "exclusiveMaximum": "less_than", "pattern": "string_pattern_mismatch",
+    "enum": "literal_error", "const": "literal_error",
+}
+_FORMAT_TYPES = {"date": "date_from_datetime_parsing", "uuid": "uuid_parsing", "date-time": "datetime_parsing"}
+
+
+def schema_errors(validator: Any, instance: Any, loc: list[Any]) -> list[dict[str, Any]]:
+    """Map jsonschema violations to items of the contract's 422 list shape."""
+    items: list[dict[str, Any]] = []
+    for error in validator.iter_errors(instance):
+        name = error.kind.name
+        where = loc + list(error.instance_path)
+        details = error.kind.as_dict()
+        if name == "required":
+            items.append(validation_item(where + [details.get("property")], "missing", "Field required"))
+        elif name == "additionalProperties":
+            for key in details.get("unexpected", []):
+                items.append(validation_item(where + [key], "extra_forbidden", "Extra inputs are not permitted"))
+        elif name == "type":
+            items.append(validation_item(where, _type_name(details.get("types")), error.message))
+        elif name == "format":
+            items.append(validation_item(where, _FORMAT_TYPES.get(details.get("format"), "value_error"), error.message))
+        else:
+            items.append(validation_item(where, _KIND_TYPES.get(name, "value_error"), error.message))
+    return items
+
+
+def json_depth_exceeds(value: Any, limit: int = MAX_JSON_DEPTH) -> bool:
+    """True when objects/arrays nest deeper than ``limit`` (the top-level value is level 1)."""
+    stack: list[tuple[Any, int]] = [(value, 1)]
+    while stack:
+        node, depth = stack.pop()
+        if isinstance(node, dict):
+            children: Iterable[Any] = node.values()
+        elif isinstance(node, list):
+            children = node
+        else:
+            continue
+        if depth > limit:
+            return True
+        stack.extend((child, depth + 1) for child in children)
+    return False
+
+
+def nul_errors(value: Any, loc: list[Any]) -> list[dict[str, Any]]:
+    """One value_error item per string (value or key) holding U+0000."""
+    items: list[dict[str, Any]] = []
+    stack: list[tuple[Any, list[Any]]] = [(value, loc)]
+    while stack:
+        node, where = stack.pop()
+        if isinstance(node, str):
+            if "\x00" in node:
+                items.append(value_error(where, "nul_character"))
+        elif isinstance(node, dict):
+            for key, child in node.items():
+                if "\x00" in key:
+                    items.append(value_error(where + [key], "nul_character"))
+                stack.append((child, where + [key]))
+        elif isinstance(node, list):
+            stack.extend((child, where + [i]) for i, child in enumerate(node))
+    items.reverse()
+    return items
+
+
+def coerce_param(param: Param, raw: str | list[str]) -> tuple[Any, list[dict[str, Any]]]:
+    """Turn a query/path string into its typed value, or a parsing error item."""
+    loc = [param.location, param.name]
+    if param.is_array:
+        values = raw if isinstance(raw, list) else [raw]
+        return values, schema_errors(param.validator, values, loc)
+    assert isinstance(raw, str)
+    value: Any = raw
+    if param.kind == "integer":
+        text = raw.strip()
+        if not re.fullmatch(r"[+-]?\d{1,19}", text):
+            return None, [validation_item(loc, "int_parsing", "Input should be a valid integer")]
+        value = int(text)
+    elif param.kind == "number":
+        try:
+            value = float(raw)
+        except ValueError:
+            return None, [validation_item(loc, "decimal_parsing", "Input should be a valid number")]
+    elif param.kind == "boolean":
+        lowered = raw.strip().lower()
+        if lowered in _TRUE:
+            value = True
+        elif lowered in _FALSE:
+            value = False
+        else:
+            return None, [validation_item(loc, "bool_parsing", "Input should be a valid boolean")]
+    errors = schema_errors(param.validator, value, loc)
+    if errors:
+        return None, errors
+    if param.kind == "date":
+        try:
+            value = dt.date.fromisoformat(raw) if len(raw) == 10 else _bad_date()
+        except ValueError:
+            return None, [validation_item(loc, "date_from_datetime_parsing", "Input should be a valid date")]
+    elif param.kind == "uuid":
+        value = uuid.UUID(raw)
+    return value, []
+
+
+def _bad_date() -> dt.date:
+    raise ValueError("not YYYY-MM-DD")
+
+
+# --- semantic rules (x-voyagent-rule) ----------------------------------------------------------------
+
+RuleResult = tuple[Any, list[dict[str, Any]]]
+
+
+def _rule_email(name: str, value: Any, schema: dict[str, Any]) -> RuleResult:
+    if not isinstance(value, str) or not _EMAIL_RE.match(value):
+        return value, [value_error(["body", name], "invalid_email")]
+    return value.lower(), []
+
+
+def _rule_new_password(name: str, value: Any, schema: dict[str, Any]) -> RuleResult:
+    if not (any(c.isalpha() for c in value) and any(c.isdigit() for c in value)):
+        return value, [value_error(["body", name], "password_must_contain_letter_and_digit")]
+    return value, []
+
+
+def _rule_name(name: str, value: Any, schema: dict[str, Any]) -> RuleResult:
+    trimmed = value.strip()
+    if not trimmed:
+        return value, [value_error(["body", name], f"{name}_required")]
+    if len(trimmed) > 120:
+        return value, [validation_item(["body", name], "string_too_long",
+                                       "String should have at most 120 characters")]
+    return trimmed, []
+
+
+def _rule_role(name: str, value: Any, schema: dict[str, Any]) -> RuleResult:
+    if value not in ROLES:
+        return value, [value_error(["body", name], "invalid_role")]
+    return value, []
+
+
+def parse_decimal(value: Any) -> decimal.Decimal | None:
+    """A JSON number or Money-pattern string as a Decimal, or None when it is not one."""
+    if isinstance(value, bool):
+        return None
+    if isinstance(value, (int, float)):
+        text = repr(value) if isinstance(value, float) else str(value)
+    elif isinstance(value, str) and _DECIMAL_RE.match(value):
+        text = value
+    else:
+        return None
+    try:
+        result = decimal.Decimal(text)
+    except decimal.InvalidOperation:
+        return None
+    return result if result.is_finite() else None
+
+
+def _rule_decimal(name: str, value: Any, schema: dict[str, Any]) -> RuleResult:
+    if value is None:
+        return None, []
+    loc = ["body", name]
+    number = parse_decimal(value)
+    if number is None:
+        return value, [validation_item(loc, "decimal_parsing", "Input should be a valid decimal")]
+    low = schema.get("x-voyagent-minimum")
+    if low is not None and number < decimal.Decimal(str(low)):
+        return value, [validation_item(loc, "greater_than_equal", f"Input should be greater than or equal to {low}")]
+    high = schema.get("x-voyagent-exclusive-maximum")
+    if high is not None and number >= decimal.Decimal(str(high)):
+        return value, [validation_item(loc, "less_than", f"Input should be less than {high}")]
+    return number.quantize(_TWO_PLACES, rounding=decimal.ROUND_HALF_UP), []
+
+
+def _rule_sign_in_totp_form(body: dict[str, Any]) -> list[dict[str, Any]]:
+    token_form = "totp_token" in body
+    credential_form = "email" in body or "password" in body
+    if token_form == credential_form or (credential_form and not ("email" in body and "password" in body)):
+        return [value_error(["body"], "credentials_required")]
+    if "totp_code" not in body:
+        return [validation_item(["body", "totp_code"], "missing", "Field required")]
+    return []
+
+
+PROPERTY_RULES: dict[str, Callable[[str, Any, dict[str, Any]], RuleResult]] = {
+    "email": _rule_email,
+    "new_password": _rule_new_password,
+    "name": _rule_name,
+    "role": _rule_role,
+    "decimal": _rule_decimal,
+}
+BODY_RULES: dict[str, Callable[[dict[str, Any]], list[dict[str, Any]]]] = {
+    "sign_in_totp_form": _rule_sign_in_totp_form,
+}
+
+
+def validate_body(body_spec: Body, body: Any) -> tuple[Any, list[dict[str, Any]]]:
+    """Schema validation, then the semantic rules of fields that passed it; returns the normalised body."""
+    if not isinstance(body, dict):
+        return None, [validation_item(["body"], "model_attributes_type", "Input should be a valid dictionary")]
+    errors = schema_errors(body_spec.validator, body, ["body"])
+    failed = {e["loc"][1] for e in errors if len(e["loc"]) > 1}
+    if body_spec.rules:
+        body = dict(body)
+        for name, rule, prop in body_spec.rules:
+            if name in body and name not in failed and body[name] is not None:
+                body[name], rule_errors = PROPERTY_RULES[rule](name, body[name], prop)
+                errors.extend(rule_errors)
+    if body_spec.body_rule and not errors:
+        errors.extend(BODY_RULES[body_spec.body_rule](body))
+    return body, errors

@@ -1,0 +1,5 @@
+"""HTTP handlers of the audit endpoints (endpoints.md); operations listed here are routed."""
+
+from voyagent.handlers_types import Handler
+
+HANDLERS: dict[str, Handler] = {}

@@ -1,0 +1,50 @@
+"""Health probes (operations.md §2): liveness, database and Redis."""
+
+from __future__ import annotations
+
+import asyncio
+
+from aiohttp import web
+
+from voyagent.handlers_types import Handler
+from voyagent.jsonio import json_response
+from voyagent.keys import DB_MODE, DB_POOL, REDIS
+
+PROBE_TIMEOUT = 2.0
+NO_STORE = {"Cache-Control": "no-store"}
+_OK = b'{"status":"ok"}'
+
+
+async def health(request: web.Request) -> web.Response:
+    """Liveness: touches no dependency."""
+    return web.Response(body=_OK, content_type="application/json", charset="utf-8", headers=NO_STORE)
+
+
+async def health_db(request: web.Request) -> web.Response:
+    """``SELECT 1`` on a pooled connection within 2 s."""
+    pool = request.app[DB_POOL]
+    try:
+        async with asyncio.timeout(PROBE_TIMEOUT):
+            async with pool.acquire() as conn:
+                value = await conn.fetchval("SELECT 1")
+    except Exception:
+        return json_response({"detail": "db_unreachable"}, status=503, headers=NO_STORE)
+    return json_response({"status": "ok", "select_1": value, "mode": request.app[DB_MODE]}, headers=NO_STORE)
+
+
+async def health_redis(request: web.Request) -> web.Response:
+    """``PING`` within 2 s; 503 when Redis is not configured or does not answer."""
+    redis = request.app[REDIS]
+    if redis is None:
+        return json_response({"detail": "redis_not_configured"}, status=503, headers=NO_STORE)
+    try:
+        async with asyncio.timeout(PROBE_TIMEOUT):
+            pong = await redis.ping()
+    except Exception:
+        return json_response({"detail": "redis_unreachable"}, status=503, headers=NO_STORE)
+    if not pong:
+        return json_response({"detail": "redis_unreachable"}, status=503, headers=NO_STORE)
+    return json_response({"status": "ok", "ping": True}, headers=NO_STORE)
+
+
+HANDLERS: dict[str, Handler] = {"health": health, "health_db": health_db, "health_redis": health_redis}

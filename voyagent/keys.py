@@ -1,0 +1,44 @@
+"""Typed keys for every piece of application and request state (no globals anywhere else)."""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Any
+
+from aiohttp import web
+
+if TYPE_CHECKING:
+    import asyncpg
+    import redis.asyncio as aioredis
+
+    from voyagent.config import Settings
+    from voyagent.contract import Contract, Operation
+    from voyagent.metrics import Metrics
+    from voyagent.principal import Principal
+    from voyagent.queries import Queries
+
+# --- application state -------------------------------------------------------------------------
+SETTINGS: web.AppKey[Settings] = web.AppKey("settings")
+DB_POOL: web.AppKey[asyncpg.Pool] = web.AppKey("db_pool")
+DB_MODE: web.AppKey[str] = web.AppKey("db_mode")  # "external" | "embedded"
+REDIS: web.AppKey[aioredis.Redis | None] = web.AppKey("redis")
+QUERIES: web.AppKey[Queries] = web.AppKey("queries")
+CONTRACT: web.AppKey[Contract] = web.AppKey("contract")
+DOCS_HTML: web.AppKey[str] = web.AppKey("docs_html")
+METRICS: web.AppKey[Metrics] = web.AppKey("metrics")
+# Services added by later layers (identity, keys, chat); each is created in a cleanup_ctx.
+RATE_LIMITER: web.AppKey[Any] = web.AppKey("rate_limiter")
+TOKEN_STORE: web.AppKey[Any] = web.AppKey("token_store")
+PASSWORDS: web.AppKey[Any] = web.AppKey("passwords")
+MAILER: web.AppKey[Any] = web.AppKey("mailer")
+API_KEY_CACHE: web.AppKey[Any] = web.AppKey("api_key_cache")
+AUDIT_LIMITER: web.AppKey[Any] = web.AppKey("audit_limiter")
+BACKGROUND: web.AppKey[Any] = web.AppKey("background_tasks")
+
+# --- per-request state -------------------------------------------------------------------------
+REQUEST_ID: web.RequestKey[str] = web.RequestKey("request_id")
+OPERATION: web.RequestKey[Operation | None] = web.RequestKey("operation")
+PRINCIPAL: web.RequestKey[Principal | None] = web.RequestKey("principal")
+CLIENT_IP: web.RequestKey[str] = web.RequestKey("client_ip")
+BODY: web.RequestKey[Any] = web.RequestKey("body")  # parsed and validated JSON body (None when absent)
+QUERY: web.RequestKey[dict[str, Any]] = web.RequestKey("query")  # coerced query parameters
+RATE_LIMIT_HEADERS: web.RequestKey[dict[str, str]] = web.RequestKey("rate_limit_headers")

@@ -1,0 +1,98 @@
+"""Prometheus metric families of operations.md §3, per app, summed over workers in multiprocess mode."""
+
+from __future__ import annotations
+
+import os
+from typing import Awaitable, Callable, Iterable
+
+from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, disable_created_metrics, generate_latest
+from prometheus_client.core import GaugeMetricFamily
+from prometheus_client.metrics_core import Metric
+
+disable_created_metrics()  # the *_created series add nothing for SREs and double the scrape size
+
+DURATION_BUCKETS = (0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10)
+
+
+def multiprocess_dir() -> str | None:
+    """The shared directory of multiprocess mode, when the CLI started several workers."""
+    return os.environ.get("PROMETHEUS_MULTIPROC_DIR") or None
+
+
+class _ScrapeTimeCollector:
+    """Families computed when scraped: build info and the active-sessions gauge (value set by the handler)."""
+
+    def __init__(self, version: str, commit: str) -> None:
+        self.version = version
+        self.commit = commit
+        self.active_sessions = 0
+
+    def collect(self) -> Iterable[Metric]:
+        info = GaugeMetricFamily("voyagent_api_build_info", "Build information; always 1.",
+                                 labels=["version", "commit"])
+        info.add_metric([self.version, self.commit], 1)
+        yield info
+        yield GaugeMetricFamily("voyagent_api_active_sessions",
+                                "Distinct chat sessions with a message in the last 3600 s.",
+                                value=self.active_sessions)
+
+
+class Metrics:
+    """All metric objects of one app."""
+
+    def __init__(self, version: str, commit: str) -> None:
+        self.registry = CollectorRegistry(auto_describe=True)
+        r = self.registry
+        self.requests = Counter("voyagent_api_requests", "Requests handled.", ["method", "path", "status"], registry=r)
+        self.duration = Histogram("voyagent_api_request_duration_seconds", "Request duration to end of body.",
+                                  ["method", "path"], buckets=DURATION_BUCKETS, registry=r)
+        self.rate_limited = Counter("voyagent_api_rate_limited", "Requests refused with 429.", ["bucket"], registry=r)
+        self.auth_failures = Counter("voyagent_api_auth_failures", "401 and 403 responses by detail code.",
+                                     ["reason"], registry=r)
+        self.agent_turns = Counter("voyagent_agent_turns", "Agent turns by outcome.", ["backend", "outcome"], registry=r)
+        self.tool_calls = Counter("voyagent_agent_tool_calls", "Agent tool calls by outcome.", ["tool", "outcome"],
+                                  registry=r)
+        self.emails = Counter("voyagent_emails", "E-mails by kind and result.", ["kind", "result"], registry=r)
+        self.sse_open_streams = Gauge("voyagent_sse_open_streams", "SSE streams currently open.", registry=r,
+                                      multiprocess_mode="livesum")
+        self.scrape_time = _ScrapeTimeCollector(version, commit)
+        self._label_cache: dict[tuple[str, str, int], tuple[object, object]] = {}
+
+    def observe_request(self, method: str, path: str, status: int, seconds: float) -> None:
+        """Count one finished request (label children cached: this runs on every request)."""
+        key = (method, path, status)
+        children = self._label_cache.get(key)
+        if children is None:
+            children = (self.requests.labels(method, path, str(status)), self.duration.labels(method, path))
+            if len(self._label_cache) < 10_000:
+                self._label_cache[key] = children
+        children[0].inc()  # type: ignore[attr-defined]
+        children[1].observe(seconds)  # type: ignore[attr-defined]
+
+    async def exposition(self, refresh: Callable[[], Awaitable[int]] | None = None) -> bytes:
+        """The text exposition of every family, summed over workers in multiprocess mode."""
+        if refresh is not None:
+            self.scrape_time.active_sessions = await refresh()
+        directory = multiprocess_dir()
+        if directory is None:
+            registry = CollectorRegistry()
+            registry.register(_Both(self.registry, self.scrape_time))
+            return generate_latest(registry)
+        from prometheus_client import multiprocess
+
+        registry = CollectorRegistry()
+        multiprocess.MultiProcessCollector(registry, path=directory)
+        registry.register(self.scrape_time)
+        return generate_latest(registry)
+
+
+class _Both:
+    """Adapter exposing an app registry plus the scrape-time families as one collector."""
+
+    def __init__(self, registry: CollectorRegistry, extra: _ScrapeTimeCollector) -> None:
+        self.registry = registry
+        self.extra = extra
+
+    def collect(self) -> Iterable[Metric]:
+        yield from self.registry.collect()
+        yield from self.extra.collect()

@@ -1,0 +1,100 @@
+"""Authentication (JWT or ``vy_`` API key → principal) and authorisation (key eligibility, scope, role)."""
+
+from __future__ import annotations
+
+import uuid
+
+from aiohttp import web
+
+from voyagent.config import Settings
+from voyagent.errors import ApiError, unauthorized
+from voyagent.handlers_types import Handler
+from voyagent.keys import OPERATION, PRINCIPAL, SETTINGS, TOKEN_STORE
+from voyagent.principal import Principal
+from voyagent.services import api_key_auth, audit
+from voyagent.services.scopes import grants
+from voyagent.services.tokens import decode_access_token
+
+
+def bearer_credential(request: web.BaseRequest) -> str | None:
+    """The credential of ``Authorization: Bearer <credential>`` (scheme case-insensitive), or None."""
+    header = request.headers.get("Authorization")
+    if header is None:
+        return None
+    scheme, _, credential = header.strip().partition(" ")
+    if scheme.lower() != "bearer":
+        return None
+    credential = credential.strip()
+    return credential or None
+
+
+async def principal_from_jwt(app: web.Application, token: str) -> Principal | None:
+    """Verify an access JWT and its jti against the denylist (fail-open)."""
+    claims = decode_access_token(app[SETTINGS], token)
+    if claims is None:
+        return None
+    store = app.get(TOKEN_STORE)
+    if store is not None and await store.is_revoked(claims["jti"]):
+        return None
+    return Principal(user_id=uuid.UUID(claims["sub"]), tenant_id=uuid.UUID(claims["tid"]), role=claims["role"],
+                     email=claims.get("email"), jti=claims["jti"], token_exp=int(claims["exp"]))
+
+
+async def authenticate_request(request: web.Request) -> Principal:
+    """The principal of a protected request, or ``401 unauthorized``."""
+    credential = bearer_credential(request)
+    if credential is None:
+        raise unauthorized()
+    if credential.startswith("vy_"):
+        principal = await api_key_auth.authenticate_api_key(request.app, credential)
+    else:
+        principal = await principal_from_jwt(request.app, credential)
+    if principal is None:
+        raise unauthorized()
+    return principal
+
+
+def setup_authenticate(app: web.Application, settings: Settings) -> None:
+    @web.middleware
+    async def authenticate(request: web.Request, handler: Handler) -> web.StreamResponse:
+        operation = request[OPERATION]
+        if operation is None or not operation.authenticated:
+            request[PRINCIPAL] = None
+        else:
+            request[PRINCIPAL] = await authenticate_request(request)
+        return await handler(request)
+
+    app.middlewares.append(authenticate)
+
+
+def forbidden_reason(operation_access: str, scope: str | None, role: str | None, principal: Principal) -> str | None:
+    """The 403 code for this principal on this operation, in the contract's order, or None."""
+    if principal.is_api_key:
+        if operation_access == "jwt":
+            return "api_key_not_allowed"
+        if scope is not None and not grants(principal.scopes, scope):
+            return "insufficient_scope"
+    if role is not None and principal.role != role:
+        return "forbidden_role"
+    return None
+
+
+async def forbid(request: web.Request, principal: Principal, code: str) -> ApiError:
+    """Audit the refusal (rate-limited ``auth.verify``) and return the 403 to raise."""
+    await audit.record_forbidden(request, principal, code)
+    return ApiError(403, code)
+
+
+def setup_authorize(app: web.Application, settings: Settings) -> None:
+    @web.middleware
+    async def authorize(request: web.Request, handler: Handler) -> web.StreamResponse:
+        principal = request[PRINCIPAL]
+        if principal is not None:
+            operation = request[OPERATION]
+            assert operation is not None
+            code = forbidden_reason(operation.access, operation.scope, operation.role, principal)
+            if code is not None:
+                raise await forbid(request, principal, code)
+        return await handler(request)
+
+    app.middlewares.append(authorize)

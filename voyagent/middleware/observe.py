@@ -1,0 +1,68 @@
+"""Metrics and the single access-log line of every request, keyed by the route template."""
+
+from __future__ import annotations
+
+import logging
+import time
+
+from aiohttp import web
+
+from voyagent.config import Settings
+from voyagent.handlers_types import Handler
+from voyagent.keys import CLIENT_IP, METRICS, OPERATION, PRINCIPAL
+
+log = logging.getLogger("voyagent.access")
+
+
+def client_ip(request: web.BaseRequest, trust_forwarded_for: bool) -> str:
+    """The TCP peer, or the first X-Forwarded-For address when configured to trust it."""
+    if trust_forwarded_for:
+        forwarded = request.headers.get("X-Forwarded-For")
+        if forwarded:
+            first = forwarded.split(",", 1)[0].strip()
+            if first:
+                return first[:64]
+    return request.remote or "unknown"
+
+
+def route_template(request: web.Request, base_path: str) -> str:
+    """The route template without BASE_PATH (``/enquiries/{enquiry_id}``), or ``unmatched``."""
+    operation = request.get(OPERATION)
+    if operation is not None:
+        return operation.path
+    match_info = request.match_info
+    if match_info.http_exception is not None or match_info.route.resource is None:
+        return "unmatched"
+    return match_info.route.resource.canonical[len(base_path):]
+
+
+def setup_observe(app: web.Application, settings: Settings) -> None:
+    trust = settings.trust_forwarded_for
+    base_path = settings.base_path
+
+    @web.middleware
+    async def observe(request: web.Request, handler: Handler) -> web.StreamResponse:
+        started = time.perf_counter()
+        request[CLIENT_IP] = client_ip(request, trust)
+        status = 500
+        try:
+            response = await handler(request)
+            status = response.status
+            return response
+        except web.HTTPException as exc:
+            status = exc.status
+            raise
+        finally:
+            elapsed = time.perf_counter() - started
+            path = route_template(request, base_path)
+            request.app[METRICS].observe_request(request.method, path, status, elapsed)
+            principal = request.get(PRINCIPAL)
+            if principal is not None:
+                log.info("method=%s route=%s status=%d duration_ms=%.2f client_ip=%s tenant_id=%s user_id=%s",
+                         request.method, path, status, elapsed * 1000, request[CLIENT_IP],
+                         principal.tenant_id, principal.user_id)
+            else:
+                log.info("method=%s route=%s status=%d duration_ms=%.2f client_ip=%s tenant_id=- user_id=-",
+                         request.method, path, status, elapsed * 1000, request[CLIENT_IP])
+
+    app.middlewares.append(observe)

@@ -1,0 +1,62 @@
+"""Routing: every operation of openapi.yaml that has a handler, plus the meta routes, under BASE_PATH."""
+
+from __future__ import annotations
+
+from types import ModuleType
+
+from aiohttp import web
+from aiohttp.web_urldispatcher import AbstractRoute
+
+from voyagent.contract import Contract, Operation
+from voyagent.handlers_types import Handler
+
+OPERATIONS_BY_ROUTE: web.AppKey[dict[AbstractRoute, Operation]] = web.AppKey("operations_by_route")
+
+
+def handler_modules() -> list[ModuleType]:
+    """The resource modules; each exposes ``HANDLERS = {operationId: handler}``."""
+    from voyagent.handlers import (
+        api_keys,
+        approvals,
+        audit,
+        auth,
+        chat,
+        enquiries,
+        health,
+        invites,
+        meta,
+        reports,
+        tenant_settings,
+    )
+
+    return [health, meta, auth, invites, api_keys, tenant_settings, audit, enquiries, approvals, chat, reports]
+
+
+def collect_handlers() -> dict[str, Handler]:
+    handlers: dict[str, Handler] = {}
+    for module in handler_modules():
+        for operation_id, handler in module.HANDLERS.items():
+            if operation_id in handlers:
+                raise RuntimeError(f"two handlers for {operation_id}")
+            handlers[operation_id] = handler
+    return handlers
+
+
+def setup_routes(app: web.Application, contract: Contract, base_path: str) -> None:
+    """Route each operation that has a handler (an operation without one is simply not routed)."""
+    from voyagent.handlers import meta
+
+    handlers = collect_handlers()
+    unknown = set(handlers) - set(contract.operations)
+    if unknown:
+        raise RuntimeError(f"handlers for operations not in openapi.yaml: {', '.join(sorted(unknown))}")
+    by_route: dict[AbstractRoute, Operation] = {}
+    for operation_id, operation in contract.operations.items():
+        handler = handlers.get(operation_id)
+        if handler is None:
+            continue
+        route = app.router.add_route(operation.method, base_path + operation.path, handler, name=operation_id)
+        by_route[route] = operation
+    for path, handler in meta.META_ROUTES.items():
+        app.router.add_route("GET", base_path + path, handler)
+    app[OPERATIONS_BY_ROUTE] = by_route

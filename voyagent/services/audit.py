@@ -1,0 +1,88 @@
+"""The audit writer every layer uses, and the rate-limited ``auth.verify`` record of 403s."""
+
+from __future__ import annotations
+
+import datetime as dt
+import logging
+import time
+import uuid
+from typing import Any
+
+import asyncpg
+from aiohttp import web
+
+from voyagent.db import transaction
+from voyagent.ids import new_id
+from voyagent.keys import AUDIT_LIMITER, CLIENT_IP, DB_POOL, QUERIES
+from voyagent.principal import Principal
+
+log = logging.getLogger("voyagent.audit")
+
+AUTH_VERIFY_PER_MINUTE = 5
+
+
+async def write_event(conn: asyncpg.Connection, sql: Any, *, tenant_id: uuid.UUID, actor_id: uuid.UUID | None,
+                      kind: str, actor_kind: str = "human", status: str = "succeeded",
+                      inputs: dict[str, Any] | None = None, outputs: dict[str, Any] | None = None,
+                      entity_refs: dict[str, Any] | None = None, error: str | None = None,
+                      driver: str | None = None, approval_required: bool = False,
+                      approved_by: uuid.UUID | None = None, approved_at: dt.datetime | None = None,
+                      completed: bool = True) -> uuid.UUID:
+    """Insert one event in the caller's transaction and return its id."""
+    event_id = new_id()
+    now = dt.datetime.now(dt.timezone.utc)
+    await sql.insert_audit_event(
+        conn, id=event_id, tenant_id=tenant_id, actor_id=actor_id, actor_kind=actor_kind, tool=kind,
+        driver=driver, entity_refs=entity_refs or {}, inputs=inputs or {}, outputs=outputs or {}, error=error,
+        approval_required=approval_required, approved_by=approved_by, approved_at=approved_at, started_at=now,
+        completed_at=now if completed else None, status=status)
+    return event_id
+
+
+class AuditVerifyLimiter:
+    """At most N ``auth.verify`` events per minute per (client IP, path): Redis when configured."""
+
+    def __init__(self, redis: Any, prefix: str, per_minute: int = AUTH_VERIFY_PER_MINUTE) -> None:
+        self.redis = redis
+        self.prefix = prefix
+        self.per_minute = per_minute
+        self._local: dict[str, tuple[int, int]] = {}
+
+    async def allow(self, ip: str, path: str) -> bool:
+        key = f"{ip}|{path}"
+        if self.redis is not None:
+            try:
+                redis_key = f"{self.prefix}auditfail:{key}"
+                count = await self.redis.incr(redis_key)
+                if count == 1:
+                    await self.redis.expire(redis_key, 60)
+                return int(count) <= self.per_minute
+            except Exception:  # Redis down: fall back to this process's own window
+                log.warning("audit limiter: redis error, using in-process window", exc_info=True)
+        window = int(time.monotonic() // 60)
+        seen_window, count = self._local.get(key, (window, 0))
+        if seen_window != window:
+            count = 0
+            if len(self._local) > 50_000:
+                self._local.clear()
+        self._local[key] = (window, count + 1)
+        return count + 1 <= self.per_minute
+
+
+async def record_forbidden(request: web.Request, principal: Principal, code: str) -> None:
+    """Write ``auth.verify`` (status rejected) for a 403 to an authenticated caller; best-effort."""
+    app = request.app
+    limiter = app[AUDIT_LIMITER]
+    path = request.raw_path.split("?", 1)[0]
+    remote_addr = request.get(CLIENT_IP, request.remote or "")
+    try:
+        if not await limiter.allow(remote_addr, path):
+            return
+        inputs: dict[str, Any] = {"method": request.method, "path": path, "remote_addr": remote_addr}
+        if principal.api_key_id is not None:
+            inputs["api_key_id"] = str(principal.api_key_id)
+        async with transaction(app[DB_POOL]) as conn:
+            await write_event(conn, app[QUERIES], tenant_id=principal.tenant_id, actor_id=principal.user_id,
+                              kind="auth.verify", status="rejected", error=code, inputs=inputs)
+    except Exception:
+        log.warning("could not write auth.verify audit event", exc_info=True)

@@ -1,0 +1,121 @@
+"""Token buckets (README, Rate limiting): one atomic Lua script in Redis, or in-process; fail open."""
+
+from __future__ import annotations
+
+import dataclasses
+import logging
+import math
+import time
+from typing import Any
+
+log = logging.getLogger("voyagent.ratelimit")
+
+WINDOW_SECONDS = 60.0
+IDLE_EXPIRY_SECONDS = 120
+
+# KEYS[1] bucket hash; ARGV[1] capacity, ARGV[2] cost (1 = take one, -1 = give one back).
+# The clock is Redis's own, so every worker refills the same bucket consistently.
+_LUA = """
+local capacity = tonumber(ARGV[1])
+local cost = tonumber(ARGV[2])
+local clock = redis.call('TIME')
+local now = tonumber(clock[1]) + tonumber(clock[2]) / 1000000
+local state = redis.call('HMGET', KEYS[1], 'tokens', 'ts')
+local tokens = tonumber(state[1])
+local ts = tonumber(state[2])
+if tokens == nil or ts == nil then
+  tokens = capacity
+  ts = now
+end
+if now > ts then
+  tokens = tokens + (now - ts) * capacity / 60
+end
+if tokens > capacity then tokens = capacity end
+local allowed = 0
+if cost < 0 then
+  tokens = math.min(capacity, tokens - cost)
+  allowed = 1
+elseif tokens >= cost then
+  tokens = tokens - cost
+  allowed = 1
+end
+redis.call('HSET', KEYS[1], 'tokens', tostring(tokens), 'ts', tostring(now))
+redis.call('EXPIRE', KEYS[1], 120)
+return {allowed, tostring(tokens)}
+"""
+
+
+@dataclasses.dataclass(frozen=True, slots=True)
+class BucketResult:
+    """The outcome of one take, with everything the response headers need."""
+
+    bucket: str
+    capacity: int
+    tokens: float
+    allowed: bool
+
+    @property
+    def remaining(self) -> int:
+        return 0 if not self.allowed else max(0, math.floor(self.tokens))
+
+    @property
+    def reset_seconds(self) -> int:
+        return max(0, math.ceil((self.capacity - self.tokens) * WINDOW_SECONDS / self.capacity))
+
+    @property
+    def retry_after(self) -> int:
+        return max(1, math.ceil((1 - self.tokens) * WINDOW_SECONDS / self.capacity))
+
+    def headers(self) -> dict[str, str]:
+        remaining, reset = self.remaining, self.reset_seconds
+        return {
+            "RateLimit-Limit": str(self.capacity),
+            "RateLimit-Remaining": str(remaining),
+            "RateLimit-Reset": str(reset),
+            "RateLimit-Policy": f'"{self.bucket}";q={self.capacity};w=60',
+            "RateLimit": f'"{self.bucket}";r={remaining};t={reset}',
+        }
+
+
+class RateLimiter:
+    """Takes tokens from named buckets, in Redis when given a client, else in this process."""
+
+    def __init__(self, redis: Any = None, prefix: str = "voyagent:") -> None:
+        self.redis = redis
+        self.prefix = prefix
+        self._local: dict[str, list[float]] = {}
+        self._script = redis.register_script(_LUA) if redis is not None else None
+
+    async def take(self, bucket: str, key: str, capacity: int, cost: int = 1) -> BucketResult | None:
+        """Take ``cost`` tokens (negative gives back); None when the bucket is disabled or Redis failed."""
+        if capacity <= 0:
+            return None
+        if self._script is not None:
+            try:
+                allowed, tokens = await self._script(keys=[f"{self.prefix}rl:{bucket}:{key}"], args=[capacity, cost])
+                return BucketResult(bucket, capacity, float(tokens), bool(int(allowed)))
+            except Exception:
+                log.warning("rate limiter: redis error, request admitted (fail open) bucket=%s", bucket,
+                            exc_info=True)
+                return None
+        return self._take_local(bucket, key, capacity, cost)
+
+    def _take_local(self, bucket: str, key: str, capacity: int, cost: int) -> BucketResult:
+        now = time.monotonic()
+        name = f"{bucket}:{key}"
+        state = self._local.get(name)
+        if state is None or now - state[1] > IDLE_EXPIRY_SECONDS:
+            if len(self._local) > 200_000:
+                self._local.clear()
+            state = [float(capacity), now]
+            self._local[name] = state
+        tokens = min(float(capacity), state[0] + (now - state[1]) * capacity / WINDOW_SECONDS)
+        allowed = True
+        if cost < 0:
+            tokens = min(float(capacity), tokens - cost)
+        elif tokens >= cost:
+            tokens -= cost
+        else:
+            allowed = False
+        state[0], state[1] = tokens, now
+        return BucketResult(bucket, capacity, tokens, allowed)

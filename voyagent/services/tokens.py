@@ -1,0 +1,39 @@
+"""Access JWTs (HS256): minting and the full verification of auth.md "Access token"."""
+
+from __future__ import annotations
+
+import secrets
+import time
+import uuid
+from typing import Any
+
+import jwt
+
+from voyagent.config import Settings
+
+_REQUIRED_CLAIMS = ["sub", "tid", "iat", "exp", "jti", "iss", "aud"]
+
+
+def mint_access_token(settings: Settings, *, user_id: uuid.UUID, tenant_id: uuid.UUID, role: str,
+                      email: str, now: int | None = None) -> tuple[str, str, int]:
+    """Return (token, jti, exp) for a user."""
+    issued = int(time.time()) if now is None else now
+    jti = secrets.token_hex(16)
+    exp = issued + settings.access_ttl
+    claims = {"sub": str(user_id), "tid": str(tenant_id), "role": role, "email": email, "iat": issued,
+              "exp": exp, "jti": jti, "iss": settings.issuer, "aud": settings.audience}
+    return jwt.encode(claims, settings.auth_secret, algorithm="HS256"), jti, exp
+
+
+def decode_access_token(settings: Settings, token: str) -> dict[str, Any] | None:
+    """The verified claims, or None for anything invalid (signature, exp, iss, aud, claims, ids)."""
+    try:
+        claims = jwt.decode(token, settings.auth_secret, algorithms=["HS256"], audience=settings.audience,
+                            issuer=settings.issuer, leeway=0, options={"require": _REQUIRED_CLAIMS})
+        uuid.UUID(claims["sub"])
+        uuid.UUID(claims["tid"])
+    except (jwt.PyJWTError, ValueError, TypeError, AttributeError, KeyError):
+        return None
+    if not isinstance(claims.get("jti"), str) or not isinstance(claims.get("role"), str):
+        return None
+    return claims
