@@ -177,3 +177,60 @@ async def db(database: TestDatabase) -> AsyncIterator[asyncpg.Connection]:
 
 def unique_email(label: str = "user") -> str:
     return f"{label}-{uuid.uuid4().hex[:12]}@example.com"
+
+
+@dataclasses.dataclass
+class User:
+    """A user arranged directly in the database, with a valid access token."""
+
+    id: uuid.UUID
+    tenant_id: uuid.UUID
+    email: str
+    role: str
+    token: str
+    password: str | None = None
+
+    @property
+    def headers(self) -> dict[str, str]:
+        return {"Authorization": f"Bearer {self.token}"}
+
+
+MakeUser = Callable[..., Awaitable[User]]
+
+
+@pytest.fixture
+def make_user(db: asyncpg.Connection, settings: Settings) -> MakeUser:
+    """Create a user (and, unless ``tenant_id`` is given, a new tenant with default settings)."""
+    from argon2 import PasswordHasher
+
+    from voyagent.ids import new_id
+    from voyagent.services.tokens import mint_access_token
+
+    async def build(role: str = "agency_admin", tenant_id: uuid.UUID | None = None, *, verified: bool = True,
+                    password: str | None = None, email: str | None = None,
+                    agency_name: str = "Test Agency") -> User:
+        if tenant_id is None:
+            tenant_id = new_id()
+            await db.execute("INSERT INTO tenants (id, display_name) VALUES ($1, $2)", tenant_id, agency_name)
+            await db.execute("INSERT INTO tenant_settings (tenant_id) VALUES ($1)", tenant_id)
+        user_id = new_id()
+        email = (email or unique_email(role)).lower()
+        password_hash = None
+        if password is not None:
+            hasher = PasswordHasher(time_cost=settings.argon2_time_cost, memory_cost=settings.argon2_memory_cost,
+                                    parallelism=settings.argon2_parallelism)
+            password_hash = hasher.hash(password)
+        await db.execute(
+            "INSERT INTO users (id, tenant_id, email, display_name, role, password_hash, email_verified) "
+            "VALUES ($1, $2, $3, $4, $5::user_role, $6, $7)",
+            user_id, tenant_id, email, f"{role.title()} Person", role, password_hash, verified)
+        token, _, _ = mint_access_token(settings, user_id=user_id, tenant_id=tenant_id, role=role, email=email)
+        return User(id=user_id, tenant_id=tenant_id, email=email, role=role, token=token, password=password)
+
+    return build
+
+
+@pytest.fixture
+async def admin(make_user: MakeUser) -> User:
+    """An agency_admin of a fresh tenant."""
+    return await make_user("agency_admin")

@@ -17,6 +17,7 @@ from voyagent.keys import (
     API_KEY_CACHE,
     AUDIT_LIMITER,
     CONTRACT,
+    CURSORS,
     DB_MODE,
     DB_POOL,
     DOCS_HTML,
@@ -28,6 +29,7 @@ from voyagent.keys import (
 )
 from voyagent.metrics import Metrics
 from voyagent.middleware import setup_middlewares
+from voyagent.pagination import CursorCodec
 from voyagent.queries import Queries
 from voyagent.routes import setup_routes
 from voyagent.services.api_key_auth import ApiKeyCache
@@ -60,6 +62,7 @@ def create_app(settings: Settings, *, dsn: str, db_mode: str = "external", contr
     app[DOCS_HTML] = render_docs_html(contract.document, base_path=settings.base_path)
     app[METRICS] = Metrics(settings.version, settings.git_sha)
     app[API_KEY_CACHE] = ApiKeyCache()
+    app[CURSORS] = CursorCodec(settings.auth_secret)
 
     async def database(app: web.Application) -> AsyncIterator[None]:
         app[DB_POOL] = await create_pool(dsn, settings.db_pool_min, settings.db_pool_max)

@@ -13,6 +13,7 @@ if TYPE_CHECKING:
     from voyagent.config import Settings
     from voyagent.contract import Contract, Operation
     from voyagent.metrics import Metrics
+    from voyagent.pagination import CursorCodec
     from voyagent.principal import Principal
     from voyagent.queries import Queries
 
@@ -25,6 +26,7 @@ QUERIES: web.AppKey[Queries] = web.AppKey("queries")
 CONTRACT: web.AppKey[Contract] = web.AppKey("contract")
 DOCS_HTML: web.AppKey[str] = web.AppKey("docs_html")
 METRICS: web.AppKey[Metrics] = web.AppKey("metrics")
+CURSORS: web.AppKey[CursorCodec] = web.AppKey("cursors")
 # Services added by later layers (identity, keys, chat); each is created in a cleanup_ctx.
 RATE_LIMITER: web.AppKey[Any] = web.AppKey("rate_limiter")
 TOKEN_STORE: web.AppKey[Any] = web.AppKey("token_store")
