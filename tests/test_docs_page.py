@@ -548,7 +548,7 @@ def test_operation_details() -> None:
     assert "repeatable" in listing
     assert "RateLimit-Remaining" in listing
     assert "items[].budget.currency" not in listing  # prefix and name are split by markup
-    assert '<span class="fp">items[].budget.</span>currency' in listing  # nested $ref through array + anyOf
+    assert '<span class="fp">items[].<wbr>budget.<wbr></span>currency' in listing  # nested $ref through array + anyOf
     assert "Unauthorized" in listing and "unauthorized" in listing
     create = section("create_enquiry")
     assert "Idempotency-Key" in create and "Request body" in create

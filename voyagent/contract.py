@@ -16,6 +16,7 @@ from voyagent import jsonio
 from voyagent.errors import validation_item, value_error
 
 MAX_JSON_DEPTH = 64
+LOCALES = ("en", "hi")
 ROLES = ("agency_admin", "ticketing_lead", "accounting_lead", "agent", "viewer")
 _METHODS = ("get", "put", "post", "delete", "patch", "head", "options")
 _EMAIL_RE = re.compile(r"^[^@\s]+@[^@\s]+\.[^@\s]+$")
@@ -420,6 +421,8 @@ def _rule_decimal(name: str, value: Any, schema: dict[str, Any]) -> RuleResult:
     if value is None:
         return None, []
     loc = ["body", name]
+    if isinstance(value, (bool, list, dict)):
+        return value, [validation_item(loc, "decimal_type", "Decimal input should be an integer, float or string")]
     number = parse_decimal(value)
     if number is None:
         return value, [validation_item(loc, "decimal_parsing", "Input should be a valid decimal")]
@@ -430,6 +433,12 @@ def _rule_decimal(name: str, value: Any, schema: dict[str, Any]) -> RuleResult:
     if high is not None and number >= decimal.Decimal(str(high)):
         return value, [validation_item(loc, "less_than", f"Input should be less than {high}")]
     return number.quantize(_TWO_PLACES, rounding=decimal.ROUND_HALF_UP), []
+
+
+def _rule_locale(name: str, value: Any, schema: dict[str, Any]) -> RuleResult:
+    if value not in LOCALES:
+        return value, [value_error(["body", name], "invalid_locale")]
+    return value, []
 
 
 def _rule_sign_in_totp_form(body: dict[str, Any]) -> list[dict[str, Any]]:
@@ -448,7 +457,10 @@ PROPERTY_RULES: dict[str, Callable[[str, Any, dict[str, Any]], RuleResult]] = {
     "name": _rule_name,
     "role": _rule_role,
     "decimal": _rule_decimal,
+    "locale": _rule_locale,
 }
+# Rules that own every check of their value (the schema only documents it): schema errors there are dropped.
+SELF_VALIDATING_RULES = {"decimal"}
 BODY_RULES: dict[str, Callable[[dict[str, Any]], list[dict[str, Any]]]] = {
     "sign_in_totp_form": _rule_sign_in_totp_form,
 }
@@ -459,6 +471,9 @@ def validate_body(body_spec: Body, body: Any) -> tuple[Any, list[dict[str, Any]]
     if not isinstance(body, dict):
         return None, [validation_item(["body"], "model_attributes_type", "Input should be a valid dictionary")]
     errors = schema_errors(body_spec.validator, body, ["body"])
+    owned = {name for name, rule, _ in body_spec.rules if rule in SELF_VALIDATING_RULES}
+    if owned:
+        errors = [e for e in errors if not (len(e["loc"]) > 1 and e["loc"][1] in owned)]
     failed = {e["loc"][1] for e in errors if len(e["loc"]) > 1}
     if body_spec.rules:
         body = dict(body)

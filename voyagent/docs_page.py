@@ -60,6 +60,20 @@ def _slug(value: str) -> str:
     return slug or "x"
 
 
+def _display_tag(tag: str, info: dict) -> str:
+    name = info.get("x-displayName") or tag
+    name = str(name)
+    return name[:1].upper() + name[1:]
+
+
+def _plain(text: Any) -> str:
+    """First paragraph of a description without markdown punctuation (for title attributes)."""
+    if not text:
+        return ""
+    first = str(text).strip().split("\n\n", 1)[0]
+    return re.sub(r"[`*]", "", " ".join(first.split()))[:300]
+
+
 def _json_literal(value: Any) -> str:
     try:
         return json.dumps(value, ensure_ascii=False)
@@ -808,7 +822,7 @@ class _Renderer:
             level = prefix.count(".")
             out.append(
                 f'<tr class="lvl{min(level, 4)}"><td class="fname"><code>'
-                f'<span class="fp">{_esc(prefix)}</span>{_esc(name)}</code></td>'
+                f'<span class="fp">{_esc(prefix).replace(".", ".<wbr>")}</span>{_esc(name)}</code></td>'
                 f'<td class="ftype">{label}</td>'
                 f'<td>{"<span class=req>required</span>" if required else "<span class=opt>optional</span>"}</td>'
                 f'<td class="cons">{self._cons_html(cons)}</td>'
@@ -1447,7 +1461,7 @@ class _Renderer:
         rows += [(name, header, ["where listed"]) for name, header in self.shared_headers.values()]
         table = self.headers_table(rows, 0, brief=False)
         table = table.replace('<span class="status sd">every response</span>', "every response")
-        table = table.replace('<span class="status sd">where listed</span>', "where an operation lists it")
+        table = table.replace('<span class="status sd">where listed</span>', "listed per operation")
         return (
             '<div class="card" id="common-headers"><h2>Common response headers</h2>'
             '<p class="muted">Headers sent with every response are not repeated per operation; the others are '
@@ -1493,7 +1507,8 @@ class _Renderer:
             tag_slug = _slug(tag)
             toc.append(
                 f'<li class="toc-tag" data-tag-group="{_esc(tag)}">'
-                f'<a class="toc-tag-name" href="#tag-{_esc(tag_slug)}">{_esc(tag_info.get("x-displayName") or tag)}'
+                f'<a class="toc-tag-name" href="#tag-{_esc(tag_slug)}" title="{_esc(_plain(tag_info.get("description")))}">'
+                f"{_esc(_display_tag(tag, tag_info))}"
                 f' <span class="count">{len(by_tag.get(tag, []))}</span></a><ul>'
             )
             for entry in by_tag.get(tag, []):
@@ -1502,7 +1517,7 @@ class _Renderer:
                     f'<li data-op="{_esc(entry.anchor)}" data-search="{_esc(self.search_text(entry, info_))}">'
                     f'<a href="#{_esc(entry.anchor)}" title="{_esc(entry.op.get("summary") or entry.op_id)}">'
                     f'<span class="m m-{_esc(entry.method)}">{_esc(entry.method.upper())}</span>'
-                    f'<span class="tp">{_esc(entry.path)}</span></a></li>'
+                    f'<span class="tp">{_esc(entry.path).replace("/", "/<wbr>")}</span></a></li>'
                 )
             toc.append("</ul></li>")
 
@@ -1511,7 +1526,8 @@ class _Renderer:
             tag_slug = _slug(tag)
             main.append(
                 f'<div class="tag-group" id="tag-{_esc(tag_slug)}" data-tag-group="{_esc(tag)}">'
-                f'<h2 class="tag-title">{_esc(tag_info.get("x-displayName") or tag)}</h2>'
+                f'<h2 class="tag-title">{_esc(_display_tag(tag, tag_info))}'
+                f' <span class="count">{len(by_tag.get(tag, []))}</span></h2>'
             )
             if tag_info.get("description"):
                 main.append(f'<div class="desc tag-desc">{_md(tag_info["description"])}</div>')
@@ -1571,6 +1587,7 @@ class _Renderer:
             f'<p class="q-count" id="q-count" aria-live="polite">{len(self.ops)} operations</p></div>'
             '<details class="toc" id="toc" open><summary>Contents</summary>'
             '<ul class="toc-top"><li><a href="#authentication">Authentication</a></li>'
+            + ('<li><a href="#common-headers">Common headers</a></li>' if self.common_headers or self.shared_headers else "")
             + ('<li><a href="#schemas">Schemas</a></li>' if self.schemas else "")
             + "</ul>"
             '<ul id="toc-list" class="toc-list">' + "".join(toc) + "</ul></details></nav>"
@@ -1632,7 +1649,7 @@ pre code{background:none;padding:0;font-size:inherit;overflow-wrap:normal}
 [hidden]{display:none!important}
 .sr{position:absolute;width:1px;height:1px;overflow:hidden;clip:rect(0 0 0 0);white-space:nowrap}
 .skip{position:absolute;left:-999px;top:0}.skip:focus{left:8px;top:8px;z-index:9;background:var(--card);padding:6px 10px}
-.layout{display:grid;grid-template-columns:300px minmax(0,1fr);min-height:100vh}
+.layout{display:grid;grid-template-columns:312px minmax(0,1fr);min-height:100vh}
 .side{position:sticky;top:0;height:100vh;overflow:auto;background:var(--side);border-right:1px solid var(--line);
 padding:16px 14px 40px}
 .brand{font-weight:700;font-size:17px;margin:2px 4px 12px}.brand a{color:var(--fg)}
@@ -1644,17 +1661,17 @@ background:var(--bg);color:var(--fg);outline:none}
 .q-count{margin:6px 4px 10px;font-size:12px;color:var(--muted)}
 .toc>summary{font-size:12px;text-transform:uppercase;letter-spacing:.06em;color:var(--muted);cursor:pointer;
 margin:4px 4px 6px;list-style:none}
+.toc>summary::before{content:"▸";display:inline-block;width:1.1em}.toc[open]>summary::before{content:"▾"}
 .toc>summary::-webkit-details-marker{display:none}
 .toc ul{list-style:none;margin:0;padding:0}
 .toc-top{margin-bottom:8px!important}.toc-top a{display:block;padding:3px 6px;color:var(--fg);font-size:14px}
 .toc-tag{margin:10px 0 2px}
-.toc-tag-name{display:flex;justify-content:space-between;padding:3px 6px;font-weight:650;color:var(--fg);
-text-transform:capitalize}
+.toc-tag-name{display:flex;justify-content:space-between;padding:3px 6px;font-weight:650;color:var(--fg)}
 .count{font-weight:500;font-size:11px;color:var(--muted);background:var(--chip);border-radius:9px;padding:1px 7px}
 .toc-tag li a{display:flex;gap:8px;align-items:baseline;padding:3px 6px;border-radius:6px;color:var(--fg);
 font-size:13px;line-height:1.35}
 .toc-tag li a:hover,.toc-tag li a.active{background:var(--chip);text-decoration:none}
-.tp{overflow-wrap:anywhere;font-size:12.5px}
+.tp{overflow-wrap:break-word;min-width:0;font-size:12px}
 .m{display:inline-block;flex:none;min-width:52px;text-align:center;font-size:10.5px;font-weight:700;letter-spacing:.03em;
 color:#fff;background:var(--other);border-radius:4px;padding:2px 5px;line-height:1.4}
 .m-get{background:var(--get)}.m-post{background:var(--post)}.m-put{background:var(--put)}
@@ -1683,7 +1700,8 @@ a.chip.raw{background:var(--accent);color:var(--bg);font-weight:600}
 .oplink{display:inline-flex;gap:6px;align-items:baseline;margin:2px 10px 2px 0;font-family:ui-monospace,Menlo,Consolas,monospace;
 font-size:12.5px;color:var(--fg)}
 .tag-group{margin-top:34px}
-.tag-title{font-size:24px;text-transform:capitalize;margin:0 0 4px;padding-bottom:6px;border-bottom:2px solid var(--line)}
+.tag-title{font-size:24px;margin:0 0 4px;padding-bottom:6px;border-bottom:2px solid var(--line);display:flex;
+align-items:center;gap:10px}.tag-title .count{font-size:12px}
 .tag-desc{color:var(--muted)}
 section.op{border:1px solid var(--line);border-radius:12px;padding:16px 20px 10px;margin:18px 0;background:var(--card)}
 section.op:target{box-shadow:0 0 0 3px color-mix(in srgb,var(--accent) 35%,transparent)}
@@ -1705,8 +1723,8 @@ table{border-collapse:collapse;width:100%;font-size:13.5px}
 th,td{text-align:left;vertical-align:top;padding:7px 10px;border-bottom:1px solid var(--line)}
 th{background:var(--soft);font-weight:600;font-size:12px;color:var(--muted);white-space:nowrap}
 tbody tr:last-child td{border-bottom:0}
-table.fields,table.params{min-width:720px}table.responses{min-width:560px}table.md{min-width:420px}
-td.fname{white-space:nowrap}td.fname code{background:none;padding:0;font-weight:600;font-size:13px}
+table.fields,table.params{min-width:800px}table.responses{min-width:560px}table.md{min-width:420px}
+td.fname{white-space:nowrap}table.fields td.fname{white-space:normal;min-width:150px}td.fname code{background:none;padding:0;font-weight:600;font-size:13px}
 .fp{color:var(--muted);font-weight:400}
 .ftype{font-family:ui-monospace,Menlo,Consolas,monospace;font-size:12.5px;color:var(--post)}
 .ftype a.tref{font-weight:600}
@@ -1730,7 +1748,9 @@ ul.hl{list-style:none;margin:0;padding:0}ul.hl li{margin:0 0 4px}.hdesc{font-siz
 .refname{font-size:12px}
 .resp-title{margin:16px 0 4px;font-size:14px}
 .sub{margin:10px 0 4px;font-size:13px;font-weight:600;color:var(--muted)}
-table.headers{min-width:560px}
+table.headers{min-width:640px}
+table.fields td:last-child,table.params td:last-child,table.headers td:last-child{min-width:280px}
+table.responses td:nth-child(2){min-width:220px}
 table.scopes td:first-child{white-space:nowrap}table.scopes td:first-child code{overflow-wrap:normal}
 details.example{margin:6px 0 12px}
 details.example>summary{cursor:pointer;font-size:13px;color:var(--muted);margin-bottom:6px}
@@ -1746,16 +1766,37 @@ details.schema:target{box-shadow:0 0 0 3px color-mix(in srgb,var(--accent) 35%,t
 .foot{margin-top:48px;color:var(--muted);font-size:13px}
 body.searching .intro,body.searching .card,body.searching .tag-desc{display:none}
 @media (max-width:900px){
+html{scroll-padding-top:64px}
 .layout{display:block}
-.side{position:static;height:auto;border-right:0;border-bottom:1px solid var(--line);padding:12px 14px}
-.toc>summary{font-size:13px;padding:6px 4px;list-style:disclosure-closed}
-.toc[open]>summary{list-style:disclosure-open}
+.side{display:contents}
+.brand{display:none}
+.search{position:sticky;top:0;z-index:5;background:var(--side);padding:8px 12px;border-bottom:1px solid var(--line)}
+.q-count{display:none;margin:4px 2px 0}body.searching .q-count{display:block}
+.toc{background:var(--side);border-bottom:1px solid var(--line);padding:2px 12px}
+.toc>summary{font-size:12.5px;padding:8px 0;margin:0}
+.toc[open]{padding-bottom:12px}
 main{padding:16px 14px 60px}
-.intro h1{font-size:24px}
-section.op{padding:12px 12px 6px;border-radius:10px}
+.intro h1{font-size:25px}
+section.op{padding:12px 12px 6px;border-radius:10px;margin:14px 0}
 .path{font-size:14.5px}
 section.op h3{font-size:17px}
 .card{padding:2px 14px 10px}
+.tag-title{font-size:21px}
+}
+@media (max-width:640px){
+table.fields,table.params,table.headers{min-width:0}
+table.fields thead,table.params thead,table.headers thead{display:none}
+table.fields tr,table.params tr,table.headers tr{display:flex;flex-wrap:wrap;align-items:baseline;gap:3px 10px;
+padding:9px 12px;border-bottom:1px solid var(--line)}
+table.fields tbody tr:last-child,table.params tbody tr:last-child,table.headers tbody tr:last-child{border-bottom:0}
+table.fields td,table.params td,table.headers td{display:block;border:0;padding:0;min-width:0!important}
+table.fields td:nth-child(n+4),table.params td:nth-child(n+6),table.headers td:nth-child(n+4){flex-basis:100%}
+table.params td:nth-child(5)::before{content:"default ";color:var(--muted);font-size:12px}
+table.headers td:nth-child(3)::before{content:"sent with ";color:var(--muted);font-size:12px}
+table.fields td:has(>.muted:only-child),table.params td:has(>.muted:only-child),
+table.headers td:has(>.muted:only-child){display:none}
+ul.cl{display:flex;flex-wrap:wrap;gap:2px 12px}
+table.fields td.fname{white-space:normal}
 }
 @media print{
 .side,.search,.anchor,.copy,.skip{display:none!important}
@@ -1809,7 +1850,9 @@ document.addEventListener("keydown",function(e){
   if(a===q||tag==="INPUT"||tag==="TEXTAREA"||tag==="SELECT"||(a&&a.isContentEditable))return;
   e.preventDefault();q.focus();q.select();
 });
-if(toc&&window.matchMedia&&window.matchMedia("(max-width: 900px)").matches)toc.open=false;
+var narrow=window.matchMedia?window.matchMedia("(max-width: 900px)"):null;
+if(toc&&narrow&&narrow.matches)toc.open=false;
+if(toc)toc.addEventListener("click",function(e){var a=e.target.closest&&e.target.closest("a");if(a&&narrow&&narrow.matches)toc.open=false;});
 function openTarget(){var id=decodeURIComponent(location.hash.slice(1));if(!id)return;var el=document.getElementById(id);
   if(el&&el.tagName==="DETAILS"&&!el.open){el.open=true;el.scrollIntoView();}}
 window.addEventListener("hashchange",openTarget);openTarget();
