@@ -75,7 +75,7 @@ CREATE TABLE users (
     CONSTRAINT users_totp_enabled_requires_secret_check CHECK (NOT totp_enabled OR totp_secret IS NOT NULL)
 );
 
--- tenant membership lookups (invite / tenant-scoped user queries, tenant cascade)
+-- tenant-scoped user queries (inviter/actor e-mail joins, tenant cascade); e-mail lookups use users_email_key
 CREATE INDEX users_tenant_id_idx ON users (tenant_id);
 
 -- ---------------------------------------------------------------------------
@@ -326,22 +326,21 @@ CREATE INDEX enquiries_tenant_id_status_created_at_id_idx ON enquiries (tenant_i
 -- GET /enquiries?depart_from=…&depart_to=…: departure range
 CREATE INDEX enquiries_tenant_id_depart_date_idx ON enquiries (tenant_id, depart_date);
 -- The five trigram indexes lead with tenant_id (btree_gin) so the tenant filter is applied inside the
--- index. fastupdate = off: no GIN pending list, which every search would otherwise scan linearly
--- (up to gin_pending_list_limit = 4 MB per index) until (auto)vacuum merges it — see the notes.
+-- index. gin_pending_list_limit = 256 kB (default 4 MB): every search scans the GIN pending list
+-- linearly, so it is kept small; inserts stay batched (fastupdate on) — see docs/data-model-notes.md.
 -- GET /enquiries?q=… (BitmapOr over the five) — ILIKE substring on customer_name
-CREATE INDEX enquiries_customer_name_trgm_idx ON enquiries USING gin (tenant_id, customer_name gin_trgm_ops) WITH (fastupdate = off);
+CREATE INDEX enquiries_customer_name_trgm_idx ON enquiries USING gin (tenant_id, customer_name gin_trgm_ops) WITH (gin_pending_list_limit = 256);
 -- GET /enquiries?customer_email=… and q=… — ILIKE substring on customer_email
-CREATE INDEX enquiries_customer_email_trgm_idx ON enquiries USING gin (tenant_id, customer_email gin_trgm_ops) WITH (fastupdate = off);
+CREATE INDEX enquiries_customer_email_trgm_idx ON enquiries USING gin (tenant_id, customer_email gin_trgm_ops) WITH (gin_pending_list_limit = 256);
 -- GET /enquiries?q=… — ILIKE substring on customer_phone
-CREATE INDEX enquiries_customer_phone_trgm_idx ON enquiries USING gin (tenant_id, customer_phone gin_trgm_ops) WITH (fastupdate = off);
+CREATE INDEX enquiries_customer_phone_trgm_idx ON enquiries USING gin (tenant_id, customer_phone gin_trgm_ops) WITH (gin_pending_list_limit = 256);
 -- GET /enquiries?origin=… and q=… — ILIKE substring on origin
-CREATE INDEX enquiries_origin_trgm_idx ON enquiries USING gin (tenant_id, origin gin_trgm_ops) WITH (fastupdate = off);
+CREATE INDEX enquiries_origin_trgm_idx ON enquiries USING gin (tenant_id, origin gin_trgm_ops) WITH (gin_pending_list_limit = 256);
 -- GET /enquiries?destination=… and q=… — ILIKE substring on destination
-CREATE INDEX enquiries_destination_trgm_idx ON enquiries USING gin (tenant_id, destination gin_trgm_ops) WITH (fastupdate = off);
--- enquiries created by a user (user-scoped lookups / offboarding)
+CREATE INDEX enquiries_destination_trgm_idx ON enquiries USING gin (tenant_id, destination gin_trgm_ops) WITH (gin_pending_list_limit = 256);
+-- enquiries created by a user (user-scoped lookups; no list filter uses it yet)
 CREATE INDEX enquiries_created_by_user_id_idx ON enquiries (created_by_user_id);
--- DELETE /chat/sessions/{id} clears session_id on linked enquiries; issue_invoice picks the
--- earliest-created enquiry linked to the session (ORDER BY created_at, id) — addition, see notes
+-- DELETE /chat/sessions/{id} nulls linked enquiries; issue_invoice's earliest linked enquiry (addition, see notes)
 CREATE INDEX enquiries_session_id_created_at_id_idx ON enquiries (session_id, created_at, id)
     WHERE session_id IS NOT NULL;
 
@@ -409,7 +408,7 @@ CREATE TABLE invoices (
 
 -- GET /reports/receivables: issued/partially_paid invoices with issue_date in [from, to]
 CREATE INDEX invoices_tenant_id_status_issue_date_idx ON invoices (tenant_id, status, issue_date);
--- receivables by due date (overdue queries)
+-- receivables by due date (days-overdue / due-range queries; no endpoint filters on it yet)
 CREATE INDEX invoices_tenant_id_status_due_date_idx ON invoices (tenant_id, status, due_date);
 
 -- ---------------------------------------------------------------------------
@@ -442,7 +441,7 @@ CREATE TABLE bills (
 
 -- GET /reports/payables: received/scheduled bills with issue_date in [from, to]
 CREATE INDEX bills_tenant_id_status_issue_date_idx ON bills (tenant_id, status, issue_date);
--- payables by due date (overdue queries)
+-- payables by due date (days-overdue / due-range queries; no endpoint filters on it yet)
 CREATE INDEX bills_tenant_id_status_due_date_idx ON bills (tenant_id, status, due_date);
 
 -- ---------------------------------------------------------------------------
@@ -526,7 +525,7 @@ CREATE TABLE journal_entries (
     CONSTRAINT journal_entries_currency_check CHECK (currency ~ '^[A-Z]{3}$')
 );
 
--- tenant ledger scans by posting time (journal listing / period queries)
+-- a tenant's ledger lines up to a posted_at cut-off (trial balance driven from the lines side)
 CREATE INDEX journal_entries_tenant_id_posted_at_idx ON journal_entries (tenant_id, posted_at);
 -- GET /reports/trial-balance: per-account sums up to the as_of cut-off; RESTRICT check on account delete
 CREATE INDEX journal_entries_account_id_posted_at_idx ON journal_entries (account_id, posted_at);
@@ -554,7 +553,7 @@ CREATE TABLE session_costs (
 
 -- daily token budget (chat turn step 4): SUM(total_tokens) of the tenant since 00:00 UTC
 CREATE INDEX session_costs_tenant_id_created_at_idx ON session_costs (tenant_id, created_at);
--- per-session cost lookups
+-- per-session cost totals (LLM backend)
 CREATE INDEX session_costs_session_id_idx ON session_costs (session_id);
 
 -- ---------------------------------------------------------------------------

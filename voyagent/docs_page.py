@@ -31,17 +31,13 @@ __all__ = ["content_security_policy", "render_docs_html"]
 _HTTP_METHODS = ("get", "put", "post", "delete", "options", "head", "patch", "trace")
 
 _RULE_NOTES = {
-    "email": "Must be a valid e-mail address (one “@”, a dot in the domain, no spaces); "
-    "otherwise value_error invalid_email.",
-    "new_password": "Must contain at least one letter and one digit; "
-    "otherwise value_error password_must_contain_letter_and_digit.",
-    "name": "Trimmed by the server; must be 1–120 characters after trimming "
-    "(blank → value_error <field>_required).",
-    "role": "One of agency_admin, ticketing_lead, accounting_lead, agent, viewer; "
-    "otherwise value_error invalid_role.",
-    "decimal": "Decimal amount: a JSON number or a numeric string; otherwise decimal_parsing.",
-    "sign_in_totp_form": "Send exactly one of the two forms; otherwise value_error "
-    "credentials_required.",
+    "email": "must look like an e-mail address (else value_error invalid_email)",
+    "new_password": "needs at least one letter and one digit "
+    "(else value_error password_must_contain_letter_and_digit)",
+    "name": "trimmed; 1–120 characters, not blank (else value_error <field>_required)",
+    "role": "agency_admin, ticketing_lead, accounting_lead, agent or viewer (else value_error invalid_role)",
+    "decimal": "a JSON number or a numeric string (else decimal_parsing)",
+    "sign_in_totp_form": "send exactly one of the two forms (else value_error credentials_required)",
 }
 
 _ACCESS_LABELS = {
@@ -607,7 +603,11 @@ class _Renderer:
             return "any" + null
         core = self.merged_all_of(core)
         if "const" in core:
-            return f"<code>{_esc(_json_literal(core['const']))}</code>" + null
+            literal = _json_literal(core["const"])
+            if isinstance(core["const"], (dict, list)) or len(literal) > 40:
+                kind = "object" if isinstance(core["const"], dict) else "array" if isinstance(core["const"], list) else "value"
+                return f"constant {kind}" + null
+            return f"<code>{_esc(literal)}</code>" + null
         for key, word in (("oneOf", "one of"), ("anyOf", "any of")):
             alts = core.get(key)
             if isinstance(alts, list) and alts:
@@ -664,10 +664,11 @@ class _Renderer:
             out.extend("items " + c for c in inner)
         rule = resolved.get("x-voyagent-rule") or core.get("x-voyagent-rule")
         if rule:
-            note = _RULE_NOTES.get(str(rule), f"Server-side rule <code>{_esc(rule)}</code>.")
-            if str(rule) in _RULE_NOTES:
-                note = _esc(note)
-            out.append(f'<span class="rule" title="x-voyagent-rule: {_esc(rule)}">rule: {note}</span>')
+            note = _RULE_NOTES.get(str(rule), "checked by the server after the schema")
+            out.append(
+                f'<span class="rule" title="x-voyagent-rule: {_esc(rule)}">rule <code>{_esc(rule)}</code>: '
+                f"{_esc(note)}</span>"
+            )
         return out
 
     def _constraint_list(self, s: dict, *, include_default: bool) -> list[str]:
@@ -866,8 +867,8 @@ class _Renderer:
                 parts.append(f'<div class="desc">{_md(resolved["description"])}</div>')
             rule = resolved.get("x-voyagent-rule")
             if rule:
-                note = _RULE_NOTES.get(str(rule), f"Server-side rule “{rule}”.")
-                parts.append(f'<p class="note rule">Rule: {_esc(note)}</p>')
+                note = _RULE_NOTES.get(str(rule), "checked by the server after the schema")
+                parts.append(f'<p class="note rule">Rule <code>{_esc(rule)}</code>: {_esc(note)}.</p>')
             if (
                 request
                 and resolved.get("additionalProperties") is False
@@ -1481,12 +1482,21 @@ class _Renderer:
             table = self.field_table({"$ref": f"#/components/schemas/{name}"}) if isinstance(resolved, dict) else ""
             label = self.type_label(resolved) if isinstance(resolved, dict) else "any"
             cons = self.constraints(resolved) if isinstance(resolved, dict) and not table else []
+            const_block = ""
+            if isinstance(resolved, dict) and isinstance(resolved.get("const"), (dict, list)):
+                const_block = self.example_block(resolved["const"], "Constant value", open_=True)
+            teaser = _plain(desc)
+            if len(teaser) > 110:
+                teaser = teaser[:107].rsplit(" ", 1)[0] + "…"
             out.append(
                 f'<details class="schema" id="schema-{_esc(_slug(str(name)))}" '
-                f'data-search="{_esc(str(name).lower())}"><summary><code>{_esc(name)}</code> '
-                f'<span class="ftype muted">{label}</span></summary>'
+                f'data-search="{_esc(str(name).lower())}"><summary><code class="sname">{_esc(name)}</code> '
+                f'<span class="ftype">{label}</span>'
+                + (f' <span class="teaser">{_esc(teaser)}</span>' if teaser else "")
+                + "</summary>"
                 + (f'<div class="desc">{_md(desc)}</div>' if desc else "")
                 + (table or (f'<div class="cons-line">{self._cons_html(cons)}</div>' if cons else ""))
+                + const_block
                 + "</details>"
             )
         out.append("</div>")
@@ -1748,7 +1758,7 @@ ul.hl{list-style:none;margin:0;padding:0}ul.hl li{margin:0 0 4px}.hdesc{font-siz
 .refname{font-size:12px}
 .resp-title{margin:16px 0 4px;font-size:14px}
 .sub{margin:10px 0 4px;font-size:13px;font-weight:600;color:var(--muted)}
-table.headers{min-width:640px}
+table.headers{min-width:640px}table.headers td:nth-child(3){white-space:nowrap}
 table.fields td:last-child,table.params td:last-child,table.headers td:last-child{min-width:280px}
 table.responses td:nth-child(2){min-width:220px}
 table.scopes td:first-child{white-space:nowrap}table.scopes td:first-child code{overflow-wrap:normal}
@@ -1760,6 +1770,7 @@ color:var(--fg);border-radius:6px;padding:2px 8px;cursor:pointer}
 .no-match{margin:24px 0;padding:14px 18px;border:1px dashed var(--line);border-radius:10px;color:var(--muted)}
 details.schema{border:1px solid var(--line);border-radius:10px;margin:8px 0;padding:6px 14px;background:var(--card)}
 details.schema>summary{cursor:pointer;padding:4px 0}
+.sname{font-weight:650;background:none;padding:0;font-size:14px}.teaser{color:var(--muted);font-size:13px;margin-left:6px}
 details.schema[open]{padding-bottom:10px}
 details.schema:target{box-shadow:0 0 0 3px color-mix(in srgb,var(--accent) 35%,transparent)}
 .servers{margin:4px 0;padding-left:1.2em}.label{margin:10px 0 0;font-weight:600;font-size:13px;color:var(--muted)}
@@ -1822,6 +1833,7 @@ var none=document.getElementById("no-match");
 var noneQ=document.getElementById("no-match-q");
 var toc=document.getElementById("toc");
 var total=ops.length;
+var counters=[].slice.call(document.querySelectorAll("[data-tag-group] .count"));
 function terms(){return q.value.toLowerCase().trim().split(/\s+/).filter(Boolean);}
 function hit(el,t){var s=el.getAttribute("data-search")||"";for(var i=0;i<t.length;i++){if(s.indexOf(t[i])<0)return false;}return true;}
 function apply(){
@@ -1833,15 +1845,18 @@ function apply(){
   if(schemaGroup)schemaGroup.hidden=t.length>0&&sn===0;
   document.body.classList.toggle("searching",t.length>0);
   count.textContent=t.length?(n+" of "+total+" operations"):(total+" operations");
+  counters.forEach(function(c){var g=c.closest("[data-tag-group]");if(!g)return;
+    c.textContent=g.querySelectorAll(c.parentNode.tagName==="A"?"li[data-op]:not([hidden])":"section[data-operation-id]:not([hidden])").length;});
   none.hidden=!(t.length&&n===0);
   noneQ.textContent=q.value.trim();
-  if(t.length&&toc&&!toc.open&&n>0&&n<=8)toc.open=true;
 }
-q.addEventListener("input",apply);
+function syncLocation(){try{var v=q.value.trim();var u=location.pathname+(v?"?q="+encodeURIComponent(v):"")+location.hash;
+  history.replaceState(null,"",u);}catch(err){}}
+q.addEventListener("input",function(){apply();syncLocation();});
 q.addEventListener("keydown",function(e){
   if(e.key==="Enter"){var f=ops.filter(function(s){return !s.hidden;})[0];
     if(f){e.preventDefault();location.hash="#"+f.id;f.scrollIntoView();var a=f.querySelector(".anchor");if(a)a.focus({preventScroll:true});}}
-  else if(e.key==="Escape"){q.value="";apply();q.blur();}
+  else if(e.key==="Escape"){q.value="";apply();syncLocation();q.blur();}
   else if(e.key==="ArrowDown"){var first=document.querySelector("#toc-list li[data-op]:not([hidden]) a");if(first){e.preventDefault();first.focus();}}
 });
 document.addEventListener("keydown",function(e){
@@ -1864,6 +1879,7 @@ if("IntersectionObserver" in window){var links={};
   var current=null;var io=new IntersectionObserver(function(es){es.forEach(function(en){if(en.isIntersecting){
     if(current)current.classList.remove("active");current=links[en.target.id];if(current)current.classList.add("active");}});},
     {rootMargin:"0px 0px -70% 0px"});ops.forEach(function(s){io.observe(s);});}
+try{var initial=new URLSearchParams(location.search).get("q");if(initial){q.value=initial;apply();}}catch(err){}
 })();
 """
 

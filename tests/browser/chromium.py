@@ -18,6 +18,7 @@ import os
 import shutil
 import tempfile
 from pathlib import Path
+from typing import Sequence
 
 __all__ = [
     "ChromiumError",
@@ -126,20 +127,38 @@ async def _run(args: list[str], timeout: float) -> bytes:
         return stdout
 
 
-async def dump_dom(url: str, *, width: int = 1280, height: int = 2000, timeout: float = DEFAULT_TIMEOUT) -> str:
+async def dump_dom(
+    url: str,
+    *,
+    width: int = 1280,
+    height: int = 2000,
+    timeout: float = DEFAULT_TIMEOUT,
+    extra_args: Sequence[str] = (),
+) -> str:
     """Serialized DOM of ``url`` after its scripts ran (``--dump-dom``)."""
-    out = await _run([f"--window-size={width},{height}", "--dump-dom", url], timeout)
+    out = await _run([f"--window-size={width},{height}", *extra_args, "--dump-dom", url], timeout)
     return out.decode("utf-8", "replace")
 
 
 async def screenshot(
-    url: str, path: str | os.PathLike[str], width: int = 1280, height: int = 2000, *, timeout: float = DEFAULT_TIMEOUT
+    url: str,
+    path: str | os.PathLike[str],
+    width: int = 1280,
+    height: int = 2000,
+    *,
+    timeout: float = DEFAULT_TIMEOUT,
+    extra_args: Sequence[str] = (),
 ) -> None:
-    """Save a PNG screenshot of ``url`` rendered in a ``width``×``height`` window."""
+    """Save a PNG screenshot of ``url`` rendered in a ``width``×``height`` window.
+
+    ``extra_args`` go to Chromium as is, e.g. ``["--force-dark-mode"]`` for ``prefers-color-scheme: dark``.
+    Note: headless screenshots of a URL with a ``#fragment`` come out blank (Chromium scrolls after capture);
+    screenshot the top of a page instead.
+    """
     target = Path(path).resolve()
     target.parent.mkdir(parents=True, exist_ok=True)
     if target.exists():
         target.unlink()
-    await _run([f"--window-size={width},{height}", f"--screenshot={target}", url], timeout)
+    await _run([f"--window-size={width},{height}", *extra_args, f"--screenshot={target}", url], timeout)
     if not target.exists() or target.stat().st_size == 0:
         raise ChromiumError(f"chromium did not write the screenshot {target}")

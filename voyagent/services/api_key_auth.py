@@ -1,22 +1,67 @@
-"""Verification of ``vy_`` API keys (auth.md, API keys, Verification) with a short row cache."""
+"""Verification of ``vy_`` API keys (auth.md, API keys): a 5-second row cache kept honest on every worker.
+
+A key request costs no database round trip while its row is cached (at most ``CACHE_SECONDS``). Two
+changes must reach every worker from the very next request, so a cached row is checked against Redis with
+one ``MGET`` per request:
+
+* ``<prefix>apikey_revoked:<key_id>`` — set after a revocation commits; a cached row that is not revoked
+  while the marker exists is read again (and the key then fails).
+* ``<prefix>tenant_settings_version:<tenant_id>`` — the newest ``tenant_settings.updated_at`` (epoch µs),
+  raised after a settings change commits; a cached row carrying an older version is read again, so a new
+  ``rate_limit_per_minute`` sizes the key's bucket from the next request.
+
+Both values are compared with what the row itself says, so a row read just before a change and cached just
+after it is still caught. Without Redis there is one worker and the cache entry is dropped directly. When
+Redis errors, the row is read from the database (the authority) rather than trusted.
+
+``last_used_at`` is written after the response, at most once a minute per key (the SQL guards across
+workers), as a tracked background task.
+"""
 
 from __future__ import annotations
 
+import dataclasses
 import datetime as dt
 import hashlib
 import hmac
+import logging
 import re
+import secrets
+import string
 import time
+import uuid
 from typing import Any
 
 from aiohttp import web
 
 from voyagent.db import connection
-from voyagent.keys import API_KEY_CACHE, DB_POOL, QUERIES
+from voyagent.keys import API_KEY_CACHE, BACKGROUND, DB_POOL, PRINCIPAL, QUERIES, REDIS, SETTINGS
 from voyagent.principal import Principal
 
+log = logging.getLogger("voyagent.api_keys")
+
 KEY_RE = re.compile(r"vy_([A-Za-z0-9]{8})_[A-Za-z0-9]{32}")
+ALPHABET = string.ascii_letters + string.digits
 CACHE_SECONDS = 5.0
+MARKER_SECONDS = 60  # must outlive any cache entry loaded before the change (CACHE_SECONDS)
+TOUCH_INTERVAL_SECONDS = 60.0
+_MAX_ENTRIES = 100_000
+
+# Raise the stored version only (two concurrent changes may announce themselves out of order).
+_RAISE_VERSION_LUA = """
+local current = tonumber(redis.call('GET', KEYS[1]) or '0')
+if tonumber(ARGV[1]) > current then
+  redis.call('SET', KEYS[1], ARGV[1], 'EX', tonumber(ARGV[2]))
+end
+return 1
+"""
+
+
+def generate_key() -> tuple[str, str]:
+    """A fresh ``(plaintext, prefix)``: ``vy_`` + 8 + ``_`` + 32 characters of ``[A-Za-z0-9]``."""
+    prefix = "".join(secrets.choice(ALPHABET) for _ in range(8))
+    body = "".join(secrets.choice(ALPHABET) for _ in range(32))
+    return f"vy_{prefix}_{body}", prefix
 
 
 def hash_key(plaintext: str) -> str:
@@ -24,38 +69,118 @@ def hash_key(plaintext: str) -> str:
     return hashlib.sha256(plaintext.encode("ascii")).hexdigest()
 
 
+_EPOCH = dt.datetime(1970, 1, 1, tzinfo=dt.timezone.utc)
+_MICROSECOND = dt.timedelta(microseconds=1)
+
+
+def _micros(value: dt.datetime | None) -> int:
+    """Exact epoch microseconds (0 for None), the unit of the settings version."""
+    return 0 if value is None else (value - _EPOCH) // _MICROSECOND
+
+
+@dataclasses.dataclass(slots=True)
+class CachedKey:
+    """A key row as authentication needs it, with the principal it yields."""
+
+    id: uuid.UUID
+    tenant_id: uuid.UUID
+    key_hash: str
+    revoked: bool
+    expires_at: float | None  # epoch seconds
+    last_used_at: float | None  # epoch seconds
+    settings_version: int  # tenant_settings.updated_at in epoch µs (0 when the row is missing)
+    principal: Principal
+
+    @classmethod
+    def from_row(cls, row: Any) -> "CachedKey":
+        expires_at, last_used_at = row["expires_at"], row["last_used_at"]
+        return cls(
+            id=row["id"], tenant_id=row["tenant_id"], key_hash=row["key_hash"], revoked=row["revoked_at"] is not None,
+            expires_at=None if expires_at is None else expires_at.timestamp(),
+            last_used_at=None if last_used_at is None else last_used_at.timestamp(),
+            settings_version=_micros(row["settings_updated_at"]),
+            principal=Principal(user_id=row["created_by_user_id"], tenant_id=row["tenant_id"],
+                                role=row["creator_role"], email=row["creator_email"], api_key_id=row["id"],
+                                scopes=frozenset(row["scopes"]), rate_limit=row["rate_limit_per_minute"]))
+
+
 class ApiKeyCache:
-    """Key rows by prefix for at most CACHE_SECONDS; ``forget`` drops one at once (revocation)."""
+    """Key rows by prefix for at most ``ttl`` seconds (unknown prefixes too), plus last-use bookkeeping."""
 
     def __init__(self, ttl: float = CACHE_SECONDS) -> None:
         self.ttl = ttl
-        self._rows: dict[str, tuple[float, Any]] = {}
+        self._rows: dict[str, tuple[float, CachedKey | None]] = {}
+        self._last_used: dict[uuid.UUID, float] = {}  # key id → newest known use (row or our own touch)
 
-    def get(self, prefix: str) -> tuple[bool, Any]:
+    def get(self, prefix: str) -> tuple[bool, CachedKey | None]:
         entry = self._rows.get(prefix)
         if entry is None or entry[0] < time.monotonic():
             return False, None
         return True, entry[1]
 
-    def put(self, prefix: str, row: Any) -> None:
-        if len(self._rows) > 100_000:
+    def put(self, prefix: str, key: CachedKey | None) -> None:
+        if len(self._rows) >= _MAX_ENTRIES:
             self._rows.clear()
-        self._rows[prefix] = (time.monotonic() + self.ttl, row)
+            self._last_used.clear()
+        self._rows[prefix] = (time.monotonic() + self.ttl, key)
+        if key is not None and key.last_used_at is not None:
+            self._last_used[key.id] = max(key.last_used_at, self._last_used.get(key.id, 0.0))
 
     def forget(self, prefix: str) -> None:
         self._rows.pop(prefix, None)
 
+    def forget_tenant(self, tenant_id: uuid.UUID) -> None:
+        """Drop every cached key of a tenant (its settings changed)."""
+        stale = [p for p, (_, key) in self._rows.items() if key is not None and key.tenant_id == tenant_id]
+        for prefix in stale:
+            del self._rows[prefix]
 
-async def load_key_row(app: web.Application, prefix: str) -> Any:
-    """The key row (cached briefly), or None."""
+    def touch_due(self, key_id: uuid.UUID) -> bool:
+        """Whether ``last_used_at`` should be written now (at most once a minute per key and worker)."""
+        now = time.time()
+        last = self._last_used.get(key_id)
+        if last is not None and now - last < TOUCH_INTERVAL_SECONDS:
+            return False
+        self._last_used[key_id] = now
+        return True
+
+
+def _revoked_marker(redis_prefix: str, key_id: uuid.UUID) -> str:
+    return f"{redis_prefix}apikey_revoked:{key_id}"
+
+
+def _settings_marker(redis_prefix: str, tenant_id: uuid.UUID) -> str:
+    return f"{redis_prefix}tenant_settings_version:{tenant_id}"
+
+
+async def _still_current(app: web.Application, key: CachedKey) -> bool:
+    """One MGET: no revocation and no newer settings announced since the row was read."""
+    redis = app[REDIS]
+    if redis is None:
+        return True  # single worker: changes drop the entry directly
+    redis_prefix = app[SETTINGS].redis_prefix
+    try:
+        revoked, version = await redis.mget(_revoked_marker(redis_prefix, key.id),
+                                            _settings_marker(redis_prefix, key.tenant_id))
+    except Exception as exc:  # Redis down: trust the database, not the cache
+        log.warning("api key cache: redis error (%s), reading the key row again", type(exc).__name__)
+        return False
+    if revoked is not None and not key.revoked:
+        return False
+    return version is None or int(version) <= key.settings_version
+
+
+async def load_key(app: web.Application, prefix: str) -> CachedKey | None:
+    """The key with this prefix (from the cache while it is current), or None."""
     cache: ApiKeyCache = app[API_KEY_CACHE]
-    hit, row = cache.get(prefix)
-    if not hit:
-        async with connection(app[DB_POOL]) as conn:
-            record = await app[QUERIES].get_api_key_for_auth(conn, prefix=prefix)
-        row = dict(record) if record is not None else None
-        cache.put(prefix, row)
-    return row
+    hit, key = cache.get(prefix)
+    if hit and (key is None or await _still_current(app, key)):
+        return key
+    async with connection(app[DB_POOL]) as conn:
+        row = await app[QUERIES].get_api_key_for_auth(conn, prefix=prefix)
+    key = CachedKey.from_row(row) if row is not None else None
+    cache.put(prefix, key)
+    return key
 
 
 async def authenticate_api_key(app: web.Application, credential: str) -> Principal | None:
@@ -63,14 +188,57 @@ async def authenticate_api_key(app: web.Application, credential: str) -> Princip
     match = KEY_RE.fullmatch(credential)
     if match is None:
         return None
-    row = await load_key_row(app, match.group(1))
-    if row is None or not hmac.compare_digest(row["key_hash"], hash_key(credential)):
+    key = await load_key(app, match.group(1))
+    if key is None or not hmac.compare_digest(key.key_hash, hash_key(credential)):
         return None
-    if row["revoked_at"] is not None:
+    if key.revoked or (key.expires_at is not None and key.expires_at <= time.time()):
         return None
-    expires_at = row["expires_at"]
-    if expires_at is not None and expires_at <= dt.datetime.now(dt.timezone.utc):
-        return None
-    return Principal(user_id=row["created_by_user_id"], tenant_id=row["tenant_id"], role=row["creator_role"],
-                     email=row["creator_email"], api_key_id=row["id"], scopes=frozenset(row["scopes"]),
-                     rate_limit=row["rate_limit_per_minute"])
+    return key.principal
+
+
+# --- changes that every worker must see at once ----------------------------------------------------------
+
+
+async def announce_revocation(app: web.Application, key_id: uuid.UUID, prefix: str) -> None:
+    """After a revocation committed: drop this worker's entry and mark the key for every other worker."""
+    app[API_KEY_CACHE].forget(prefix)
+    redis = app[REDIS]
+    if redis is None:
+        return
+    try:
+        await redis.set(_revoked_marker(app[SETTINGS].redis_prefix, key_id), b"1", ex=MARKER_SECONDS)
+    except Exception:
+        log.warning("api key revocation marker not written; other workers may accept key %s for up to %ss",
+                    key_id, CACHE_SECONDS, exc_info=True)
+
+
+async def announce_settings_change(app: web.Application, tenant_id: uuid.UUID, updated_at: dt.datetime) -> None:
+    """After a settings change committed: keys of the tenant re-read their row (new rate limit) everywhere."""
+    app[API_KEY_CACHE].forget_tenant(tenant_id)
+    redis = app[REDIS]
+    if redis is None:
+        return
+    try:
+        await redis.eval(_RAISE_VERSION_LUA, 1, _settings_marker(app[SETTINGS].redis_prefix, tenant_id),
+                         _micros(updated_at), MARKER_SECONDS)
+    except Exception:
+        log.warning("tenant settings version not announced; other workers may use the old rate limit for up "
+                    "to %ss", CACHE_SECONDS, exc_info=True)
+
+
+# --- last_used_at ---------------------------------------------------------------------------------------
+
+
+async def _touch(app: web.Application, key_id: uuid.UUID) -> None:
+    async with connection(app[DB_POOL]) as conn:
+        await app[QUERIES].touch_api_key_last_used(conn, id=key_id)
+
+
+async def record_use(request: web.Request, response: web.StreamResponse) -> None:
+    """``on_response_prepare``: schedule the ``last_used_at`` write of a key request below 400."""
+    principal = request.get(PRINCIPAL)
+    if principal is None or principal.api_key_id is None or response.status >= 400:
+        return
+    app = request.app
+    if app[API_KEY_CACHE].touch_due(principal.api_key_id):
+        app[BACKGROUND].spawn(_touch(app, principal.api_key_id), name=f"api-key-touch-{principal.api_key_id}")

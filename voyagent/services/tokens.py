@@ -29,11 +29,42 @@ def decode_access_token(settings: Settings, token: str) -> dict[str, Any] | None
     """The verified claims, or None for anything invalid (signature, exp, iss, aud, claims, ids)."""
     try:
         claims = jwt.decode(token, settings.auth_secret, algorithms=["HS256"], audience=settings.audience,
-                            issuer=settings.issuer, leeway=0, options={"require": _REQUIRED_CLAIMS})
+                            issuer=settings.issuer, leeway=0,
+                            options={"require": _REQUIRED_CLAIMS, "strict_aud": True})
         uuid.UUID(claims["sub"])
         uuid.UUID(claims["tid"])
     except (jwt.PyJWTError, ValueError, TypeError, AttributeError, KeyError):
         return None
     if not isinstance(claims.get("jti"), str) or not isinstance(claims.get("role"), str):
+        return None
+    return claims
+
+
+# --- TOTP intermediate token (auth.md, Two-step sign-in) -----------------------------------------------
+
+TOTP_AUDIENCE = "voyagent-totp"
+TOTP_TYPE = "totp"
+TOTP_TTL_SECONDS = 300
+_TOTP_REQUIRED_CLAIMS = ["sub", "typ", "iat", "exp", "jti", "iss", "aud"]
+
+
+def mint_totp_token(settings: Settings, *, user_id: uuid.UUID, now: int | None = None) -> str:
+    """The short-lived token that carries a passed password step to ``POST /auth/sign-in-totp``."""
+    issued = int(time.time()) if now is None else now
+    claims = {"sub": str(user_id), "typ": TOTP_TYPE, "iat": issued, "exp": issued + TOTP_TTL_SECONDS,
+              "jti": secrets.token_hex(16), "iss": settings.issuer, "aud": TOTP_AUDIENCE}
+    return jwt.encode(claims, settings.auth_secret, algorithm="HS256")
+
+
+def decode_totp_token(settings: Settings, token: str) -> dict[str, Any] | None:
+    """The verified claims of an intermediate token (signature, audience, ``typ``, expiry), or None."""
+    try:
+        claims = jwt.decode(token, settings.auth_secret, algorithms=["HS256"], audience=TOTP_AUDIENCE,
+                            issuer=settings.issuer, leeway=0,
+                            options={"require": _TOTP_REQUIRED_CLAIMS, "strict_aud": True})
+        uuid.UUID(claims["sub"])
+    except (jwt.PyJWTError, ValueError, TypeError, AttributeError, KeyError):
+        return None
+    if claims.get("typ") != TOTP_TYPE or not isinstance(claims.get("jti"), str):
         return None
     return claims

@@ -1,0 +1,184 @@
+"""Seed a scratch database with 1,000,000 enquiries in one tenant and 200,000 over 50 others (COPY).
+
+Usage: python bench/seed_enquiries.py [--dsn postgresql://postgres@127.0.0.1:5432/voyagent_bench_enquiries]
+       [--big 1000000] [--small 200000] [--tenants 50]
+
+The database is dropped and recreated, migrated with the real migrations, then filled with
+``copy_records_to_table``. The enquiries indexes are dropped before the COPY and rebuilt afterwards from
+their own definitions (the usual bulk-load recipe), then the table is analysed and vacuumed so
+index-only scans see an all-visible heap. Prints one JSON line: timings and the ids the benchmark needs.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import datetime as dt
+import json
+import random
+import sys
+import time
+import uuid
+from pathlib import Path
+
+import asyncpg
+from uuid_utils.compat import uuid7
+
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+
+from voyagent.migrations import migrate_dsn  # noqa: E402
+
+DEFAULT_DSN = "postgresql://postgres@127.0.0.1:5432/voyagent_bench_enquiries"
+
+# 100 destinations, each drawn with equal probability: a destination substring matches ~1 % of rows.
+CITIES = [
+    "Amsterdam", "Athens", "Auckland", "Bangkok", "Barcelona", "Beijing", "Berlin", "Bogota", "Boston", "Brussels",
+    "Budapest", "Buenos Aires", "Cairo", "Cape Town", "Casablanca", "Chennai", "Chicago", "Copenhagen", "Dakar",
+    "Delhi", "Denver", "Doha", "Dubai", "Dublin", "Edinburgh", "Florence", "Frankfurt", "Geneva", "Goa", "Hanoi",
+    "Havana", "Helsinki", "Hong Kong", "Honolulu", "Istanbul", "Jaipur", "Jakarta", "Johannesburg", "Karachi",
+    "Kathmandu", "Kochi", "Kolkata", "Krakow", "Kuala Lumpur", "Kyoto", "Lagos", "Lima", "Lisbon", "London",
+    "Los Angeles", "Luxor", "Lyon", "Madrid", "Male", "Manila", "Marrakesh", "Melbourne", "Mexico City", "Miami",
+    "Milan", "Montreal", "Moscow", "Mumbai", "Munich", "Muscat", "Nairobi", "Naples", "New York", "Nice", "Osaka",
+    "Oslo", "Paris", "Perth", "Phuket", "Prague", "Quito", "Reykjavik", "Riga", "Rio de Janeiro", "Rome",
+    "San Francisco", "Santiago", "Seattle", "Seoul", "Seville", "Shanghai", "Singapore", "Sofia", "Stockholm",
+    "Sydney", "Taipei", "Tallinn", "Tbilisi", "Tokyo", "Toronto", "Valencia", "Vancouver", "Venice", "Vienna",
+    "Zanzibar",
+]
+ORIGINS = ["DEL", "BOM", "BLR", "MAA", "HYD", "CCU", "COK", "GOI", "AMD", "PNQ"]
+FIRST = ["Asha", "Ravi", "Meera", "Arjun", "Priya", "Kabir", "Anika", "Vikram", "Sara", "Dev", "Nina", "Omar",
+         "Lena", "Tomas", "Yuki", "Chen", "Fatima", "Jonas", "Ines", "Mateo"]
+LAST = ["Rao", "Sharma", "Iyer", "Khan", "Patel", "Singh", "Das", "Nair", "Gupta", "Mehta", "Silva", "Novak",
+        "Berg", "Costa", "Tanaka", "Li", "Haddad", "Weber", "Rossi", "Garcia"]
+STATUSES = ["new", "new", "new", "quoted", "quoted", "booked", "cancelled"]
+COLUMNS = ["id", "tenant_id", "created_by_user_id", "customer_name", "customer_email", "customer_phone", "origin",
+           "destination", "depart_date", "return_date", "pax_count", "budget_amount", "budget_currency", "status",
+           "notes", "session_id", "created_at", "updated_at"]
+FILTER_TERM = "isbo"  # only "Lisbon" contains it: ~1 % of the rows
+
+
+def rows_for(tenant_id: uuid.UUID, user_id: uuid.UUID, count: int, seed: int) -> list[tuple]:
+    """``count`` plausible enquiries; created_at spread over two years, many sharing a second."""
+    rnd = random.Random(seed)
+    now = dt.datetime(2026, 6, 1, tzinfo=dt.timezone.utc)
+    span = 2 * 365 * 86_400
+    out = []
+    for _ in range(count):
+        first, last = rnd.choice(FIRST), rnd.choice(LAST)
+        created = now - dt.timedelta(seconds=rnd.randrange(span))  # whole seconds: plenty of ties
+        depart = (created + dt.timedelta(days=rnd.randrange(10, 200))).date() if rnd.random() < 0.9 else None
+        back = depart + dt.timedelta(days=rnd.randrange(2, 21)) if depart and rnd.random() < 0.7 else None
+        out.append((
+            uuid7(), tenant_id, user_id, f"{first} {last}", f"{first}.{last}{rnd.randrange(1000)}@example.com".lower(),
+            f"+91 9{rnd.randrange(10**8, 10**9)}", rnd.choice(ORIGINS), rnd.choice(CITIES), depart, back,
+            rnd.randrange(1, 7), None, None, rnd.choice(STATUSES), None, None, created, created,
+        ))
+    return out
+
+
+async def recreate_database(dsn: str) -> None:
+    base, name = dsn.rsplit("/", 1)
+    admin = await asyncpg.connect(base + "/postgres")
+    try:
+        await admin.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+        await admin.execute(f'CREATE DATABASE "{name}"')
+    finally:
+        await admin.close()
+
+
+async def seed(dsn: str, big: int, small: int, tenants: int) -> dict:
+    timings: dict[str, float] = {}
+    start = time.perf_counter()
+    await recreate_database(dsn)
+    await migrate_dsn(dsn)
+    timings["create_and_migrate_s"] = round(time.perf_counter() - start, 2)
+
+    conn = await asyncpg.connect(dsn)
+    try:
+        await conn.execute("SET synchronous_commit = off; SET maintenance_work_mem = '512MB'")
+        tenant_ids = [uuid7() for _ in range(tenants + 1)]
+        user_ids = [uuid7() for _ in range(tenants + 1)]
+        await conn.copy_records_to_table("tenants", records=[(t, f"Bench Agency {i}") for i, t in enumerate(tenant_ids)],
+                                         columns=["id", "display_name"])
+        await conn.copy_records_to_table("tenant_settings", records=[(t,) for t in tenant_ids], columns=["tenant_id"])
+        await conn.copy_records_to_table(
+            "users", columns=["id", "tenant_id", "email", "display_name", "role", "email_verified"],
+            records=[(u, t, f"bench-{i}@example.com", f"Bench User {i}", "agency_admin", True)
+                     for i, (u, t) in enumerate(zip(user_ids, tenant_ids))])
+
+        indexes = await conn.fetch(
+            "SELECT indexname, indexdef FROM pg_indexes WHERE tablename = 'enquiries' AND indexname <> 'enquiries_pkey'")
+        for index in indexes:
+            await conn.execute(f'DROP INDEX "{index["indexname"]}"')
+
+        t = time.perf_counter()
+        generated = 0
+        copy_s = 0.0
+        chunk = 200_000
+        plan = [(tenant_ids[0], user_ids[0], big)]
+        per_small = small // tenants
+        plan += [(tenant_ids[i], user_ids[i], per_small) for i in range(1, tenants + 1)]
+        seed_no = 0
+        for tenant_id, user_id, count in plan:
+            left = count
+            while left > 0:
+                n = min(chunk, left)
+                rows = rows_for(tenant_id, user_id, n, seed_no)
+                seed_no += 1
+                c = time.perf_counter()
+                await conn.copy_records_to_table("enquiries", records=rows, columns=COLUMNS)
+                copy_s += time.perf_counter() - c
+                generated += n
+                left -= n
+        timings["generate_and_copy_s"] = round(time.perf_counter() - t, 2)
+        timings["copy_only_s"] = round(copy_s, 2)
+
+        t = time.perf_counter()
+        # Two connections build indexes side by side (the GIN builds are single-threaded).
+        second = await asyncpg.connect(dsn)
+        try:
+            await second.execute("SET maintenance_work_mem = '512MB'")
+            defs = [row["indexdef"] for row in indexes]
+            queues = [defs[0::2], defs[1::2]]
+
+            async def build(c: asyncpg.Connection, items: list[str]) -> None:
+                for statement in items:
+                    await c.execute(statement)
+
+            await asyncio.gather(build(conn, queues[0]), build(second, queues[1]))
+        finally:
+            await second.close()
+        timings["index_build_s"] = round(time.perf_counter() - t, 2)
+
+        t = time.perf_counter()
+        await conn.execute("VACUUM (ANALYZE) enquiries")
+        timings["vacuum_analyze_s"] = round(time.perf_counter() - t, 2)
+        deep = await conn.fetchrow(
+            "SELECT created_at, id FROM enquiries WHERE tenant_id = $1 ORDER BY created_at DESC, id DESC "
+            "OFFSET $2 LIMIT 1", tenant_ids[0], min(500_000, big - 1))
+        matching = await conn.fetchval(
+            "SELECT count(*) FROM enquiries WHERE tenant_id = $1 AND destination ILIKE $2",
+            tenant_ids[0], f"%{FILTER_TERM}%")
+    finally:
+        await conn.close()
+    timings["total_s"] = round(time.perf_counter() - start, 2)
+    return {
+        "dsn": dsn, "rows": big + per_small * tenants, "timings": timings,
+        "big_tenant_id": str(tenant_ids[0]), "big_user_id": str(user_ids[0]), "big_user_email": "bench-0@example.com",
+        "deep_position": [deep["created_at"].isoformat(), str(deep["id"])], "filter_term": FILTER_TERM,
+        "filter_matches": matching,
+    }
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--dsn", default=DEFAULT_DSN)
+    parser.add_argument("--big", type=int, default=1_000_000)
+    parser.add_argument("--small", type=int, default=200_000)
+    parser.add_argument("--tenants", type=int, default=50)
+    args = parser.parse_args()
+    result = asyncio.run(seed(args.dsn, args.big, args.small, args.tenants))
+    print(json.dumps(result))
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,45 @@
+"""Meta routes and the Money schema: the OpenAPI document as JSON, the /docs page, BASE_PATH."""
+
+import yaml
+
+from voyagent import resources
+
+
+async def test_schema_and_its_alias_return_the_checked_in_document(client):
+    expected = yaml.safe_load(resources.openapi_path().read_text())
+    first = await client.get("/schema")
+    second = await client.get("/openapi.json")
+    assert first.status == second.status == 200
+    assert first.headers["Content-Type"].startswith("application/json")
+    assert await first.json() == await second.json() == expected
+    assert len(expected["paths"]) > 0 and "/schema" not in expected["paths"]
+
+
+async def test_money_schema_is_the_data_model_schema(client):
+    response = await client.get("/schemas/money")
+    assert response.status == 200
+    schema = await response.json()
+    assert schema["title"] == "Money"
+    assert schema["required"] == ["amount", "currency"]
+    assert schema["properties"]["currency"]["pattern"] == "^[A-Z]{3}$"
+    assert schema["properties"]["amount"]["anyOf"][1]["pattern"] == r"^(?!^[-+.]*$)[+-]?0*\d*\.?\d*$"
+
+
+async def test_docs_page_is_self_contained_html_listing_every_operation(client):
+    response = await client.get("/docs")
+    assert response.status == 200
+    assert response.headers["Content-Type"] == "text/html; charset=utf-8"
+    html = await response.text()
+    assert html.count("data-operation-id=") == 49
+    assert "<script src" not in html and "<link " not in html
+
+
+async def test_base_path_prefixes_every_route(make_client):
+    client = await make_client(base_path="/api")
+    assert (await client.get("/api/health")).status == 200
+    assert (await client.get("/api/schema")).status == 200
+    assert (await client.get("/api/docs")).status == 200
+    assert (await client.get("/api/internal/metrics")).status == 200
+    assert (await client.get("/health")).status == 404
+    docs = await (await client.get("/api/docs")).text()
+    assert "/api/openapi.json" in docs

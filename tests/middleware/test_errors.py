@@ -1,0 +1,112 @@
+"""Errors middleware: contract bodies for routing errors, bad input and real bugs; never a bare 500."""
+
+import logging
+
+from aiohttp import web
+
+from tests.middleware.echo_route import add_echo_route
+
+
+async def test_unknown_route_and_trailing_slash_are_404_not_found(client):
+    for path in ("/no-such-route", "/health/", "/HEALTH"):
+        response = await client.get(path)
+        assert response.status == 404
+        assert await response.json() == {"detail": "Not Found"}
+
+
+async def test_wrong_method_is_405_with_allow(client):
+    response = await client.delete("/health")
+    assert response.status == 405
+    assert await response.json() == {"detail": "Method Not Allowed"}
+    assert response.headers["Allow"] == "GET"
+
+
+async def test_a_bug_is_500_internal_error_logged_with_the_request_id(make_app, aiohttp_client, caplog):
+    async def broken(request: web.Request) -> web.Response:
+        raise RuntimeError("database password is hunter2")
+
+    app = make_app()
+    app.router.add_get("/boom", broken)
+    client = await aiohttp_client(app)
+    with caplog.at_level(logging.ERROR, logger="voyagent.errors"):
+        response = await client.get("/boom", headers={"X-Request-Id": "trace-me-42"})
+    assert response.status == 500
+    assert await response.json() == {"detail": "internal_error"}
+    assert response.headers["Content-Type"].startswith("application/json")
+    assert "hunter2" not in await response.text()
+    assert any(r.exc_info for r in caplog.records)
+
+
+async def test_database_outage_is_503_db_unavailable(make_app, aiohttp_client):
+    async def needs_db(request: web.Request) -> web.Response:
+        raise ConnectionRefusedError("connect failed")
+
+    app = make_app()
+    app.router.add_get("/needs-db", needs_db)
+    client = await aiohttp_client(app)
+    response = await client.get("/needs-db")
+    assert response.status == 503
+    assert await response.json() == {"detail": "db_unavailable"}
+
+
+async def test_malformed_json_is_422_json_invalid(make_app, aiohttp_client, admin):
+    app = make_app()
+    add_echo_route(app)
+    client = await aiohttp_client(app)
+    for raw in (b"{", b"{'a': 1}", b"\xff\xfe", b"[1,]", b"NaN", b'{"a": Infinity}'):
+        response = await client.post("/things/1", data=raw, headers={**admin.headers,
+                                                                     "Content-Type": "application/json"})
+        assert response.status == 422, raw
+        assert (await response.json())["detail"] == [{"loc": ["body"], "msg": "JSON decode error",
+                                                      "type": "json_invalid"}]
+
+
+async def test_nesting_deeper_than_64_levels_is_json_invalid(make_app, aiohttp_client, admin):
+    app = make_app()
+    add_echo_route(app)
+    client = await aiohttp_client(app)
+    deep = "[" * 65 + "]" * 65
+    response = await client.post("/things/1", data=deep, headers={**admin.headers, "Content-Type": "application/json"})
+    assert response.status == 422
+    assert (await response.json())["detail"][0]["type"] == "json_invalid"
+    very_deep = "[" * 100_000 + "]" * 100_000
+    response = await client.post("/things/1", data=very_deep,
+                                 headers={**admin.headers, "Content-Type": "application/json"})
+    assert response.status == 422
+
+
+async def test_wrong_content_type_counts_as_no_body(make_app, aiohttp_client, admin):
+    app = make_app()
+    add_echo_route(app)
+    client = await aiohttp_client(app)
+    response = await client.post("/things/1", data='{"name": "x"}',
+                                 headers={**admin.headers, "Content-Type": "text/plain"})
+    assert response.status == 422
+    assert (await response.json())["detail"] == [{"loc": ["body"], "msg": "Field required", "type": "missing"}]
+
+
+async def test_nul_characters_are_refused_in_body_query_and_path(make_app, aiohttp_client, admin):
+    app = make_app()
+    add_echo_route(app)
+    client = await aiohttp_client(app)
+    response = await client.post("/things/a%00b", params={"limit": "1"}, json={"name": "a\u0000b"},
+                                 headers=admin.headers)
+    assert response.status == 422
+    locs = {tuple(item["loc"]) for item in (await response.json())["detail"]}
+    assert locs == {("path", "thing_id"), ("body", "name")}
+    response = await client.post("/things/1?kind=x%00", json={"name": "ok"}, headers=admin.headers)
+    assert response.status == 422
+    assert (await response.json())["detail"][0]["loc"] == ["query", "kind", 0]
+
+
+async def test_valid_request_reaches_the_handler_with_coerced_values(make_app, aiohttp_client, admin):
+    app = make_app()
+    add_echo_route(app)
+    client = await aiohttp_client(app)
+    response = await client.post("/things/1?limit=3&flag=on&kind=a&kind=b&unknown=1&limit=4",
+                                 json={"name": " Asha ", "amount": "10.005"}, headers=admin.headers)
+    assert response.status == 201
+    payload = await response.json()
+    assert payload["query"] == {"limit": 4, "flag": True, "day": None, "kind": ["a", "b"]}
+    assert payload["body"] == {"name": "Asha", "amount": "10.01"}
+    assert payload["user_id"] == str(admin.id)

@@ -1,0 +1,46 @@
+"""Best-effort work that runs after a response (e.g. ``last_used_at`` touches), awaited at shutdown."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from typing import Any, Coroutine
+
+log = logging.getLogger("voyagent.background")
+
+
+class BackgroundTasks:
+    """A set of fire-and-forget tasks that keeps strong references and is drained on ``close``."""
+
+    def __init__(self) -> None:
+        self._tasks: set[asyncio.Task[Any]] = set()
+        self._closed = False
+
+    def spawn(self, coro: Coroutine[Any, Any, Any], name: str) -> None:
+        """Run ``coro`` in the background; failures are logged, never raised."""
+        if self._closed:
+            coro.close()
+            return
+        task = asyncio.get_running_loop().create_task(coro, name=name)
+        self._tasks.add(task)
+        task.add_done_callback(self._done)
+
+    def _done(self, task: asyncio.Task[Any]) -> None:
+        self._tasks.discard(task)
+        if not task.cancelled() and task.exception() is not None:
+            log.warning("background task %s failed", task.get_name(), exc_info=task.exception())
+
+    def __len__(self) -> int:
+        return len(self._tasks)
+
+    async def close(self, timeout: float = 5.0) -> None:
+        """Refuse new work, give running tasks ``timeout`` seconds, then cancel what is left."""
+        self._closed = True
+        if not self._tasks:
+            return
+        pending = set(self._tasks)
+        _, still_running = await asyncio.wait(pending, timeout=timeout)
+        for task in still_running:
+            task.cancel()
+        if still_running:
+            await asyncio.gather(*still_running, return_exceptions=True)

@@ -1,0 +1,149 @@
+"""The jti denylist and the single-use token store (operations.md §6): Redis when configured, else in-process.
+
+Both implementations share one interface. Reads of the denylist fail open (a warning is logged); a write or
+a take that a request needs fails with ``503 redis_unreachable``.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from typing import Any, Protocol
+
+import orjson
+
+from voyagent.errors import ApiError
+
+log = logging.getLogger("voyagent.token_store")
+
+KINDS = ("email_verify", "pwreset")
+_SWEEP_EVERY_SECONDS = 60.0
+
+
+def redis_unreachable() -> ApiError:
+    return ApiError(503, "redis_unreachable")
+
+
+def _check_kind(kind: str) -> None:
+    if kind not in KINDS:
+        raise ValueError(f"unknown token kind {kind!r}")
+
+
+class TokenStore(Protocol):
+    """What the identity flows and the authentication middleware need."""
+
+    async def revoke_jti(self, jti: str, exp: int) -> bool:
+        """Deny ``jti`` until ``exp`` (epoch seconds); True when it was not denied before."""
+
+    async def is_revoked(self, jti: str) -> bool:
+        """True when ``jti`` is denied (False when the store cannot be read: fail open)."""
+
+    async def put(self, kind: str, token: str, value: dict[str, Any], ttl: int) -> None:
+        """Store ``value`` under ``token`` for ``ttl`` seconds."""
+
+    async def take(self, kind: str, token: str) -> dict[str, Any] | None:
+        """Atomically read and delete; None when unknown or expired."""
+
+
+class RedisTokenStore:
+    """Keys ``<prefix>revoked_jti:<jti>``, ``<prefix>email_verify:<token>``, ``<prefix>pwreset:<token>``."""
+
+    def __init__(self, redis: Any, prefix: str = "voyagent:") -> None:
+        self.redis = redis
+        self.prefix = prefix
+
+    def _jti_key(self, jti: str) -> str:
+        return f"{self.prefix}revoked_jti:{jti}"
+
+    async def revoke_jti(self, jti: str, exp: int) -> bool:
+        if exp <= int(time.time()):
+            return True  # already expired: the token is refused anyway, nothing to remember
+        try:
+            created = await self.redis.set(self._jti_key(jti), b"1", exat=int(exp), nx=True)
+        except Exception:
+            log.warning("token store: redis error while revoking a jti", exc_info=True)
+            raise redis_unreachable() from None
+        return bool(created)
+
+    async def is_revoked(self, jti: str) -> bool:
+        try:
+            return bool(await self.redis.exists(self._jti_key(jti)))
+        except Exception:
+            log.warning("token store: redis error on the denylist check, token accepted (fail open)", exc_info=True)
+            return False
+
+    async def put(self, kind: str, token: str, value: dict[str, Any], ttl: int) -> None:
+        _check_kind(kind)
+        try:
+            await self.redis.set(f"{self.prefix}{kind}:{token}", orjson.dumps(value), ex=int(ttl))
+        except Exception:
+            log.warning("token store: redis error while storing a %s token", kind, exc_info=True)
+            raise redis_unreachable() from None
+
+    async def take(self, kind: str, token: str) -> dict[str, Any] | None:
+        _check_kind(kind)
+        try:
+            raw = await self.redis.getdel(f"{self.prefix}{kind}:{token}")
+        except Exception:
+            log.warning("token store: redis error while taking a %s token", kind, exc_info=True)
+            raise redis_unreachable() from None
+        return _decode(raw)
+
+
+class LocalTokenStore:
+    """The same in this process (single worker only; lost on restart). Every operation is atomic on the loop."""
+
+    def __init__(self) -> None:
+        self._denied: dict[str, float] = {}  # jti → exp (epoch seconds)
+        self._tokens: dict[str, tuple[float, bytes]] = {}  # "<kind>:<token>" → (expiry, value)
+        self._last_sweep = time.time()
+
+    def _sweep(self, now: float) -> None:
+        if now - self._last_sweep < _SWEEP_EVERY_SECONDS:
+            return
+        self._last_sweep = now
+        self._denied = {jti: exp for jti, exp in self._denied.items() if exp > now}
+        self._tokens = {key: entry for key, entry in self._tokens.items() if entry[0] > now}
+
+    async def revoke_jti(self, jti: str, exp: int) -> bool:
+        now = time.time()
+        self._sweep(now)
+        if exp <= now:
+            return True
+        known = self._denied.get(jti)
+        if known is not None and known > now:
+            return False
+        self._denied[jti] = float(exp)
+        return True
+
+    async def is_revoked(self, jti: str) -> bool:
+        exp = self._denied.get(jti)
+        return exp is not None and exp > time.time()
+
+    async def put(self, kind: str, token: str, value: dict[str, Any], ttl: int) -> None:
+        _check_kind(kind)
+        now = time.time()
+        self._sweep(now)
+        self._tokens[f"{kind}:{token}"] = (now + ttl, orjson.dumps(value))
+
+    async def take(self, kind: str, token: str) -> dict[str, Any] | None:
+        _check_kind(kind)
+        entry = self._tokens.pop(f"{kind}:{token}", None)
+        if entry is None or entry[0] <= time.time():
+            return None
+        return _decode(entry[1])
+
+
+def _decode(raw: bytes | str | None) -> dict[str, Any] | None:
+    if raw is None:
+        return None
+    try:
+        value = orjson.loads(raw)
+    except orjson.JSONDecodeError:
+        return None
+    return value if isinstance(value, dict) else None
+
+
+def create_token_store(redis: Any, prefix: str) -> RedisTokenStore | LocalTokenStore:
+    """Redis when a client is configured, else in-process."""
+    return RedisTokenStore(redis, prefix) if redis is not None else LocalTokenStore()
