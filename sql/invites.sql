@@ -20,10 +20,6 @@ WHERE token_hash = :token_hash AND status = 'pending' AND expires_at <= now();
 -- Whether the tenant already has a pending invite for this e-mail (409 invite_already_exists).
 SELECT EXISTS (SELECT 1 FROM invites WHERE tenant_id = :tenant_id AND email = :email AND status = 'pending');
 
--- name: user-email-exists$
--- Whether any user, in any tenant, has this e-mail (409 email_already_registered).
-SELECT EXISTS (SELECT 1 FROM users WHERE email = :email);
-
 -- name: insert-invite^
 -- Store a new pending invite (only the token's SHA-256); a concurrent duplicate returns no row.
 INSERT INTO invites (id, tenant_id, invited_by_user_id, email, role, token_hash, status, expires_at)

@@ -234,3 +234,132 @@ def make_user(db: asyncpg.Connection, settings: Settings) -> MakeUser:
 async def admin(make_user: MakeUser) -> User:
     """An agency_admin of a fresh tenant."""
     return await make_user("agency_admin")
+
+
+@dataclasses.dataclass
+class ApiKey:
+    """An API key arranged directly in the database (any creator, any state), with its plaintext."""
+
+    id: uuid.UUID
+    tenant_id: uuid.UUID
+    prefix: str
+    key: str
+    scopes: list[str]
+
+    @property
+    def headers(self) -> dict[str, str]:
+        return {"Authorization": f"Bearer {self.key}"}
+
+
+MakeApiKey = Callable[..., Awaitable[ApiKey]]
+
+
+@pytest.fixture
+def make_api_key(db: asyncpg.Connection) -> MakeApiKey:
+    """Create a key for ``creator`` (a ``User``), e.g. ``make_api_key(admin, ["audit:read"])``."""
+    from voyagent.ids import new_id
+    from voyagent.services.api_key_auth import generate_key, hash_key
+    from voyagent.services.scopes import canonical_scopes
+
+    async def build(creator: User, scopes: list[str] | None = None, *, name: str = "test key",
+                    expires_in: float | None = None, revoked: bool = False) -> ApiKey:
+        key, prefix = generate_key()
+        stored = canonical_scopes(scopes)
+        key_id = new_id()
+        await db.execute(
+            "INSERT INTO api_keys (id, tenant_id, created_by_user_id, name, prefix, key_hash, scopes, expires_at,"
+            " revoked_at) VALUES ($1, $2, $3, $4, $5, $6, $7,"
+            " CASE WHEN $8::float8 IS NULL THEN NULL ELSE now() + make_interval(secs => $8::float8) END,"
+            " CASE WHEN $9 THEN now() END)",
+            key_id, creator.tenant_id, creator.id, name, prefix, hash_key(key), stored, expires_in, revoked)
+        return ApiKey(id=key_id, tenant_id=creator.tenant_id, prefix=prefix, key=key, scopes=stored)
+
+    return build
+
+
+# --- e-mail: a real SMTP server on a free loopback port ------------------------------------------------
+
+
+@dataclasses.dataclass
+class ReceivedMail:
+    """One message the sink accepted: the envelope and the parsed message."""
+
+    mail_from: str
+    rcpt_tos: list[str]
+    message: Any  # email.message.EmailMessage
+    raw: bytes
+
+    @property
+    def text(self) -> str:
+        return self.message.get_content()
+
+    def link(self, public_url: str = "http://localhost:3000") -> str:
+        """The action link: the one body line that starts with the public URL."""
+        lines = [line for line in self.text.splitlines() if line.startswith(public_url)]
+        assert len(lines) == 1, f"expected exactly one link line, got {lines}"
+        return lines[0]
+
+    def token(self, public_url: str = "http://localhost:3000") -> str:
+        return self.link(public_url).split("?token=", 1)[1]
+
+
+class SmtpSink:
+    """An aiosmtpd server in its own thread; ``await sink.wait_for(address)`` returns the next mail to it."""
+
+    def __init__(self) -> None:
+        import threading
+
+        self.messages: list[ReceivedMail] = []
+        self._lock = threading.Lock()
+        self.port = 0
+        self.controller: Any = None
+
+    @property
+    def url(self) -> str:
+        return f"smtp://127.0.0.1:{self.port}"
+
+    async def handle_DATA(self, server: Any, session: Any, envelope: Any) -> str:  # aiosmtpd handler hook
+        import email
+        import email.policy
+
+        raw = envelope.original_content or envelope.content
+        message = email.message_from_bytes(raw, policy=email.policy.default)
+        with self._lock:
+            self.messages.append(ReceivedMail(envelope.mail_from, list(envelope.rcpt_tos), message, raw))
+        return "250 OK"
+
+    def to(self, address: str) -> list[ReceivedMail]:
+        with self._lock:
+            return [m for m in self.messages if address in m.rcpt_tos]
+
+    async def wait_for(self, address: str, count: int = 1, timeout: float = 5.0) -> ReceivedMail:
+        """The ``count``-th mail to ``address``, waiting up to ``timeout`` seconds."""
+        deadline = asyncio.get_running_loop().time() + timeout
+        while True:
+            received = self.to(address)
+            if len(received) >= count:
+                return received[count - 1]
+            if asyncio.get_running_loop().time() > deadline:
+                raise AssertionError(f"no mail #{count} to {address} within {timeout}s")
+            await asyncio.sleep(0.02)
+
+
+def _free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+@pytest.fixture
+def smtp_sink() -> Iterator[SmtpSink]:
+    """A real SMTP server on 127.0.0.1 collecting every message; use ``make_client(smtp_url=smtp_sink.url)``."""
+    from aiosmtpd.controller import Controller
+
+    sink = SmtpSink()
+    sink.port = _free_port()
+    sink.controller = Controller(sink, hostname="127.0.0.1", port=sink.port, decode_data=False)
+    sink.controller.start()
+    try:
+        yield sink
+    finally:
+        sink.controller.stop()

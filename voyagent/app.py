@@ -9,6 +9,7 @@ import redis.asyncio as aioredis
 from aiohttp import web
 
 from voyagent import resources
+from voyagent.background import BackgroundTasks
 from voyagent.config import Settings
 from voyagent.contract import Contract
 from voyagent.db import create_pool
@@ -16,25 +17,33 @@ from voyagent.docs_page import render_docs_html
 from voyagent.keys import (
     API_KEY_CACHE,
     AUDIT_LIMITER,
+    BACKGROUND,
     CONTRACT,
     CURSORS,
     DB_MODE,
     DB_POOL,
     DOCS_HTML,
+    MAILER,
     METRICS,
+    PASSWORDS,
     QUERIES,
     RATE_LIMITER,
     REDIS,
     SETTINGS,
+    TOKEN_STORE,
 )
 from voyagent.metrics import Metrics
 from voyagent.middleware import setup_middlewares
 from voyagent.pagination import CursorCodec
 from voyagent.queries import Queries
 from voyagent.routes import setup_routes
+from voyagent.services import api_key_auth
 from voyagent.services.api_key_auth import ApiKeyCache
 from voyagent.services.audit import AuditVerifyLimiter
+from voyagent.services.email import Mailer
+from voyagent.services.passwords import PasswordService
 from voyagent.services.ratelimit import RateLimiter
+from voyagent.services.token_store import create_token_store
 
 log = logging.getLogger("voyagent.app")
 
@@ -81,8 +90,23 @@ def create_app(settings: Settings, *, dsn: str, db_mode: str = "external", contr
         if client is not None:
             await client.aclose()
 
+    async def background_tasks(app: web.Application) -> AsyncIterator[None]:
+        app[BACKGROUND] = BackgroundTasks()
+        yield
+        await app[BACKGROUND].close()  # before the pool and Redis close (cleanup runs in reverse order)
+
+    async def identity_services(app: web.Application) -> AsyncIterator[None]:
+        app[TOKEN_STORE] = create_token_store(app[REDIS], settings.redis_prefix)
+        app[PASSWORDS] = await PasswordService.start(settings)
+        app[MAILER] = Mailer(settings, app[METRICS])
+        yield
+        app[PASSWORDS].close()
+
     app.cleanup_ctx.append(database)
     app.cleanup_ctx.append(redis_client)
+    app.cleanup_ctx.append(identity_services)
+    app.cleanup_ctx.append(background_tasks)
+    app.on_response_prepare.append(api_key_auth.record_use)
     setup_middlewares(app, settings)
     setup_routes(app, contract, settings.base_path)
     return app

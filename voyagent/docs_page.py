@@ -401,7 +401,7 @@ def _example_from_pattern(pattern: str) -> str | None:
 class _Operation:
     __slots__ = ("method", "path", "op", "op_id", "tag", "params", "anchor", "path_item")
 
-    def __init__(self, method: str, path: str, op: dict, path_item: dict, index: int) -> None:
+    def __init__(self, method: str, path: str, op: dict, path_item: dict) -> None:
         self.method = method
         self.path = path
         self.op = op
@@ -484,7 +484,7 @@ class _Renderer:
                 op = item.get(method)
                 if not isinstance(op, dict):
                     continue
-                entry = _Operation(method, str(path), op, item, len(ops))
+                entry = _Operation(method, str(path), op, item)
                 base = entry.anchor
                 n = 2
                 while entry.anchor in self.used_ids:
@@ -605,7 +605,7 @@ class _Renderer:
         if "const" in core:
             literal = _json_literal(core["const"])
             if isinstance(core["const"], (dict, list)) or len(literal) > 40:
-                kind = "object" if isinstance(core["const"], dict) else "array" if isinstance(core["const"], list) else "value"
+                kind = {dict: "object", list: "array"}.get(type(core["const"]), "value")
                 return f"constant {kind}" + null
             return f"<code>{_esc(literal)}</code>" + null
         for key, word in (("oneOf", "one of"), ("anyOf", "any of")):
@@ -1046,8 +1046,8 @@ class _Renderer:
         scope = op.get("x-voyagent-scope")
         security = op.get("security", self.doc.get("security"))
         if access not in _ACCESS_LABELS:
-            if security is None or security == [] or security == [{}]:
-                access = "public" if security is not None or not self.components.get("securitySchemes") else "jwt"
+            if not security or any(req == {} for req in security if isinstance(req, dict)):
+                access = "public"
             else:
                 access = "jwt"
                 for req in security or []:
@@ -1138,7 +1138,11 @@ class _Renderer:
             if p.get("deprecated"):
                 cons.append('<span class="depr">deprecated</span>')
             required = bool(p.get("required")) or p.get("in") == "path"
-            desc = _md(p.get("description") or (resolved.get("description") if isinstance(resolved, dict) else ""), compact=True)
+            default_html = (
+                f"<code>{_esc(_json_literal(default))}</code>" if has_default else '<span class="muted">—</span>'
+            )
+            fallback = resolved.get("description") if isinstance(resolved, dict) else ""
+            desc = _md(p.get("description") or fallback, compact=True)
             if "example" in p and not isinstance(p["example"], (dict, list)):
                 desc += f' <span class="ex">Example: <code>{_esc(_json_literal(p["example"]))}</code></span>'
             out.append(
@@ -1146,7 +1150,7 @@ class _Renderer:
                 f'<td><span class="in in-{_esc(_slug(str(p.get("in"))))}">{_esc(p.get("in"))}</span></td>'
                 f'<td class="ftype">{self.type_label(schema)}</td>'
                 f'<td>{"<span class=req>required</span>" if required else "<span class=opt>optional</span>"}</td>'
-                f'<td>{"<code>" + _esc(_json_literal(default)) + "</code>" if has_default else "<span class=muted>—</span>"}</td>'
+                f"<td>{default_html}</td>"
                 f'<td class="cons">{self._cons_html(cons)}</td>'
                 f"<td>{desc}</td></tr>"
             )
@@ -1517,7 +1521,8 @@ class _Renderer:
             tag_slug = _slug(tag)
             toc.append(
                 f'<li class="toc-tag" data-tag-group="{_esc(tag)}">'
-                f'<a class="toc-tag-name" href="#tag-{_esc(tag_slug)}" title="{_esc(_plain(tag_info.get("description")))}">'
+                f'<a class="toc-tag-name" href="#tag-{_esc(tag_slug)}" '
+                f'title="{_esc(_plain(tag_info.get("description")))}">'
                 f"{_esc(_display_tag(tag, tag_info))}"
                 f' <span class="count">{len(by_tag.get(tag, []))}</span></a><ul>'
             )
@@ -1597,7 +1602,11 @@ class _Renderer:
             f'<p class="q-count" id="q-count" aria-live="polite">{len(self.ops)} operations</p></div>'
             '<details class="toc" id="toc" open><summary>Contents</summary>'
             '<ul class="toc-top"><li><a href="#authentication">Authentication</a></li>'
-            + ('<li><a href="#common-headers">Common headers</a></li>' if self.common_headers or self.shared_headers else "")
+            + (
+                '<li><a href="#common-headers">Common headers</a></li>'
+                if self.common_headers or self.shared_headers
+                else ""
+            )
             + ('<li><a href="#schemas">Schemas</a></li>' if self.schemas else "")
             + "</ul>"
             '<ul id="toc-list" class="toc-list">' + "".join(toc) + "</ul></details></nav>"
@@ -1727,7 +1736,7 @@ section.op h3{margin:8px 0 0;font-size:19px}
 .access{display:flex;flex-wrap:wrap;gap:6px;margin:6px 0 10px}
 h4{margin:20px 0 8px;font-size:13px;text-transform:uppercase;letter-spacing:.06em;color:var(--muted)}
 .desc p{margin:.45em 0}.desc ul,.desc ol{margin:.4em 0;padding-left:1.4em}
-.md-h{font-weight:700}
+.md-h{font-weight:700;font-size:1.07em;margin-top:.9em!important}
 .table-wrap{overflow-x:auto;-webkit-overflow-scrolling:touch;margin:6px 0 12px;border:1px solid var(--line);border-radius:8px}
 table{border-collapse:collapse;width:100%;font-size:13.5px}
 th,td{text-align:left;vertical-align:top;padding:7px 10px;border-bottom:1px solid var(--line)}
@@ -1813,7 +1822,6 @@ table.fields td.fname{white-space:normal}
 .side,.search,.anchor,.copy,.skip{display:none!important}
 .layout{display:block}main{padding:0;max-width:none}
 section.op{break-inside:avoid-page;border-color:#999}
-details.example>*:not(summary){display:block}
 .table-wrap{overflow:visible;border-color:#999}table.fields,table.params,table.responses{min-width:0}
 a{color:inherit}
 }
@@ -1879,6 +1887,9 @@ if("IntersectionObserver" in window){var links={};
   var current=null;var io=new IntersectionObserver(function(es){es.forEach(function(en){if(en.isIntersecting){
     if(current)current.classList.remove("active");current=links[en.target.id];if(current)current.classList.add("active");}});},
     {rootMargin:"0px 0px -70% 0px"});ops.forEach(function(s){io.observe(s);});}
+var reopen=[];
+window.addEventListener("beforeprint",function(){[].slice.call(document.querySelectorAll("details.example:not([open])")).forEach(function(d){d.open=true;reopen.push(d);});});
+window.addEventListener("afterprint",function(){reopen.forEach(function(d){d.open=false;});reopen=[];});
 try{var initial=new URLSearchParams(location.search).get("q");if(initial){q.value=initial;apply();}}catch(err){}
 })();
 """

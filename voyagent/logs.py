@@ -2,10 +2,13 @@
 
 from __future__ import annotations
 
+import atexit
 import contextvars
+import io
 import logging
 import re
 import sys
+import threading
 import time
 
 request_id_var: contextvars.ContextVar[str] = contextvars.ContextVar("request_id", default="-")
@@ -35,9 +38,43 @@ class _Formatter(logging.Formatter):
         return scrub(line)
 
 
+class _BufferedStderrHandler(logging.StreamHandler):  # type: ignore[type-arg]
+    """stderr through a 64 KiB buffer: INFO lines are flushed every FLUSH_SECONDS by a daemon thread
+    (one write syscall per batch, not per request); WARNING and above are flushed at once."""
+
+    FLUSH_SECONDS = 0.2
+
+    def __init__(self) -> None:
+        raw = io.FileIO(sys.stderr.fileno(), "w", closefd=False)
+        super().__init__(io.TextIOWrapper(io.BufferedWriter(raw, 65536), encoding="utf-8", errors="replace"))
+        thread = threading.Thread(target=self._flush_forever, name="log-flush", daemon=True)
+        thread.start()
+        atexit.register(self._flush_now)
+
+    def flush(self) -> None:  # called by emit() after every record
+        pass
+
+    def emit(self, record: logging.LogRecord) -> None:
+        super().emit(record)
+        if record.levelno >= logging.WARNING:
+            self._flush_now()
+
+    def _flush_now(self) -> None:
+        with self.lock:  # type: ignore[union-attr]
+            try:
+                self.stream.flush()
+            except (OSError, ValueError):
+                pass
+
+    def _flush_forever(self) -> None:
+        while True:
+            time.sleep(self.FLUSH_SECONDS)
+            self._flush_now()
+
+
 def setup_logging(level: str) -> None:
     """Route every logger to stderr through the scrubbing formatter."""
-    handler = logging.StreamHandler(sys.stderr)
+    handler = _BufferedStderrHandler()
     handler.setFormatter(_Formatter())
     root = logging.getLogger()
     root.handlers[:] = [handler]

@@ -1,5 +1,96 @@
-"""HTTP handlers of the audit endpoints (endpoints.md); operations listed here are routed."""
+"""The audit log (endpoints.md, Audit): a keyset-paginated list and a streamed CSV export."""
 
+from __future__ import annotations
+
+import asyncio
+import datetime as dt
+import logging
+
+from aiohttp import web
+
+from voyagent.db import connection
+from voyagent.errors import ApiError
 from voyagent.handlers_types import Handler
+from voyagent.ids import parse_uuid
+from voyagent.jsonio import json_response
+from voyagent.keys import CURSORS, DB_POOL, PRINCIPAL, QUERY, SETTINGS
+from voyagent.pagination import invalid_cursor, paginated
+from voyagent.services import audit_log
 
-HANDLERS: dict[str, Handler] = {}
+log = logging.getLogger("voyagent.audit_export")
+
+EXPORT_BATCH_ROWS = 1000
+INT8_MAX = 2**63 - 1
+
+
+async def list_audit_events(request: web.Request) -> web.Response:
+    """GET /audit: filters, limit/offset or cursor, total unless include_total=false."""
+    tenant_id = request[PRINCIPAL].tenant_id
+    query = request[QUERY]
+    filters = audit_log.parse_filters(query)
+    fingerprint = filters.fingerprint()
+    codec = request.app[CURSORS]
+    page = codec.page(query, audit_log.CURSOR_SCOPE, tenant_id, fingerprint)
+    after = None
+    if page.after is not None:
+        after_id = parse_uuid(page.after[1])
+        if after_id is None:
+            raise invalid_cursor()
+        after = (page.after[0], after_id)
+    rows_sql, rows_args = audit_log.rows_statement(tenant_id, filters, after=after, limit=page.limit + 1,
+                                                   offset=min(page.offset, INT8_MAX))
+    async with connection(request.app[DB_POOL]) as conn:
+        rows = await conn.fetch(rows_sql, *rows_args)
+        total = None
+        if page.include_total:
+            count_sql, count_args = audit_log.count_statement(tenant_id, filters)
+            total = await conn.fetchval(count_sql, *count_args)
+    next_cursor = codec.next_cursor(rows, page, audit_log.CURSOR_SCOPE, tenant_id, fingerprint, time_key="started_at")
+    items = [audit_log.wire_event(row) for row in rows[:page.limit]]
+    return json_response(paginated("items", items, total, page, next_cursor))
+
+
+async def export_audit_csv(request: web.Request) -> web.StreamResponse:
+    """GET /audit/export.csv: count against the cap, then stream from a server-side cursor in batches.
+
+    Memory stays constant (one batch at a time, and ``write`` waits while the client is slow). A client that
+    goes away makes the next ``write`` fail (or cancels this task): the transaction, and with it the cursor
+    and the query, end at once.
+    """
+    tenant_id = request[PRINCIPAL].tenant_id
+    filters = audit_log.parse_filters(request[QUERY])
+    cap = request.app[SETTINGS].audit_export_max_rows
+    count_sql, count_args = audit_log.count_statement(tenant_id, filters)
+    rows_sql, rows_args = audit_log.rows_statement(tenant_id, filters)
+    filename = audit_log.export_filename(tenant_id, dt.datetime.now(dt.timezone.utc).date())
+    exported = 0
+    async with connection(request.app[DB_POOL]) as conn, conn.transaction(isolation="repeatable_read",
+                                                                          readonly=True):
+        if await conn.fetchval(count_sql, *count_args) > cap:  # same snapshot as the rows below
+            raise ApiError(400, "export_too_large")
+        response = web.StreamResponse(headers={"Content-Disposition": f'attachment; filename="{filename}"'})
+        response.content_type = "text/csv"
+        response.charset = "utf-8"
+        await response.prepare(request)
+        try:
+            await response.write(audit_log.csv_records((), header=True))
+            cursor = await conn.cursor(rows_sql, *rows_args)
+            while rows := await cursor.fetch(EXPORT_BATCH_ROWS):
+                await response.write(await asyncio.to_thread(audit_log.csv_records, rows))
+                exported += len(rows)
+        except ConnectionResetError:
+            log.info("audit export stopped: client went away after %d rows", exported)
+            return response
+        except Exception:  # headers are sent: a truncated stream, not a JSON error, tells the client
+            log.exception("audit export failed after %d rows", exported)
+            if request.transport is not None:
+                request.transport.close()
+            return response
+    await response.write_eof()
+    return response
+
+
+HANDLERS: dict[str, Handler] = {
+    "list_audit_events": list_audit_events,
+    "export_audit_csv": export_audit_csv,
+}

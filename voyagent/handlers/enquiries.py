@@ -1,5 +1,78 @@
-"""HTTP handlers of the enquiries endpoints (endpoints.md); operations listed here are routed."""
+"""HTTP handlers of the enquiries endpoints (endpoints.md, Enquiries); operations listed here are routed."""
 
+from __future__ import annotations
+
+import asyncpg
+from aiohttp import web
+
+from voyagent.db import connection, transaction
 from voyagent.handlers_types import Handler
+from voyagent.jsonio import json_response
+from voyagent.keys import BODY, CURSORS, DB_POOL, PRINCIPAL, QUERIES, QUERY
+from voyagent.pagination import paginated
+from voyagent.services import enquiries, idempotency
+from voyagent.services.enquiries import EnquiryFilters, enquiry_json
 
-HANDLERS: dict[str, Handler] = {}
+
+async def list_enquiries(request: web.Request) -> web.Response:
+    """GET /enquiries — filtered page, newest first, with offset or keyset paging."""
+    principal = request[PRINCIPAL]
+    filters = EnquiryFilters.from_query(request[QUERY])
+    cursors = request.app[CURSORS]
+    fingerprint = filters.fingerprint()
+    page = cursors.page(request[QUERY], enquiries.LIST_SCOPE, principal.tenant_id, fingerprint)
+    async with connection(request.app[DB_POOL]) as conn:
+        rows, total = await enquiries.list_enquiries(conn, request.app[QUERIES], tenant_id=principal.tenant_id,
+                                                     filters=filters, page=page)
+    next_cursor = cursors.next_cursor(rows, page, enquiries.LIST_SCOPE, principal.tenant_id, fingerprint)
+    items = [enquiry_json(row) for row in rows[:page.limit]]
+    return json_response(paginated("items", items, total, page, next_cursor))
+
+
+async def create_enquiry(request: web.Request) -> web.Response:
+    """POST /enquiries — 201 EnquiryResponse; honours Idempotency-Key."""
+    principal = request[PRINCIPAL]
+
+    async def create(conn: asyncpg.Connection) -> tuple[int, dict]:
+        row = await enquiries.create_enquiry(conn, request.app[QUERIES], tenant_id=principal.tenant_id,
+                                             user_id=principal.user_id, body=request[BODY])
+        return 201, enquiry_json(row)
+
+    return await idempotency.respond_once(request, create)
+
+
+async def get_enquiry(request: web.Request) -> web.Response:
+    """GET /enquiries/{enquiry_id}."""
+    principal = request[PRINCIPAL]
+    async with connection(request.app[DB_POOL]) as conn:
+        row = await enquiries.get_enquiry(conn, request.app[QUERIES], tenant_id=principal.tenant_id,
+                                          enquiry_id=request.match_info["enquiry_id"])
+    return json_response(enquiry_json(row))
+
+
+async def patch_enquiry(request: web.Request) -> web.Response:
+    """PATCH /enquiries/{enquiry_id} — omitted fields unchanged, explicit nulls cleared."""
+    principal = request[PRINCIPAL]
+    async with transaction(request.app[DB_POOL]) as conn:
+        row = await enquiries.patch_enquiry(conn, request.app[QUERIES], tenant_id=principal.tenant_id,
+                                            enquiry_id=request.match_info["enquiry_id"], body=request[BODY])
+    return json_response(enquiry_json(row))
+
+
+async def promote_enquiry_to_session(request: web.Request) -> web.Response:
+    """POST /enquiries/{enquiry_id}/promote-to-session — idempotent: one session per enquiry, ever."""
+    principal = request[PRINCIPAL]
+    async with transaction(request.app[DB_POOL]) as conn:
+        row = await enquiries.promote_to_session(conn, request.app[QUERIES], tenant_id=principal.tenant_id,
+                                                 enquiry_id=request.match_info["enquiry_id"],
+                                                 actor_id=principal.user_id)
+    return json_response({"enquiry": enquiry_json(row), "session_id": str(row["session_id"])})
+
+
+HANDLERS: dict[str, Handler] = {
+    "list_enquiries": list_enquiries,
+    "create_enquiry": create_enquiry,
+    "get_enquiry": get_enquiry,
+    "patch_enquiry": patch_enquiry,
+    "promote_enquiry_to_session": promote_enquiry_to_session,
+}

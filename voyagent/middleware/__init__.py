@@ -1,47 +1,36 @@
-"""Middleware assembly: the order here IS the contract's order of checks (README, Order of checks)."""
+"""Middleware assembly: the order here IS the contract's order of checks (README, Order of checks).
+
+Outermost first:
+1. observe   – request id (kept or minted), metrics and the one access-log line, around everything
+2. errors    – contract error bodies; nothing a client sends reaches a bare 500
+3. cors      – preflights answered before routing errors or credentials matter
+4. gate      – the order of checks, each step from its own module:
+               route (404/405) → body limit (413) → credential IP bucket (429) → authenticate (401)
+               → principal bucket (429) → authorize (403) → validate (422)
+The e-mail bucket (check 7) runs inside the credential handlers, after the body is parsed.
+One ``on_response_prepare`` hook adds X-Request-Id, CORS and rate-limit headers to every response,
+streams included. Few layers on purpose: the chain is the hot path of every endpoint.
+"""
 
 from __future__ import annotations
 
 from aiohttp import web
 
 from voyagent.config import Settings
-from voyagent.middleware import (
-    auth,
-    body_limit,
-    cors,
-    errors,
-    observe,
-    ratelimit,
-    request_id,
-    route_context,
-    validation,
-)
+from voyagent.middleware import cors, errors, gate, observe, ratelimit, request_id
 
 
 def setup_middlewares(app: web.Application, settings: Settings) -> None:
-    """Install every middleware, outermost first.
+    """Install the middlewares and the response-header hook, in the documented order."""
+    app.middlewares.append(observe.observe_middleware(settings))
+    app.middlewares.append(errors.errors_middleware(settings))
+    app.middlewares.append(cors.cors_middleware(settings))
+    app.middlewares.append(gate.gate_middleware(settings))
+    add_cors_headers = cors.response_headers(settings)
 
-    1. request_id      – accept or mint X-Request-Id; every log line of the request carries it
-    2. observe         – metrics and the one access-log line, around everything below
-    3. errors          – contract error bodies; nothing a client sends reaches a bare 500
-    4. cors            – preflights answered before routing errors or credentials matter
-    5. route_context   – the matched OpenAPI operation (404/405 surface here: check 1)
-    6. body_limit      – 413 before any body is parsed, on every route
-    7. ratelimit.ip    – credential-route IP bucket (check 2)
-    8. auth.authenticate – JWT or API key → principal (check 3)
-    9. ratelimit.principal – user or API-key bucket (check 4)
-    10. auth.authorize – key eligibility, scope, role (check 5)
-    11. validation     – request against openapi.yaml → 422 (check 6)
-    The e-mail bucket (check 7) runs inside the credential handlers, after the body is parsed.
-    """
-    request_id.setup_request_id(app, settings)
-    observe.setup_observe(app, settings)
-    errors.setup_errors(app, settings)
-    cors.setup_cors(app, settings)
-    route_context.setup_route_context(app, settings)
-    body_limit.setup_body_limit(app, settings)
-    ratelimit.setup_credential_ip_limit(app, settings)
-    auth.setup_authenticate(app, settings)
-    ratelimit.setup_principal_limit(app, settings)
-    auth.setup_authorize(app, settings)
-    validation.setup_validation(app, settings)
+    async def decorate_response(request: web.BaseRequest, response: web.StreamResponse) -> None:
+        request_id.echo_request_id(request, response)
+        ratelimit.add_rate_limit_headers(request, response)
+        add_cors_headers(request, response)
+
+    app.on_response_prepare.append(decorate_response)

@@ -6,10 +6,9 @@ import uuid
 
 from aiohttp import web
 
-from voyagent.config import Settings
+from voyagent.contract import Operation
 from voyagent.errors import ApiError, unauthorized
-from voyagent.handlers_types import Handler
-from voyagent.keys import OPERATION, PRINCIPAL, SETTINGS, TOKEN_STORE
+from voyagent.keys import SETTINGS, TOKEN_STORE
 from voyagent.principal import Principal
 from voyagent.services import api_key_auth, audit
 from voyagent.services.scopes import grants
@@ -54,20 +53,8 @@ async def authenticate_request(request: web.Request) -> Principal:
     return principal
 
 
-def setup_authenticate(app: web.Application, settings: Settings) -> None:
-    @web.middleware
-    async def authenticate(request: web.Request, handler: Handler) -> web.StreamResponse:
-        operation = request[OPERATION]
-        if operation is None or not operation.authenticated:
-            request[PRINCIPAL] = None
-        else:
-            request[PRINCIPAL] = await authenticate_request(request)
-        return await handler(request)
-
-    app.middlewares.append(authenticate)
-
-
-def forbidden_reason(operation_access: str, scope: str | None, role: str | None, principal: Principal) -> str | None:
+def forbidden_reason(operation_access: str, scope: str | None, role: str | None,
+                     principal: Principal) -> str | None:
     """The 403 code for this principal on this operation, in the contract's order, or None."""
     if principal.is_api_key:
         if operation_access == "jwt":
@@ -85,16 +72,8 @@ async def forbid(request: web.Request, principal: Principal, code: str) -> ApiEr
     return ApiError(403, code)
 
 
-def setup_authorize(app: web.Application, settings: Settings) -> None:
-    @web.middleware
-    async def authorize(request: web.Request, handler: Handler) -> web.StreamResponse:
-        principal = request[PRINCIPAL]
-        if principal is not None:
-            operation = request[OPERATION]
-            assert operation is not None
-            code = forbidden_reason(operation.access, operation.scope, operation.role, principal)
-            if code is not None:
-                raise await forbid(request, principal, code)
-        return await handler(request)
-
-    app.middlewares.append(authorize)
+async def authorize(request: web.Request, operation: Operation, principal: Principal) -> None:
+    """Check 5: key eligibility, then scope, then role; each refusal is audited."""
+    code = forbidden_reason(operation.access, operation.scope, operation.role, principal)
+    if code is not None:
+        raise await forbid(request, principal, code)

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import Callable
+
 from aiohttp import web
 
 from voyagent.config import Settings
@@ -12,28 +14,36 @@ EXPOSE_HEADERS = ("RateLimit-Limit, RateLimit-Remaining, RateLimit-Reset, RateLi
 _PREFLIGHT_MAX_AGE = "600"
 
 
-def setup_cors(app: web.Application, settings: Settings) -> None:
+def cors_middleware(settings: Settings) -> web.middleware:
+    """Answer preflights from allowed origins (no credentials, no rate limit)."""
     allowed = frozenset(settings.cors_origins)
 
     @web.middleware
     async def cors(request: web.Request, handler: Handler) -> web.StreamResponse:
-        origin = request.headers.get("Origin")
-        if (origin in allowed and request.method == "OPTIONS"
-                and "Access-Control-Request-Method" in request.headers):
-            headers = {
-                "Access-Control-Allow-Origin": origin,
-                "Access-Control-Allow-Credentials": "true",
-                "Access-Control-Allow-Methods": request.headers["Access-Control-Request-Method"],
-                "Access-Control-Max-Age": _PREFLIGHT_MAX_AGE,
-                "Vary": "Origin",
-            }
-            requested = request.headers.get("Access-Control-Request-Headers")
-            if requested:
-                headers["Access-Control-Allow-Headers"] = requested
-            return web.Response(status=200, headers=headers)
+        if request.method == "OPTIONS":
+            origin = request.headers.get("Origin")
+            if origin in allowed and "Access-Control-Request-Method" in request.headers:
+                headers = {
+                    "Access-Control-Allow-Origin": origin,
+                    "Access-Control-Allow-Credentials": "true",
+                    "Access-Control-Allow-Methods": request.headers["Access-Control-Request-Method"],
+                    "Access-Control-Max-Age": _PREFLIGHT_MAX_AGE,
+                    "Vary": "Origin",
+                }
+                requested = request.headers.get("Access-Control-Request-Headers")
+                if requested:
+                    headers["Access-Control-Allow-Headers"] = requested
+                return web.Response(status=200, headers=headers)
         return await handler(request)
 
-    async def add_cors_headers(request: web.BaseRequest, response: web.StreamResponse) -> None:
+    return cors
+
+
+def response_headers(settings: Settings) -> Callable[[web.BaseRequest, web.StreamResponse], None]:
+    """The CORS headers of an ordinary response to an allowed origin."""
+    allowed = frozenset(settings.cors_origins)
+
+    def add(request: web.BaseRequest, response: web.StreamResponse) -> None:
         origin = request.headers.get("Origin")
         if origin is not None and origin in allowed and "Access-Control-Allow-Origin" not in response.headers:
             response.headers["Access-Control-Allow-Origin"] = origin
@@ -41,5 +51,4 @@ def setup_cors(app: web.Application, settings: Settings) -> None:
             response.headers["Access-Control-Expose-Headers"] = EXPOSE_HEADERS
             response.headers.add("Vary", "Origin")
 
-    app.middlewares.append(cors)
-    app.on_response_prepare.append(add_cors_headers)
+    return add

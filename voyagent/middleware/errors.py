@@ -41,7 +41,7 @@ def _from_http_exception(exc: web.HTTPException) -> web.Response:
     return json_response({"detail": detail}, status=exc.status, headers=headers or None)
 
 
-def setup_errors(app: web.Application, settings: Settings) -> None:
+def errors_middleware(settings: Settings) -> web.middleware:
     @web.middleware
     async def errors(request: web.Request, handler: Handler) -> web.StreamResponse:
         try:
@@ -63,4 +63,4 @@ def setup_errors(app: web.Application, settings: Settings) -> None:
             log.exception("unhandled error in %s %s", request.method, request.path)
             return json_response({"detail": "internal_error"}, status=500)
 
-    app.middlewares.append(errors)
+    return errors

@@ -1,4 +1,4 @@
-"""Metrics and the single access-log line of every request, keyed by the route template."""
+"""Request id, metrics and the single access-log line of every request, keyed by the route template."""
 
 from __future__ import annotations
 
@@ -9,7 +9,9 @@ from aiohttp import web
 
 from voyagent.config import Settings
 from voyagent.handlers_types import Handler
-from voyagent.keys import CLIENT_IP, METRICS, OPERATION, PRINCIPAL
+from voyagent.keys import CLIENT_IP, METRICS, OPERATION, PRINCIPAL, REQUEST_ID
+from voyagent.logs import request_id_var
+from voyagent.middleware.request_id import accept_request_id
 
 log = logging.getLogger("voyagent.access")
 
@@ -36,14 +38,17 @@ def route_template(request: web.Request, base_path: str) -> str:
     return match_info.route.resource.canonical[len(base_path):]
 
 
-def setup_observe(app: web.Application, settings: Settings) -> None:
+def observe_middleware(settings: Settings) -> web.middleware:
     trust = settings.trust_forwarded_for
     base_path = settings.base_path
 
     @web.middleware
     async def observe(request: web.Request, handler: Handler) -> web.StreamResponse:
         started = time.perf_counter()
-        request[CLIENT_IP] = client_ip(request, trust)
+        rid = accept_request_id(request.headers.get("X-Request-Id"))
+        request[REQUEST_ID] = rid
+        token = request_id_var.set(rid)
+        ip = request[CLIENT_IP] = client_ip(request, trust)
         status = 500
         try:
             response = await handler(request)
@@ -56,13 +61,11 @@ def setup_observe(app: web.Application, settings: Settings) -> None:
             elapsed = time.perf_counter() - started
             path = route_template(request, base_path)
             request.app[METRICS].observe_request(request.method, path, status, elapsed)
-            principal = request.get(PRINCIPAL)
-            if principal is not None:
+            if log.isEnabledFor(logging.INFO):
+                principal = request.get(PRINCIPAL)
                 log.info("method=%s route=%s status=%d duration_ms=%.2f client_ip=%s tenant_id=%s user_id=%s",
-                         request.method, path, status, elapsed * 1000, request[CLIENT_IP],
-                         principal.tenant_id, principal.user_id)
-            else:
-                log.info("method=%s route=%s status=%d duration_ms=%.2f client_ip=%s tenant_id=- user_id=-",
-                         request.method, path, status, elapsed * 1000, request[CLIENT_IP])
+                         request.method, path, status, elapsed * 1000, ip,
+                         principal.tenant_id if principal else "-", principal.user_id if principal else "-")
+            request_id_var.reset(token)
 
-    app.middlewares.append(observe)
+    return observe

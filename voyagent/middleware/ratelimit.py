@@ -4,10 +4,9 @@ from __future__ import annotations
 
 from aiohttp import web
 
-from voyagent.config import Settings
 from voyagent.errors import ApiError
-from voyagent.handlers_types import Handler
-from voyagent.keys import CLIENT_IP, METRICS, OPERATION, PRINCIPAL, RATE_LIMITER, RATE_LIMIT_HEADERS, SETTINGS
+from voyagent.keys import CLIENT_IP, METRICS, RATE_LIMITER, RATE_LIMIT_HEADERS, SETTINGS
+from voyagent.principal import Principal
 from voyagent.services.ratelimit import BucketResult
 
 _IP_RESULT: web.RequestKey[BucketResult | None] = web.RequestKey("credential_ip_result")
@@ -41,43 +40,27 @@ async def check_credential_email(request: web.Request, email: str) -> None:
         _report(request, result)
 
 
-def setup_credential_ip_limit(app: web.Application, settings: Settings) -> None:
-    capacity = settings.rate_limit_auth_ip_per_minute
-
-    @web.middleware
-    async def credential_ip_limit(request: web.Request, handler: Handler) -> web.StreamResponse:
-        operation = request[OPERATION]
-        if operation is not None and "auth_ip" in operation.buckets:
-            result = await request.app[RATE_LIMITER].take("auth_ip", request[CLIENT_IP], capacity)
-            request[_IP_RESULT] = result
-            if result is not None and not result.allowed:
-                raise refuse(request, result)
-            _report(request, result)
-        return await handler(request)
-
-    app.middlewares.append(credential_ip_limit)
-    app.on_response_prepare.append(_add_headers)
+async def take_credential_ip(request: web.Request, capacity: int) -> None:
+    """Check 2: the IP bucket shared by the credential routes."""
+    result = await request.app[RATE_LIMITER].take("auth_ip", request[CLIENT_IP], capacity)
+    request[_IP_RESULT] = result
+    if result is not None and not result.allowed:
+        raise refuse(request, result)
+    _report(request, result)
 
 
-def setup_principal_limit(app: web.Application, settings: Settings) -> None:
-    user_capacity = settings.rate_limit_user_per_minute
-
-    @web.middleware
-    async def principal_limit(request: web.Request, handler: Handler) -> web.StreamResponse:
-        principal = request.get(PRINCIPAL)
-        if principal is not None:
-            bucket, key = principal.rate_limit_key
-            capacity = principal.rate_limit if principal.is_api_key else user_capacity
-            result = await request.app[RATE_LIMITER].take(bucket, key, capacity)
-            if result is not None and not result.allowed:
-                raise refuse(request, result)
-            _report(request, result)
-        return await handler(request)
-
-    app.middlewares.append(principal_limit)
+async def take_principal(request: web.Request, principal: Principal, user_capacity: int) -> None:
+    """Check 4: the user's bucket (JWT) or the key's bucket sized by the tenant's setting."""
+    bucket, key = principal.rate_limit_key
+    capacity = principal.rate_limit if principal.is_api_key else user_capacity
+    result = await request.app[RATE_LIMITER].take(bucket, key, capacity)
+    if result is not None and not result.allowed:
+        raise refuse(request, result)
+    _report(request, result)
 
 
-async def _add_headers(request: web.BaseRequest, response: web.StreamResponse) -> None:
+def add_rate_limit_headers(request: web.BaseRequest, response: web.StreamResponse) -> None:
+    """Headers of the reported bucket, on every response of a limited request (streams too)."""
     headers = request.get(RATE_LIMIT_HEADERS)
     if headers:
         response.headers.update(headers)

@@ -7,11 +7,9 @@ from typing import Any
 import orjson
 from aiohttp import web
 
-from voyagent.config import Settings
 from voyagent.contract import Operation, coerce_param, json_depth_exceeds, nul_errors, validate_body
 from voyagent.errors import ValidationFailed, validation_item
-from voyagent.handlers_types import Handler
-from voyagent.keys import BODY, OPERATION, QUERY
+from voyagent.keys import BODY, QUERY
 
 _MISSING = object()
 
@@ -83,17 +81,3 @@ async def validate_request(request: web.Request, operation: Operation) -> None:
     request[BODY] = body
     if errors:
         raise ValidationFailed(errors)
-
-
-def setup_validation(app: web.Application, settings: Settings) -> None:
-    @web.middleware
-    async def validation(request: web.Request, handler: Handler) -> web.StreamResponse:
-        operation = request[OPERATION]
-        if operation is not None and operation.needs_validation:
-            await validate_request(request, operation)
-        else:
-            request[QUERY] = {}
-            request[BODY] = None
-        return await handler(request)
-
-    app.middlewares.append(validation)

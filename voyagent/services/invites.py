@@ -9,15 +9,19 @@ from typing import Any
 
 import asyncpg
 
+from aiohttp import web
+
 from voyagent.config import Settings
+from voyagent.db import connection, transaction
 from voyagent.errors import ApiError
 from voyagent.ids import new_id
-from voyagent.services import audit
+from voyagent.keys import DB_POOL, PASSWORDS, QUERIES
+from voyagent.services import audit, identity
+from voyagent.services.passwords import check_strength
+from voyagent.services.refresh_tokens import ClientInfo
 from voyagent.services.email_messages import Message, action_link, describe_duration, header_text
 
 STATUSES = ("pending", "accepted", "revoked", "expired")
-INVITE_FIELDS = ("id", "tenant_id", "email", "role", "status", "expires_at", "created_at", "accepted_at",
-                 "revoked_at", "invited_by_user_id")
 
 
 def new_token() -> tuple[str, str]:
@@ -33,7 +37,10 @@ def hash_token(token: str) -> str:
 
 def summary(row: Any) -> dict[str, Any]:
     """The InviteSummary of a row (never the token or its hash)."""
-    return {field: row[field] for field in INVITE_FIELDS}
+    return {"id": str(row["id"]), "tenant_id": str(row["tenant_id"]), "email": row["email"], "role": row["role"],
+            "status": row["status"], "expires_at": row["expires_at"], "created_at": row["created_at"],
+            "accepted_at": row["accepted_at"], "revoked_at": row["revoked_at"],
+            "invited_by_user_id": str(row["invited_by_user_id"])}
 
 
 def invite_message(settings: Settings, token: str, *, tenant_name: str, inviter_name: str, inviter_email: str,
@@ -63,7 +70,7 @@ async def create(conn: asyncpg.Connection, sql: Any, *, tenant_id: uuid.UUID, in
     """Insert a pending invite and its audit event (caller's transaction); returns (row, plaintext token)."""
     if await sql.pending_invite_exists(conn, tenant_id=tenant_id, email=email):
         raise ApiError(409, "invite_already_exists")
-    if await sql.user_email_exists(conn, email=email):
+    if await sql.email_is_registered(conn, email=email):
         raise ApiError(409, "email_already_registered")
     token, token_hash = new_token()
     row = await sql.insert_invite(conn, id=new_id(), tenant_id=tenant_id,
@@ -97,3 +104,36 @@ async def revoke(conn: asyncpg.Connection, sql: Any, *, tenant_id: uuid.UUID, in
     await audit.write_event(conn, sql, tenant_id=tenant_id, actor_id=actor_id, kind="invite.revoked",
                             inputs={"invite_id": str(invite_id), "email": row["email"]})
     return row
+
+
+async def accept(app: web.Application, *, token: str, password: str, full_name: str,
+                 client: ClientInfo) -> dict[str, Any]:
+    """Create the invited user (verified, in the inviter's tenant), use up the invite, sign in: AuthResponse.
+
+    The checks run in the contract's order on a plain read; the Argon2 hash is computed without holding a
+    connection; the writes then run in one transaction that re-checks the invite under a row lock, so of two
+    concurrent accepts exactly one succeeds (the other gets ``invite_not_pending``).
+    """
+    sql, pool = app[QUERIES], app[DB_POOL]
+    token_hash = hash_token(token)
+    async with connection(pool) as conn:
+        await sql.expire_invite_by_token(conn, token_hash=token_hash)
+        invite = await sql.get_invite_by_token(conn, token_hash=token_hash)
+        check_usable(invite)
+        check_strength(password)
+        if await sql.email_is_registered(conn, email=invite["email"]):
+            raise ApiError(409, "email_already_registered")
+    password_hash = await app[PASSWORDS].hash(password)
+    async with transaction(pool) as conn:
+        check_usable(await sql.lock_invite_by_token(conn, token_hash=token_hash))
+        try:
+            user = await sql.insert_user(conn, id=new_id(), tenant_id=invite["tenant_id"], email=invite["email"],
+                                         display_name=full_name, role=invite["role"], password_hash=password_hash,
+                                         email_verified=True)
+        except asyncpg.UniqueViolationError:  # registered between the check and now
+            raise ApiError(409, "email_already_registered") from None
+        await sql.mark_invite_accepted(conn, id=invite["id"])
+        await audit.write_event(conn, sql, tenant_id=invite["tenant_id"], actor_id=user["id"], kind="invite.accepted",
+                                inputs={"invite_id": str(invite["id"]), "email": invite["email"],
+                                        "role": invite["role"]})
+        return await identity.issue_auth_response(conn, app, {**user, "tenant_name": invite["tenant_name"]}, client)

@@ -18,7 +18,7 @@ INT4_MAX = 2_147_483_647  # daily_token_budget is an integer column; the schema 
 
 def wire(row: Any) -> dict[str, Any]:
     """The TenantSettings object."""
-    return {"tenant_id": row["tenant_id"], **{field: row[field] for field in FIELDS}}
+    return {"tenant_id": str(row["tenant_id"]), **{field: row[field] for field in FIELDS}}
 
 
 async def get_or_create(conn: asyncpg.Connection, sql: Any, tenant_id: uuid.UUID) -> Any:

@@ -1,0 +1,139 @@
+"""Every GET /enquiries query shape is served by an index: no sequential scan of enquiries, in either the
+custom plan (first executions) or the generic plan a prepared statement may switch to later."""
+
+import asyncio
+import dataclasses
+import datetime as dt
+import json
+import random
+import uuid
+
+import asyncpg
+import pytest
+
+from voyagent.ids import new_id
+from voyagent.pagination import Page
+from voyagent.services.enquiries import EnquiryFilters, count_query, page_query
+
+CITIES = ["Lisbon", "Paris", "Rome", "Dubai", "Doha", "Tokyo", "Oslo", "Lima", "Cairo", "Goa", "Kyoto", "Sofia",
+          "Riga", "Quito", "Male", "Nice", "Lyon", "Milan", "Perth", "Seoul"]
+COLUMNS = ["id", "tenant_id", "created_by_user_id", "customer_name", "customer_email", "customer_phone", "origin",
+           "destination", "depart_date", "status", "created_at", "updated_at"]
+BIG, OTHERS, PER_OTHER = 6000, 8, 1500
+
+
+async def _seed(db, tenant_id, user_id, count, rnd):
+    start = dt.datetime(2026, 1, 1, tzinfo=dt.timezone.utc)
+    rows = []
+    for i in range(count):
+        created = start + dt.timedelta(seconds=rnd.randrange(10_000_000))
+        name = f"{rnd.choice(['Asha', 'Ravi', 'Meera', 'Omar', 'Lena'])} {rnd.choice(['Rao', 'Khan', 'Berg'])}"
+        rows.append((new_id(), tenant_id, user_id, name, f"{name.replace(' ', '.').lower()}{i}@example.com",
+                     f"+91 98{rnd.randrange(10**7, 10**8)}", rnd.choice(["DEL", "BOM", "BLR"]), rnd.choice(CITIES),
+                     (created + dt.timedelta(days=rnd.randrange(5, 90))).date(),
+                     rnd.choice(["new", "new", "quoted", "booked", "cancelled"]), created, created))
+    await db.copy_records_to_table("enquiries", records=rows, columns=COLUMNS)
+
+
+@dataclasses.dataclass(frozen=True)
+class Tenant:
+    tenant_id: uuid.UUID
+
+
+async def _tenant(conn):
+    tenant_id, user_id = new_id(), new_id()
+    await conn.execute("INSERT INTO tenants (id, display_name) VALUES ($1, 'Plans')", tenant_id)
+    await conn.execute("INSERT INTO users (id, tenant_id, email, display_name) VALUES ($1, $2, $3, 'Plans')",
+                       user_id, tenant_id, f"plans-{user_id}@example.com")
+    return tenant_id, user_id
+
+
+@pytest.fixture(scope="module")
+def big_tenant(database):
+    """One large tenant among several others, with fresh statistics (seeded once for the module)."""
+    async def seed():
+        rnd = random.Random(6)
+        conn = await asyncpg.connect(database.dsn)
+        try:
+            tenant_id, user_id = await _tenant(conn)
+            await _seed(conn, tenant_id, user_id, BIG, rnd)
+            for _ in range(OTHERS):
+                await _seed(conn, *(await _tenant(conn)), PER_OTHER, rnd)
+            await conn.execute("ANALYZE enquiries")
+            return Tenant(tenant_id)
+        finally:
+            await conn.close()
+
+    return asyncio.run(seed())
+
+
+def _nodes(plan):
+    yield plan
+    for child in plan.get("Plans", ()):
+        yield from _nodes(child)
+
+
+async def _plan(db, text, args, mode):
+    await db.execute(f"SET plan_cache_mode = {mode}")
+    try:
+        raw = await db.fetchval("EXPLAIN (FORMAT JSON) " + text, *args)
+        return json.loads(raw)[0]["Plan"]
+    finally:
+        await db.execute("RESET plan_cache_mode")
+
+
+def _assert_indexed(plan, label):
+    scans = [(n["Node Type"], n.get("Relation Name"), n.get("Index Name")) for n in _nodes(plan)]
+    assert not [s for s in scans if s[0] == "Seq Scan" and s[1] == "enquiries"], (label, scans)
+    assert any(s[2] for s in scans), (label, scans)  # some index does the work
+
+
+FILTERS = {
+    "none": {},
+    "status": {"status": "quoted"},
+    "q": {"q": "lisb"},
+    "destination": {"destination": "isbo"},
+    "customer_email": {"customer_email": "asha.rao1"},
+    "origin": {"origin": "del"},
+    "depart range": {"depart_from": dt.date(2026, 3, 1), "depart_to": dt.date(2026, 3, 7)},
+    "created range": {"created_from": dt.date(2026, 2, 1), "created_to": dt.date(2026, 2, 3)},
+    "status + destination": {"status": "new", "destination": "tokyo"},
+    "q + depart range": {"q": "rome", "depart_from": dt.date(2026, 3, 1), "depart_to": dt.date(2026, 4, 1)},
+}
+
+
+@pytest.mark.parametrize("mode", ["force_custom_plan", "force_generic_plan"])
+@pytest.mark.parametrize("label", list(FILTERS))
+async def test_list_and_count_queries_use_indexes(db, big_tenant, label, mode):
+    filters = EnquiryFilters(**FILTERS[label])
+    first = Page(limit=50, offset=0, after=None, include_total=True)
+    text, args = page_query(big_tenant.tenant_id, filters, first)
+    _assert_indexed(await _plan(db, text, args, mode), f"page {label} {mode}")
+    text, args = count_query(big_tenant.tenant_id, filters)
+    if label != "none":  # the unfiltered total comes from enquiry_counts, never from a count(*)
+        _assert_indexed(await _plan(db, text, args, mode), f"count {label} {mode}")
+
+
+@pytest.mark.parametrize("mode", ["force_custom_plan", "force_generic_plan"])
+@pytest.mark.parametrize("label", ["none", "status", "destination"])
+async def test_a_deep_cursor_page_is_an_index_range_scan(db, big_tenant, label, mode):
+    filters = EnquiryFilters(**FILTERS[label])
+    deep = await db.fetchrow("SELECT created_at, id::text FROM enquiries WHERE tenant_id = $1 "
+                             "ORDER BY created_at DESC, id DESC OFFSET $2 LIMIT 1", big_tenant.tenant_id, BIG * 3 // 4)
+    page = Page(limit=50, offset=0, after=(deep["created_at"], deep["id"]), include_total=False)
+    text, args = page_query(big_tenant.tenant_id, filters, page)
+    plan = await _plan(db, text, args, mode)
+    _assert_indexed(plan, f"deep {label} {mode}")
+    if label != "destination":
+        assert any(n["Node Type"] in ("Index Scan", "Index Only Scan") and "created_at" in str(n.get("Index Cond", ""))
+                   for n in _nodes(plan)), plan
+
+
+async def test_the_unfiltered_total_reads_the_counter_row(db, big_tenant, queries):
+    plan = await _plan(db, queries.count_enquiries_by_status.sql, [big_tenant.tenant_id, ["new", "quoted"]],
+                       "force_custom_plan")
+    assert all(n.get("Relation Name") != "enquiries" for n in _nodes(plan))
+    total = await queries.count_enquiries_by_status(db, tenant_id=big_tenant.tenant_id,
+                                                    statuses=["new", "quoted", "booked", "cancelled"])
+    assert total == BIG == await db.fetchval("SELECT count(*) FROM enquiries WHERE tenant_id = $1",
+                                             big_tenant.tenant_id)

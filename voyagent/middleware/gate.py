@@ -1,0 +1,47 @@
+"""The contract's order of checks 1–6 as one middleware; each check lives in its own module."""
+
+from __future__ import annotations
+
+from aiohttp import web
+
+from voyagent.config import Settings
+from voyagent.handlers_types import Handler
+from voyagent.keys import BODY, PRINCIPAL, QUERY
+from voyagent.middleware.auth import authenticate_request, authorize
+from voyagent.middleware.body_limit import enforce_body_limit
+from voyagent.middleware.ratelimit import take_credential_ip, take_principal
+from voyagent.middleware.route_context import match_operation
+from voyagent.middleware.validation import validate_request
+
+
+def gate_middleware(settings: Settings) -> web.middleware:
+    body_limit = settings.max_body_bytes
+    ip_capacity = settings.rate_limit_auth_ip_per_minute
+    user_capacity = settings.rate_limit_user_per_minute
+
+    @web.middleware
+    async def gate(request: web.Request, handler: Handler) -> web.StreamResponse:
+        operation = match_operation(request)  # 1. route → 404 / 405
+        await enforce_body_limit(request, body_limit)  # 413, before anything parses a body
+        if operation is None:  # meta routes: public, nothing to validate
+            request[PRINCIPAL] = None
+            request[QUERY] = {}
+            request[BODY] = None
+            return await handler(request)
+        if "auth_ip" in operation.buckets:
+            await take_credential_ip(request, ip_capacity)  # 2. credential IP bucket → 429
+        principal = None
+        if operation.authenticated:
+            principal = await authenticate_request(request)  # 3. → 401
+        request[PRINCIPAL] = principal
+        if principal is not None:
+            await take_principal(request, principal, user_capacity)  # 4. → 429
+            await authorize(request, operation, principal)  # 5. → 403
+        if operation.needs_validation:
+            await validate_request(request, operation)  # 6. → 422
+        else:
+            request[QUERY] = {}
+            request[BODY] = None
+        return await handler(request)
+
+    return gate

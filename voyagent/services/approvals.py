@@ -1,0 +1,262 @@
+"""Approvals: the agent's request (chat-and-agent.md §6.3), resolution (§6.4), lazy expiry and the list."""
+
+from __future__ import annotations
+
+import dataclasses
+import datetime as dt
+import logging
+import uuid
+from typing import Any, Mapping
+
+import asyncpg
+from pypika import Order, Parameter, PostgreSQLQuery, Table
+from pypika import functions as fn
+from pypika.terms import Criterion, Tuple
+
+from voyagent.db import transaction
+from voyagent.errors import ApiError, not_found
+from voyagent.pagination import Page
+from voyagent.services import audit
+from voyagent.services.tools import may_decide
+
+log = logging.getLogger(__name__)
+
+LIST_SCOPE = "approvals"  # cursor scope of GET /approvals
+MAX_ID_LENGTH = 128
+STATUSES = ("pending", "granted", "rejected", "expired")
+COLUMNS = ("id", "tenant_id", "session_id", "tool_name", "tool_call_id", "summary", "turn_id", "payload",
+           "requested_at", "expires_at", "status", "granted", "resolved_at", "resolved_by_user_id", "reason",
+           "consumed_at")
+
+pending_approvals = Table("pending_approvals")
+
+
+@dataclasses.dataclass(frozen=True, slots=True)
+class ApprovalRow:
+    """One ``pending_approvals`` row."""
+
+    id: str
+    tenant_id: uuid.UUID
+    session_id: uuid.UUID
+    tool_name: str
+    tool_call_id: str
+    summary: str
+    turn_id: str
+    payload: dict[str, Any]
+    requested_at: dt.datetime
+    expires_at: dt.datetime
+    status: str
+    granted: bool | None
+    resolved_at: dt.datetime | None
+    resolved_by_user_id: uuid.UUID | None
+    reason: str | None
+    consumed_at: dt.datetime | None
+
+    @classmethod
+    def from_record(cls, record: Mapping[str, Any]) -> "ApprovalRow":
+        return cls(**{name: record[name] for name in COLUMNS})
+
+    def __getitem__(self, name: str) -> Any:
+        """Column access by name, like a record (the cursor codec reads ``row["requested_at"]``)."""
+        return getattr(self, name)
+
+    def item(self) -> dict[str, Any]:
+        """The ApprovalItem wire object (endpoints.md)."""
+        return {"id": self.id, "session_id": str(self.session_id), "tool_name": self.tool_name, "summary": self.summary,
+                "requested_at": self.requested_at, "expires_at": self.expires_at, "status": self.status,
+                "payload": self.payload if isinstance(self.payload, dict) else {}, "resolved_at": self.resolved_at,
+                "resolved_by_user_id": None if self.resolved_by_user_id is None else str(self.resolved_by_user_id),
+                "reason": self.reason}
+
+
+def _now(now: dt.datetime | None) -> dt.datetime:
+    return now if now is not None else dt.datetime.now(dt.timezone.utc)
+
+
+def already_resolved() -> ApiError:
+    return ApiError(409, "approval_already_resolved")
+
+
+# --- requesting (the agent's gateway, §6.2 step 5) ---------------------------------------------------
+
+
+def approval_id_candidates(turn_id: str, tool_name: str):  # type: ignore[no-untyped-def]
+    """``ap-<turn_id>-<tool_name>``, then ``-2``, ``-3``, …"""
+    base = f"ap-{turn_id}-{tool_name}"
+    yield base
+    n = 2
+    while True:
+        yield f"{base}-{n}"
+        n += 1
+
+
+async def request_approval(conn: asyncpg.Connection, sql: Any, *, tenant_id: uuid.UUID, session_id: uuid.UUID,
+                           turn_id: str, tool_name: str, tool_call_id: str, payload: dict[str, Any], summary: str,
+                           ttl_seconds: int, now: dt.datetime | None = None) -> ApprovalRow:
+    """Insert a pending approval in the caller's transaction (§6.3): first free id, expires_at = now + TTL."""
+    requested_at = _now(now)
+    expires_at = requested_at + dt.timedelta(seconds=ttl_seconds)
+    for approval_id in approval_id_candidates(turn_id, tool_name):
+        if len(approval_id) > MAX_ID_LENGTH:
+            raise ValueError(f"approval id longer than {MAX_ID_LENGTH} characters: {approval_id!r}")
+        record = await sql.insert_approval(
+            conn, id=approval_id, tenant_id=tenant_id, session_id=session_id, tool_name=tool_name,
+            tool_call_id=tool_call_id, summary=summary, turn_id=turn_id, payload=payload,
+            requested_at=requested_at, expires_at=expires_at)
+        if record is not None:
+            return ApprovalRow.from_record(record)
+    raise AssertionError("unreachable")  # pragma: no cover
+
+
+# --- reading with lazy expiry ------------------------------------------------------------------------
+
+
+async def expire_tenant(conn: asyncpg.Connection, sql: Any, *, tenant_id: uuid.UUID,
+                        now: dt.datetime | None = None) -> None:
+    """Switch every pending approval of the tenant past its deadline to ``expired``."""
+    await sql.expire_tenant_approvals(conn, tenant_id=tenant_id, now=_now(now))
+
+
+async def expire_session(conn: asyncpg.Connection, sql: Any, *, tenant_id: uuid.UUID, session_id: uuid.UUID,
+                         now: dt.datetime | None = None) -> None:
+    """Switch every pending approval of one session past its deadline to ``expired``."""
+    await sql.expire_session_approvals(conn, tenant_id=tenant_id, session_id=session_id, now=_now(now))
+
+
+async def _load(conn: asyncpg.Connection, sql: Any, tenant_id: uuid.UUID, approval_id: str,
+                session_id: uuid.UUID | None) -> ApprovalRow:
+    record = None
+    if len(approval_id) <= MAX_ID_LENGTH:
+        record = await sql.get_approval(conn, id=approval_id, tenant_id=tenant_id, session_id=session_id)
+    if record is None:
+        raise not_found("approval_not_found")
+    return ApprovalRow.from_record(record)
+
+
+async def get_approval(conn: asyncpg.Connection, sql: Any, *, tenant_id: uuid.UUID, approval_id: str,
+                       now: dt.datetime | None = None) -> ApprovalRow:
+    """One approval of the tenant, expired first if it is pending past its deadline; else ``404``."""
+    row = await _load(conn, sql, tenant_id, approval_id, None)
+    if row.status == "pending" and row.expires_at <= _now(now):
+        expired = await sql.expire_approval(conn, id=row.id, tenant_id=tenant_id, now=_now(now))
+        if expired is not None:
+            return ApprovalRow.from_record(expired)
+        row = await _load(conn, sql, tenant_id, approval_id, None)  # resolved meanwhile
+    return row
+
+
+# --- resolving (§6.4) ----------------------------------------------------------------------------------
+
+
+async def resolve_approval(pool: asyncpg.Pool, sql: Any, *, tenant_id: uuid.UUID, approval_id: str, granted: bool,
+                           reason: str | None, resolver_id: uuid.UUID, resolver_role: str,
+                           session_id: uuid.UUID | None = None, same_decision_is_noop: bool = False,
+                           now: dt.datetime | None = None) -> ApprovalRow:
+    """Grant or reject one approval; shared by ``POST /approvals/{id}/resolve`` and the chat ``approvals`` map.
+
+    Checks in the contract's order: ``404 approval_not_found`` (not in the tenant, or not in ``session_id``
+    when given), ``403 forbidden_role`` (the tool's approval roles), ``409 approval_already_resolved``
+    (not pending; past the deadline, which is committed as ``expired`` first; or lost a race). With
+    ``same_decision_is_noop`` (the chat map) an approval already resolved with the same decision is
+    returned unchanged. The decision commits in its own transaction; the ``approval.granted`` /
+    ``approval.rejected`` audit event follows in another one, and a failure to write it is only logged.
+    """
+    now = _now(now)
+    decided: ApprovalRow | None = None
+    expired = False
+    async with transaction(pool) as conn:
+        row = await _load(conn, sql, tenant_id, approval_id, session_id)
+        if not may_decide(row.tool_name, resolver_role):
+            raise ApiError(403, "forbidden_role")
+        if row.status != "pending":
+            if same_decision_is_noop and row.status in ("granted", "rejected") and row.granted is granted:
+                return row
+            raise already_resolved()
+        if row.expires_at <= now:
+            expired = await sql.expire_approval(conn, id=row.id, tenant_id=tenant_id, now=now) is not None
+        else:
+            record = await sql.decide_approval(conn, id=row.id, tenant_id=tenant_id,
+                                               status="granted" if granted else "rejected", granted=granted,
+                                               now=now, resolved_by=resolver_id, reason=reason)
+            decided = ApprovalRow.from_record(record) if record is not None else None
+    if decided is None:  # expired (now committed) or another resolver won the race
+        if not expired and same_decision_is_noop:
+            return await _after_lost_race(pool, sql, tenant_id, approval_id, session_id, granted)
+        raise already_resolved()
+    await _audit_decision(pool, sql, decided, resolver_id)
+    return decided
+
+
+async def _after_lost_race(pool: asyncpg.Pool, sql: Any, tenant_id: uuid.UUID, approval_id: str,
+                           session_id: uuid.UUID | None, granted: bool) -> ApprovalRow:
+    """The chat map's rule after a concurrent resolution: the same decision is a no-op, any other a 409."""
+    async with transaction(pool) as conn:
+        row = await _load(conn, sql, tenant_id, approval_id, session_id)
+    if row.status in ("granted", "rejected") and row.granted is granted:
+        return row
+    raise already_resolved()
+
+
+async def _audit_decision(pool: asyncpg.Pool, sql: Any, row: ApprovalRow, resolver_id: uuid.UUID) -> None:
+    kind = "approval.granted" if row.granted else "approval.rejected"
+    try:
+        async with transaction(pool) as conn:
+            await audit.write_event(
+                conn, sql, tenant_id=row.tenant_id, actor_id=resolver_id, kind=kind, actor_kind="human",
+                status="succeeded",
+                inputs={"approval_id": row.id, "session_id": str(row.session_id), "tool_name": row.tool_name,
+                        "reason": row.reason},
+                entity_refs={"approval_id": row.id, "session_id": str(row.session_id)})
+    except Exception:
+        log.warning("could not write %s audit event for approval %s", kind, row.id, exc_info=True)
+
+
+# --- the list ------------------------------------------------------------------------------------------
+
+
+class _Params:
+    """asyncpg ``$n`` placeholders with their values, in order."""
+
+    def __init__(self) -> None:
+        self.values: list[Any] = []
+
+    def __call__(self, value: Any) -> Parameter:
+        self.values.append(value)
+        return Parameter(f"${len(self.values)}")
+
+
+def _conditions(tenant_id: uuid.UUID, status: str | None, session_id: uuid.UUID | None,
+                p: _Params) -> list[Criterion]:
+    where: list[Criterion] = [pending_approvals.tenant_id == p(tenant_id)]
+    if status is not None:
+        where.append(pending_approvals.status == p(status))
+    if session_id is not None:
+        where.append(pending_approvals.session_id == p(session_id))
+    return where
+
+
+async def list_approvals(conn: asyncpg.Connection, *, tenant_id: uuid.UUID, status: str | None,
+                         session_id: uuid.UUID | None, page: Page) -> tuple[list[ApprovalRow], int | None]:
+    """Up to ``limit + 1`` approvals (requested_at DESC, id DESC) and the exact total when asked for."""
+    p = _Params()
+    where = _conditions(tenant_id, status, session_id, p)
+    if page.after is not None:
+        when, after_id = page.after
+        where.append(Tuple(pending_approvals.requested_at, pending_approvals.id) < Tuple(p(when), p(after_id)))
+    query = (PostgreSQLQuery.from_(pending_approvals).select(*COLUMNS).where(Criterion.all(where))
+             .orderby(pending_approvals.requested_at, order=Order.desc)
+             .orderby(pending_approvals.id, order=Order.desc)
+             .limit(p(page.limit + 1)))
+    if page.after is None and page.offset:
+        query = query.offset(p(page.offset))
+    rows = [ApprovalRow.from_record(r) for r in await conn.fetch(query.get_sql(), *p.values)]
+    total = None
+    if page.include_total:
+        if page.after is None and len(rows) <= page.limit and (rows or not page.offset):
+            total = page.offset + len(rows)
+        else:
+            c = _Params()
+            count = PostgreSQLQuery.from_(pending_approvals).select(fn.Count("*")).where(
+                Criterion.all(_conditions(tenant_id, status, session_id, c)))
+            total = await conn.fetchval(count.get_sql(), *c.values)
+    return rows, total

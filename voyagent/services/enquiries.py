@@ -1,0 +1,317 @@
+"""Enquiries: the field rules, PATCH semantics and the pypika-built list query (endpoints.md, Enquiries)."""
+
+from __future__ import annotations
+
+import dataclasses
+import datetime as dt
+import re
+import uuid
+from typing import Any, Mapping
+
+import asyncpg
+from pypika import Order, Parameter, PostgreSQLQuery, Table
+from pypika import functions as fn
+from pypika.terms import Criterion, Term, Tuple
+
+from voyagent.errors import ApiError, ValidationFailed, not_found, validation_item
+from voyagent.ids import new_id, parse_uuid
+from voyagent.pagination import Page, invalid_cursor
+from voyagent.services.sessions import create_session
+
+LIST_SCOPE = "enquiries"  # cursor scope of GET /enquiries
+STATUSES = ("new", "quoted", "booked", "cancelled")
+OPEN_STATUSES = frozenset({"new", "quoted"})
+TERMINAL_STATUSES = frozenset({"booked", "cancelled"})
+COLUMNS = ("id", "tenant_id", "created_by_user_id", "customer_name", "customer_email", "customer_phone", "origin",
+           "destination", "depart_date", "return_date", "pax_count", "budget_amount", "budget_currency", "status",
+           "notes", "session_id", "created_at", "updated_at")
+_UUID_COLUMNS = ("id", "tenant_id", "created_by_user_id", "session_id")
+SEARCH_COLUMNS = ("customer_name", "customer_email", "customer_phone", "origin", "destination")
+_CURRENCY_RE = re.compile(r"[A-Z]{3}")
+_DAY_END = dt.time(23, 59, 59, 999_999, tzinfo=dt.timezone.utc)
+_DAY_START = dt.time(0, 0, tzinfo=dt.timezone.utc)
+
+enquiries = Table("enquiries")
+
+
+def enquiry_json(row: Mapping[str, Any]) -> dict[str, Any]:
+    """The EnquiryResponse of a row (jsonio prints the dates, timestamps and the decimal in wire format)."""
+    item = dict(row)
+    for name in _UUID_COLUMNS:
+        if item[name] is not None:
+            item[name] = str(item[name])  # asyncpg's UUID subclass is not one orjson knows
+    return item
+
+
+# --- field rules --------------------------------------------------------------------------------------
+
+
+def _check_currency(currency: str | None) -> None:
+    if currency is not None and _CURRENCY_RE.fullmatch(currency) is None:
+        raise ApiError(400, "invalid_currency")
+
+
+def _check_dates(depart: dt.date | None, back: dt.date | None) -> None:
+    if depart is not None and back is not None and back < depart:
+        raise ApiError(400, "invalid_date_range")
+
+
+def _check_pax(pax_count: int | None) -> None:
+    if pax_count is not None and pax_count < 1:
+        raise ApiError(400, "invalid_pax_count")
+
+
+def _session_id(value: str | None) -> uuid.UUID | None:
+    if value is None:
+        return None
+    parsed = parse_uuid(value)
+    if parsed is None:
+        raise ApiError(422, "invalid_session_id")
+    return parsed
+
+
+def _pax(value: Any) -> int | None:
+    # JSON Schema counts 2.0 as an integer; the column wants a Python int.
+    return None if value is None else int(value)
+
+
+def _dates(body: Mapping[str, Any]) -> dict[str, dt.date | None]:
+    """The body's date fields as dates; a schema-valid string Python cannot read (year 0000) is a 422 item."""
+    parsed: dict[str, dt.date | None] = {}
+    errors = []
+    for field in ("depart_date", "return_date"):
+        if field not in body:
+            continue
+        value = body[field]
+        try:
+            parsed[field] = None if value is None else dt.date.fromisoformat(value)
+        except ValueError:
+            errors.append(validation_item(["body", field], "date_from_datetime_parsing", "Input should be a valid date"))
+    if errors:
+        raise ValidationFailed(errors)
+    return parsed
+
+
+async def create_enquiry(conn: asyncpg.Connection, sql: Any, *, tenant_id: uuid.UUID, user_id: uuid.UUID,
+                         body: Mapping[str, Any]) -> asyncpg.Record:
+    """Insert an enquiry after the create checks, in order: currency, date range, pax count, session id."""
+    dates = _dates(body)
+    depart, back = dates.get("depart_date"), dates.get("return_date")
+    currency = body.get("budget_currency")
+    pax_count = _pax(body.get("pax_count", 1))
+    _check_currency(currency)
+    _check_dates(depart, back)
+    _check_pax(pax_count)
+    session_id = _session_id(body.get("session_id"))
+    return await sql.insert_enquiry(
+        conn, id=new_id(), tenant_id=tenant_id, created_by_user_id=user_id, customer_name=body["customer_name"],
+        customer_email=body.get("customer_email"), customer_phone=body.get("customer_phone"),
+        origin=body.get("origin"), destination=body.get("destination"), depart_date=depart, return_date=back,
+        pax_count=pax_count, budget_amount=body.get("budget_amount"), budget_currency=currency,
+        status=body.get("status", "new"), notes=body.get("notes"), session_id=session_id)
+
+
+async def get_enquiry(conn: asyncpg.Connection, sql: Any, *, tenant_id: uuid.UUID, enquiry_id: str) -> asyncpg.Record:
+    """One enquiry of the tenant; a malformed, unknown or foreign id is ``404 enquiry_not_found``."""
+    parsed = parse_uuid(enquiry_id)
+    row = None if parsed is None else await sql.get_enquiry(conn, id=parsed, tenant_id=tenant_id)
+    if row is None:
+        raise not_found("enquiry_not_found")
+    return row
+
+
+async def _lock_enquiry(conn: asyncpg.Connection, sql: Any, tenant_id: uuid.UUID, enquiry_id: str) -> asyncpg.Record:
+    parsed = parse_uuid(enquiry_id)
+    row = None if parsed is None else await sql.lock_enquiry(conn, id=parsed, tenant_id=tenant_id)
+    if row is None:
+        raise not_found("enquiry_not_found")
+    return row
+
+
+async def patch_enquiry(conn: asyncpg.Connection, sql: Any, *, tenant_id: uuid.UUID, enquiry_id: str,
+                        body: Mapping[str, Any]) -> asyncpg.Record:
+    """Apply a patch (omitted = unchanged, null = cleared) in the contract's processing order."""
+    dates = _dates(body)
+    row = await _lock_enquiry(conn, sql, tenant_id, enquiry_id)  # 1. 404
+    values = {name: row[name] for name in COLUMNS}
+    for field in ("customer_name", "customer_email", "customer_phone", "origin", "destination", "budget_amount",
+                  "budget_currency", "status", "notes"):
+        if field in body:
+            values[field] = body[field]
+    values.update(dates)
+    if "pax_count" in body:
+        values["pax_count"] = _pax(body["pax_count"])
+    # 2. post-patch checks (a null pax_count is step 4's error, not a count below one)
+    _check_currency(values["budget_currency"])
+    _check_dates(values["depart_date"], values["return_date"])
+    _check_pax(values["pax_count"])
+    # 3. status
+    if "status" in body:
+        if body["status"] is None:
+            raise ApiError(422, "status_cannot_be_null")
+        if row["status"] in TERMINAL_STATUSES and body["status"] in OPEN_STATUSES:
+            raise ApiError(400, "invalid_status_transition")
+    # 4. required columns
+    if "customer_name" in body and body["customer_name"] is None:
+        raise ApiError(422, "customer_name_cannot_be_null")
+    if "pax_count" in body and body["pax_count"] is None:
+        raise ApiError(422, "pax_count_cannot_be_null")
+    # 5. session link
+    if "session_id" in body:
+        values["session_id"] = _session_id(body["session_id"])
+    # 6. apply
+    values.pop("tenant_id")
+    for name in ("created_by_user_id", "created_at", "updated_at"):
+        values.pop(name)
+    return await sql.update_enquiry(conn, tenant_id=tenant_id, **values)
+
+
+async def promote_to_session(conn: asyncpg.Connection, sql: Any, *, tenant_id: uuid.UUID, enquiry_id: str,
+                             actor_id: uuid.UUID) -> asyncpg.Record:
+    """Link the enquiry to a new chat session unless it has one; the row lock makes retries and races safe."""
+    row = await _lock_enquiry(conn, sql, tenant_id, enquiry_id)
+    if row["session_id"] is not None:
+        return row
+    session = await create_session(conn, sql, tenant_id=tenant_id, actor_id=actor_id)
+    return await sql.link_enquiry_session(conn, id=row["id"], tenant_id=tenant_id, session_id=session["id"])
+
+
+# --- the list -----------------------------------------------------------------------------------------
+
+
+@dataclasses.dataclass(frozen=True, slots=True)
+class EnquiryFilters:
+    """The filters of GET /enquiries that are in effect (an empty substring or ``status=all`` is no filter)."""
+
+    status: str | None = None
+    q: str | None = None
+    customer_email: str | None = None
+    destination: str | None = None
+    origin: str | None = None
+    depart_from: dt.date | None = None
+    depart_to: dt.date | None = None
+    created_from: dt.date | None = None
+    created_to: dt.date | None = None
+
+    @classmethod
+    def from_query(cls, query: Mapping[str, Any]) -> "EnquiryFilters":
+        """Read the coerced query; inverted ranges are ``422 invalid_depart_range`` / ``invalid_created_range``."""
+        status = query.get("status")
+        filters = cls(status=None if status in (None, "all") else status,
+                      **{name: query.get(name) or None for name in ("q", "customer_email", "destination", "origin")},
+                      **{name: query.get(name) for name in ("depart_from", "depart_to", "created_from", "created_to")})
+        if filters.depart_from and filters.depart_to and filters.depart_from > filters.depart_to:
+            raise ApiError(422, "invalid_depart_range")
+        if filters.created_from and filters.created_to and filters.created_from > filters.created_to:
+            raise ApiError(422, "invalid_created_range")
+        return filters
+
+    def fingerprint(self) -> dict[str, str]:
+        """The filter values a cursor is bound to."""
+        return {field.name: str(value) for field in dataclasses.fields(self)
+                if (value := getattr(self, field.name)) is not None}
+
+    @property
+    def status_only(self) -> bool:
+        """True when nothing but (at most) a status filter is set: the counters answer ``total``."""
+        return all(getattr(self, field.name) is None for field in dataclasses.fields(self) if field.name != "status")
+
+
+class _Params:
+    """Hands out asyncpg ``$n`` placeholders and collects their values in order."""
+
+    def __init__(self) -> None:
+        self.values: list[Any] = []
+
+    def __call__(self, value: Any) -> Parameter:
+        self.values.append(value)
+        return Parameter(f"${len(self.values)}")
+
+
+class _ILike(Criterion):
+    """``<column> ILIKE <pattern> ESCAPE '\\'`` (data-model.md, enquiries)."""
+
+    def __init__(self, column: Term, pattern: Term) -> None:
+        super().__init__()
+        self.column = column
+        self.pattern = pattern
+
+    def nodes_(self):  # type: ignore[no-untyped-def]
+        yield self
+        yield from self.column.nodes_()
+        yield from self.pattern.nodes_()
+
+    def get_sql(self, **kwargs: Any) -> str:
+        return f"{self.column.get_sql(**kwargs)} ILIKE {self.pattern.get_sql(**kwargs)} ESCAPE '\\'"
+
+
+def like_pattern(term: str) -> str:
+    """``%term%`` with ``\\``, ``%`` and ``_`` of the term escaped, so they match literally."""
+    escaped = term.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
+    return f"%{escaped}%"
+
+
+def _conditions(tenant_id: uuid.UUID, filters: EnquiryFilters, p: _Params) -> list[Criterion]:
+    """Only the filters in effect become SQL; every value is a parameter."""
+    where: list[Criterion] = [enquiries.tenant_id == p(tenant_id)]
+    if filters.status is not None:
+        where.append(enquiries.status == p(filters.status))
+    if filters.q is not None:
+        pattern = p(like_pattern(filters.q))
+        where.append(Criterion.any([_ILike(enquiries.field(name), pattern) for name in SEARCH_COLUMNS]))
+    for name in ("customer_email", "destination", "origin"):
+        term = getattr(filters, name)
+        if term is not None:
+            where.append(_ILike(enquiries.field(name), p(like_pattern(term))))
+    if filters.depart_from is not None:
+        where.append(enquiries.depart_date >= p(filters.depart_from))
+    if filters.depart_to is not None:
+        where.append(enquiries.depart_date <= p(filters.depart_to))
+    if filters.created_from is not None:
+        where.append(enquiries.created_at >= p(dt.datetime.combine(filters.created_from, _DAY_START)))
+    if filters.created_to is not None:
+        where.append(enquiries.created_at <= p(dt.datetime.combine(filters.created_to, _DAY_END)))
+    return where
+
+
+def page_query(tenant_id: uuid.UUID, filters: EnquiryFilters, page: Page) -> tuple[str, list[Any]]:
+    """``limit + 1`` rows after the cursor (keyset) or at the offset, newest first."""
+    p = _Params()
+    query = PostgreSQLQuery.from_(enquiries).select(*COLUMNS).where(Criterion.all(_conditions(tenant_id, filters, p)))
+    if page.after is not None:
+        when, row_id = page.after
+        after_id = parse_uuid(row_id)
+        if after_id is None:
+            raise invalid_cursor()
+        query = query.where(Tuple(enquiries.created_at, enquiries.id) < Tuple(p(when), p(after_id)))
+    query = query.orderby(enquiries.created_at, order=Order.desc).orderby(enquiries.id, order=Order.desc)
+    query = query.limit(p(page.limit + 1))
+    if page.after is None and page.offset:
+        query = query.offset(p(page.offset))
+    return query.get_sql(), p.values
+
+
+def count_query(tenant_id: uuid.UUID, filters: EnquiryFilters) -> tuple[str, list[Any]]:
+    """The number of rows matching the filters (cursor and paging ignored)."""
+    p = _Params()
+    query = PostgreSQLQuery.from_(enquiries).select(fn.Count("*")).where(
+        Criterion.all(_conditions(tenant_id, filters, p)))
+    return query.get_sql(), p.values
+
+
+async def list_enquiries(conn: asyncpg.Connection, sql: Any, *, tenant_id: uuid.UUID, filters: EnquiryFilters,
+                         page: Page) -> tuple[list[asyncpg.Record], int | None]:
+    """Up to ``limit + 1`` rows of the page and the exact total (None when not asked for)."""
+    text, args = page_query(tenant_id, filters, page)
+    rows = await conn.fetch(text, *args)
+    total = None
+    if page.include_total:
+        if page.after is None and len(rows) <= page.limit and (rows or not page.offset):
+            total = page.offset + len(rows)  # this page reaches the end: nothing left to count
+        elif filters.status_only:
+            statuses = [filters.status] if filters.status else list(STATUSES)
+            total = await sql.count_enquiries_by_status(conn, tenant_id=tenant_id, statuses=statuses)
+        else:
+            text, args = count_query(tenant_id, filters)
+            total = await conn.fetchval(text, *args)
+    return rows, total
