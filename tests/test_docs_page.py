@@ -683,20 +683,18 @@ def _output_dir() -> Path:
     return Path(os.environ.get("VOYAGENT_TEST_OUTPUT", "test-output")) / "docs"
 
 
-def test_browser_renders_page() -> None:
+def test_browser_renders_page(make_app) -> None:  # type: ignore[no-untyped-def]
+    """The real app's /docs, loaded in headless Chromium: every operation listed, search works."""
     from tests.browser import chromium
 
     chromium.require_chromium()
-    from aiohttp import web
     from aiohttp.test_utils import TestServer
 
-    document = load_real_document() or sample_document()
-    page = render_docs_html(document)
+    document = load_real_document()
+    assert document is not None
     expected = operations(document)
+    assert len(expected) == 49
     sign_in_ops = [op for _, path, op in expected if "sign-in" in path.lower()]
-
-    async def docs(_request: web.Request) -> web.Response:
-        return web.Response(text=page, content_type="text/html", charset="utf-8")
 
     gate = asyncio.Semaphore(3)  # be gentle with small CI machines
 
@@ -705,9 +703,7 @@ def test_browser_renders_page() -> None:
             return await coro
 
     async def main() -> tuple[str, str, str, str]:
-        app = web.Application()
-        app.router.add_get("/docs", docs)
-        server = TestServer(app, host="127.0.0.1")
+        server = TestServer(make_app(), host="127.0.0.1")
         await server.start_server()
         try:
             url = str(server.make_url("/docs"))

@@ -110,3 +110,25 @@ async def test_valid_request_reaches_the_handler_with_coerced_values(make_app, a
     assert payload["query"] == {"limit": 4, "flag": True, "day": None, "kind": ["a", "b"]}
     assert payload["body"] == {"name": "Asha", "amount": "10.01"}
     assert payload["user_id"] == str(admin.id)
+
+
+async def test_a_16_kib_authorization_header_is_judged_not_refused(make_app, aiohttp_client):
+    app = make_app()
+    add_echo_route(app)
+    client = await aiohttp_client(app)
+    response = await client.post("/things/1", json={"name": "x"},
+                                 headers={"Authorization": "Bearer " + "a" * (16 * 1024 - 7)})
+    assert response.status == 401
+    assert await response.json() == {"detail": "unauthorized"}
+    assert response.headers["WWW-Authenticate"] == "Bearer"
+
+
+async def test_undecodable_query_bytes_are_a_422_not_a_crash(make_app, aiohttp_client, admin):
+    app = make_app()
+    add_echo_route(app)
+    client = await aiohttp_client(app)
+    response = await client.post("/things/%ff%fe?limit=%ff&day=%c3%28", json={"name": "x"}, headers=admin.headers)
+    assert response.status == 422
+    types = {tuple(item["loc"]): item["type"] for item in (await response.json())["detail"]}
+    assert types[("query", "limit")] == "int_parsing"
+    assert types[("query", "day")] == "date_from_datetime_parsing"
