@@ -1,0 +1,72 @@
+"""The ceiling for GET /enquiries: bench/ceiling.py plus one bare route that runs exactly the SQL our list runs.
+
+    python -m bench.ceiling_enquiries --port 8100 --dsn postgresql://… 
+
+``GET /enquiries?tenant_id=…[&destination=…][&after_ts=…&after_id=…][&include_total=false]`` — no
+authentication, no validation, no cursor signing; the SQL text is the one ``voyagent.services.enquiries``
+builds (generated once at import), the count the same counter / count(*) query, JSON by orjson.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import decimal
+import uuid
+
+import orjson
+from aiohttp import web
+
+from bench import ceiling
+from voyagent.pagination import Page
+from voyagent.queries import parse_sql
+from voyagent.resources import sql_dir
+from voyagent.services.enquiries import STATUSES, EnquiryFilters, count_query, like_pattern, page_query
+
+_T = uuid.UUID(int=0)
+_FIRST = Page(limit=50, offset=0, after=None, include_total=True)
+_AFTER = Page(limit=50, offset=0, after=(dt.datetime.now(dt.timezone.utc), str(_T)), include_total=True)
+_FILTER = EnquiryFilters(destination="x")
+SQL = {
+    "first": page_query(_T, EnquiryFilters(), _FIRST)[0],
+    "after": page_query(_T, EnquiryFilters(), _AFTER)[0],
+    "filtered": page_query(_T, _FILTER, _FIRST)[0],
+    "filtered_count": count_query(_T, _FILTER)[0],
+    "counters": next(q.sql for q in parse_sql((sql_dir() / "enquiries.sql").read_text())
+                     if q.name == "count_enquiries_by_status"),
+}
+
+
+def _default(value: object) -> object:
+    if isinstance(value, decimal.Decimal):
+        return str(value.quantize(decimal.Decimal("0.01")))
+    if isinstance(value, uuid.UUID):
+        return str(value)
+    raise TypeError
+
+
+async def enquiries(request: web.Request) -> web.Response:
+    tenant_id = uuid.UUID(request.query["tenant_id"])
+    destination = request.query.get("destination")
+    include_total = request.query.get("include_total", "true") != "false"
+    async with request.app[ceiling.POOL].acquire() as conn:
+        if destination:
+            rows = await conn.fetch(SQL["filtered"], tenant_id, like_pattern(destination), 51)
+            total = (await conn.fetchval(SQL["filtered_count"], tenant_id, like_pattern(destination))
+                     if include_total else None)
+        else:
+            if "after_ts" in request.query:
+                after = dt.datetime.fromisoformat(request.query["after_ts"])
+                rows = await conn.fetch(SQL["after"], tenant_id, after, uuid.UUID(request.query["after_id"]), 51)
+            else:
+                rows = await conn.fetch(SQL["first"], tenant_id, 51)
+            total = await conn.fetchval(SQL["counters"], tenant_id, list(STATUSES)) if include_total else None
+    body = {"items": [dict(r) for r in rows[:50]], "total": total, "limit": 50, "offset": 0,
+            "next_cursor": str(rows[49]["id"]) if len(rows) > 50 else None}
+    return web.Response(body=orjson.dumps(body, default=_default, option=orjson.OPT_UTC_Z),
+                        content_type="application/json")
+
+
+ceiling.ROUTES.append(("GET", "/enquiries", enquiries))
+
+if __name__ == "__main__":
+    ceiling.main()
