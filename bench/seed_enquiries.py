@@ -61,18 +61,22 @@ CHUNK = 100_000
 FILTER_TERM = "isbo"  # only "Lisbon" contains it: ~1 % of the rows
 
 
-def rows_for(tenant_id: uuid.UUID, user_id: uuid.UUID, count: int, seed: int) -> list[tuple]:
-    """``count`` plausible enquiries; created_at spread over two years in whole seconds (plenty of ties)."""
+def rows_for(tenant_id: uuid.UUID, user_id: uuid.UUID, count: int, seed: int, window: tuple[float, float] = (0, 1)
+             ) -> list[tuple]:
+    """``count`` plausible enquiries created in ``window`` (fractions of the two years before 2026-06-01), oldest
+    first as a live table grows, in whole seconds (plenty of ties)."""
     rnd = random.Random(seed)
     now = dt.datetime(2026, 6, 1, tzinfo=dt.timezone.utc)
     td = dt.timedelta
+    span = 2 * 365 * 86_400
+    newest, oldest = int(span * (1 - window[1])), int(span * (1 - window[0]))
     names = [(f"{first} {last}", f"{first}.{last}".lower()) for first in FIRST for last in LAST]
     picks = rnd.choices(names, k=count)
     suffixes = rnd.choices(range(1000), k=count)
     phones = rnd.choices(range(10**8, 10**9), k=count)
     origins = rnd.choices(ORIGINS, k=count)
     destinations = rnd.choices(CITIES, k=count)
-    seconds = rnd.choices(range(2 * 365 * 86_400), k=count)
+    seconds = sorted(rnd.choices(range(newest, oldest), k=count), reverse=True)
     lead_days = rnd.choices(range(10, 200), k=count)
     stays = rnd.choices(range(2, 21), k=count)
     pax = rnd.choices(range(1, 7), k=count)
@@ -90,16 +94,16 @@ def rows_for(tenant_id: uuid.UUID, user_id: uuid.UUID, count: int, seed: int) ->
     return out
 
 
-def copy_chunk(dsn: str, parts: list[tuple[str, str, int]], seed: int) -> float:
-    """Worker process: generate the rows of ``parts`` (tenant, user, count) and COPY them; returns seconds."""
+def copy_chunk(dsn: str, parts: list[tuple[str, str, int, tuple[float, float]]], seed: int) -> float:
+    """Worker process: generate the rows of ``parts`` (tenant, user, count, window) and COPY them; returns seconds."""
     async def run() -> float:
         started = time.perf_counter()
         conn = await asyncpg.connect(dsn)
         try:
             await conn.execute("SET synchronous_commit = off")
             rows: list[tuple] = []
-            for n, (tenant_id, user_id, count) in enumerate(parts):
-                rows += rows_for(uuid.UUID(tenant_id), uuid.UUID(user_id), count, seed * 1000 + n)
+            for n, (tenant_id, user_id, count, window) in enumerate(parts):
+                rows += rows_for(uuid.UUID(tenant_id), uuid.UUID(user_id), count, seed * 1000 + n, window)
             await conn.copy_records_to_table("enquiries", records=rows, columns=COLUMNS)
         finally:
             await conn.close()
@@ -145,15 +149,17 @@ async def seed(dsn: str, big: int, small: int, tenants: int, workers: int = 2) -
 
         t = time.perf_counter()
         # Two worker processes generate and COPY chunks side by side (one per core).
-        chunks: list[list[tuple[str, str, int]]] = []
-        left = big
-        while left > 0:
-            chunks.append([(str(tenant_ids[0]), str(user_ids[0]), min(CHUNK, left))])
-            left -= CHUNK
+        # The big tenant's chunks cover consecutive time slices, so the heap is (roughly) in created_at order,
+        # as in a table that grew over two years; the small tenants' rows are spread over the whole span.
+        chunks: list[list[tuple[str, str, int, tuple[float, float]]]] = []
+        slices = max(1, -(-big // CHUNK))
+        for k in range(slices):
+            count = min(CHUNK, big - k * CHUNK)
+            chunks.append([(str(tenant_ids[0]), str(user_ids[0]), count, (k / slices, (k + 1) / slices))])
         per_small = small // tenants
-        group: list[tuple[str, str, int]] = []
+        group: list[tuple[str, str, int, tuple[float, float]]] = []
         for i in range(1, tenants + 1):
-            group.append((str(tenant_ids[i]), str(user_ids[i]), per_small))
+            group.append((str(tenant_ids[i]), str(user_ids[i]), per_small, (0.0, 1.0)))
             if len(group) * per_small >= CHUNK or i == tenants:
                 chunks.append(group)
                 group = []

@@ -15,6 +15,7 @@ from voyagent.contract import Contract
 from voyagent.db import create_pool
 from voyagent.docs_page import render_docs_html
 from voyagent.keys import (
+    ACCESS_TOKENS,
     API_KEY_CACHE,
     AUDIT_LIMITER,
     BACKGROUND,
@@ -44,6 +45,7 @@ from voyagent.services.email import Mailer
 from voyagent.services.passwords import PasswordService
 from voyagent.services.ratelimit import RateLimiter
 from voyagent.services.token_store import create_token_store
+from voyagent.services.tokens import VerifiedAccessTokens
 
 log = logging.getLogger("voyagent.app")
 
@@ -71,6 +73,7 @@ def create_app(settings: Settings, *, dsn: str, db_mode: str = "external", contr
     app[DOCS_HTML] = render_docs_html(contract.document, base_path=settings.base_path)
     app[METRICS] = Metrics(settings.version, settings.git_sha)
     app[API_KEY_CACHE] = ApiKeyCache()
+    app[ACCESS_TOKENS] = VerifiedAccessTokens(settings)
     app[CURSORS] = CursorCodec(settings.auth_secret)
 
     async def database(app: web.Application) -> AsyncIterator[None]:

@@ -30,6 +30,7 @@ CURSORS: web.AppKey[CursorCodec] = web.AppKey("cursors")
 # Services added by later layers (identity, keys, chat); each is created in a cleanup_ctx.
 RATE_LIMITER: web.AppKey[Any] = web.AppKey("rate_limiter")
 TOKEN_STORE: web.AppKey[Any] = web.AppKey("token_store")
+ACCESS_TOKENS: web.AppKey[Any] = web.AppKey("access_tokens")  # services.tokens.VerifiedAccessTokens
 PASSWORDS: web.AppKey[Any] = web.AppKey("passwords")
 MAILER: web.AppKey[Any] = web.AppKey("mailer")
 API_KEY_CACHE: web.AppKey[Any] = web.AppKey("api_key_cache")

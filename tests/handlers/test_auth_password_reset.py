@@ -2,7 +2,6 @@
 
 import asyncio
 import re
-import statistics
 import time
 
 import pytest
@@ -88,7 +87,7 @@ async def test_an_unknown_address_is_as_fast_as_a_registered_one(make_client, ma
         known.append(await timed(user.email))
         unknown.append(await timed(new_email("nobody")))
     assert len(smtp_sink.to(user.email)) == 8
-    ratio = statistics.median(unknown) / statistics.median(known)
+    ratio = min(unknown) / min(known)  # minimums: machine load only ever adds time
     assert 0.5 < ratio < 2.0, (known, unknown)
 
 

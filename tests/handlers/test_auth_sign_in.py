@@ -1,6 +1,5 @@
 """POST /auth/sign-in: the checks in order, equal answers and timing for every credential failure, re-hashing."""
 
-import statistics
 import time
 
 import jwt
@@ -66,7 +65,7 @@ async def test_an_unknown_email_costs_as_much_as_a_wrong_password(make_client):
     for _ in range(5):
         known.append(await timed(email))
         unknown.append(await timed(new_email("nobody")))
-    ratio = statistics.median(unknown) / statistics.median(known)
+    ratio = min(unknown) / min(known)  # minimums: machine load only ever adds time
     assert 0.5 < ratio < 2.0, (known, unknown)
 
 

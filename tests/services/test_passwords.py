@@ -3,7 +3,6 @@
 import asyncio
 import dataclasses
 import os
-import statistics
 import sys
 import threading
 import time
@@ -89,7 +88,8 @@ async def test_a_missing_hash_costs_a_real_verify(settings):
             started = time.perf_counter()
             await costly.verify(None, "wrong")
             dummy.append(time.perf_counter() - started)
-        assert 0.6 < statistics.median(dummy) / statistics.median(real) < 1.6, (real, dummy)
+        # minimums: load on the machine only ever adds time
+        assert 0.6 < min(dummy) / min(real) < 1.6, (real, dummy)
     finally:
         costly.close()
 
@@ -129,7 +129,9 @@ async def test_hashing_runs_in_the_bounded_pool_and_never_blocks_the_loop(settin
         assert len(seen_threads) <= 2 and all(name.startswith("argon2") for name in seen_threads)
         assert threading.current_thread().name not in seen_threads
         assert elapsed > 0.05  # the work was real
-        assert max(gaps) < 0.05, max(gaps)  # the loop kept turning meanwhile
+        # The loop kept turning meanwhile: with the GIL held (or hashing on the loop) it could only tick
+        # between the three rounds of two hashes; released, it ticks every few milliseconds.
+        assert len(gaps) >= 10, (len(gaps), elapsed)
     finally:
         costly.close()
 

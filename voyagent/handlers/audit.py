@@ -3,9 +3,12 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import datetime as dt
 import logging
+from typing import Any, AsyncIterator
 
+import asyncpg
 from aiohttp import web
 
 from voyagent.db import connection
@@ -61,7 +64,7 @@ async def export_audit_csv(request: web.Request) -> web.StreamResponse:
     filters = audit_log.parse_filters(request[QUERY])
     cap = request.app[SETTINGS].audit_export_max_rows
     count_sql, count_args = audit_log.count_statement(tenant_id, filters)
-    rows_sql, rows_args = audit_log.rows_statement(tenant_id, filters)
+    rows_sql, rows_args = audit_log.rows_statement(tenant_id, filters, columns=audit_log.EXPORT_COLUMNS)
     filename = audit_log.export_filename(tenant_id, dt.datetime.now(dt.timezone.utc).date())
     exported = 0
     async with connection(request.app[DB_POOL]) as conn, conn.transaction(isolation="repeatable_read",
@@ -73,11 +76,11 @@ async def export_audit_csv(request: web.Request) -> web.StreamResponse:
         response.charset = "utf-8"
         await response.prepare(request)
         try:
-            await response.write(audit_log.csv_records((), header=True))
-            cursor = await conn.cursor(rows_sql, *rows_args)
-            while rows := await cursor.fetch(EXPORT_BATCH_ROWS):
-                await response.write(await asyncio.to_thread(audit_log.csv_records, rows))
-                exported += len(rows)
+            await response.write(audit_log.csv_header())
+            async with contextlib.aclosing(_batches(conn, rows_sql, rows_args)) as batches:
+                async for rows in batches:
+                    await response.write(await asyncio.to_thread(audit_log.csv_records, rows))
+                    exported += len(rows)
         except ConnectionResetError:
             log.info("audit export stopped: client went away after %d rows", exported)
             return response
@@ -88,6 +91,21 @@ async def export_audit_csv(request: web.Request) -> web.StreamResponse:
             return response
     await response.write_eof()
     return response
+
+
+async def _batches(conn: asyncpg.Connection, statement: str, args: list[Any]) -> AsyncIterator[list[Any]]:
+    """Rows of a server-side cursor, ``EXPORT_BATCH_ROWS`` at a time, the next batch fetched while one is used."""
+    cursor = await conn.cursor(statement, *args)
+    pending = asyncio.ensure_future(cursor.fetch(EXPORT_BATCH_ROWS))
+    try:
+        while rows := await pending:
+            pending = asyncio.ensure_future(cursor.fetch(EXPORT_BATCH_ROWS))
+            yield rows
+    finally:
+        if not pending.done():
+            pending.cancel()
+            with contextlib.suppress(asyncio.CancelledError, Exception):
+                await pending
 
 
 HANDLERS: dict[str, Handler] = {

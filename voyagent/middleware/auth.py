@@ -8,7 +8,7 @@ from aiohttp import web
 
 from voyagent.contract import Operation
 from voyagent.errors import ApiError, unauthorized
-from voyagent.keys import SETTINGS, TOKEN_STORE
+from voyagent.keys import ACCESS_TOKENS, SETTINGS, TOKEN_STORE
 from voyagent.principal import Principal
 from voyagent.services import api_key_auth, audit
 from voyagent.services.scopes import grants
@@ -29,7 +29,8 @@ def bearer_credential(request: web.BaseRequest) -> str | None:
 
 async def principal_from_jwt(app: web.Application, token: str) -> Principal | None:
     """Verify an access JWT and its jti against the denylist (fail-open)."""
-    claims = decode_access_token(app[SETTINGS], token)
+    verified = app.get(ACCESS_TOKENS)
+    claims = verified.decode(token) if verified is not None else decode_access_token(app[SETTINGS], token)
     if claims is None:
         return None
     store = app.get(TOKEN_STORE)

@@ -7,15 +7,14 @@ generic plan could not pick the right index.
 
 from __future__ import annotations
 
-import csv
 import dataclasses
 import datetime as dt
-import io
 import uuid
 from typing import Any, Iterable, Mapping
 
 from pypika import Order, Parameter, PostgreSQLQuery, Table, Tuple
 from pypika import functions as fn
+from pypika.functions import Cast
 from pypika.terms import Function
 
 from voyagent import jsonio
@@ -29,10 +28,15 @@ _ONE_DAY = dt.timedelta(days=1)
 
 _EVENTS = Table("audit_events").as_("a")
 _USERS = Table("users").as_("u")
-_COLUMNS = (_EVENTS.id, _EVENTS.tenant_id, _EVENTS.actor_kind, _EVENTS.actor_id, _USERS.email.as_("actor_email"),
-            _EVENTS.tool, _EVENTS.driver, _EVENTS.entity_refs, _EVENTS.inputs, _EVENTS.outputs, _EVENTS.error,
-            _EVENTS.approval_required, _EVENTS.approved_by, _EVENTS.approved_at, _EVENTS.started_at,
-            _EVENTS.completed_at, _EVENTS.status)
+_COMMON = (_EVENTS.actor_kind, _USERS.email.as_("actor_email"), _EVENTS.tool, _EVENTS.driver, _EVENTS.error,
+           _EVENTS.approval_required, _EVENTS.approved_at, _EVENTS.started_at, _EVENTS.completed_at, _EVENTS.status)
+# GET /audit: jsonb decoded (the pool's codec), ids as UUIDs.
+LIST_COLUMNS = (_EVENTS.id, _EVENTS.tenant_id, _EVENTS.actor_id, _EVENTS.approved_by, _EVENTS.inputs,
+                _EVENTS.outputs, _EVENTS.entity_refs, *_COMMON)
+# CSV export: only what the CSV needs, jsonb and ids as the text PostgreSQL renders anyway (spliced, not re-encoded);
+# csv_records unpacks the rows in exactly this order.
+EXPORT_COLUMNS = tuple(Cast(column, "text").as_(column.name) for column in (
+    _EVENTS.actor_id, _EVENTS.approved_by, _EVENTS.inputs, _EVENTS.outputs, _EVENTS.entity_refs)) + _COMMON
 
 
 @dataclasses.dataclass(frozen=True, slots=True)
@@ -110,11 +114,12 @@ def count_statement(tenant_id: uuid.UUID, filters: AuditFilters) -> tuple[str, l
     return query.get_sql(), params.values
 
 
-def rows_statement(tenant_id: uuid.UUID, filters: AuditFilters, *, after: tuple[dt.datetime, uuid.UUID] | None = None,
-                   limit: int | None = None, offset: int = 0) -> tuple[str, list[Any]]:
+def rows_statement(tenant_id: uuid.UUID, filters: AuditFilters, *, columns: tuple[Any, ...] = LIST_COLUMNS,
+                   after: tuple[dt.datetime, uuid.UUID] | None = None, limit: int | None = None,
+                   offset: int = 0) -> tuple[str, list[Any]]:
     """The matching events with their actor's e-mail, newest first (``started_at DESC, id DESC``)."""
     params = _Params()
-    query = PostgreSQLQuery.from_(_EVENTS).left_join(_USERS).on(_USERS.id == _EVENTS.actor_id).select(*_COLUMNS)
+    query = PostgreSQLQuery.from_(_EVENTS).left_join(_USERS).on(_USERS.id == _EVENTS.actor_id).select(*columns)
     query = _filtered(query, params, tenant_id, filters)
     if after is not None:  # keyset: one index range scan whatever the depth
         query = query.where(Tuple(_EVENTS.started_at, _EVENTS.id) < Tuple(params(after[0]), params(after[1])))
@@ -129,55 +134,87 @@ def rows_statement(tenant_id: uuid.UUID, filters: AuditFilters, *, after: tuple[
 # --- wire shape -----------------------------------------------------------------------------------------
 
 
-def _summary_and_payload(row: Any) -> tuple[str, dict[str, Any]]:
-    kind, status, error, driver = row["tool"], row["status"], row["error"], row["driver"]
-    payload: dict[str, Any] = {"inputs": row["inputs"], "outputs": row["outputs"], "entity_refs": row["entity_refs"]}
-    if driver is not None:
-        payload["driver"] = driver
+def summary(kind: str, status: str, error: str | None, driver: str | None) -> str:
+    """``<kind>: <error>``, else ``<kind> via <driver> (<status>)``, else ``<kind> (<status>)``."""
     if error is not None:
-        payload["error"] = error
-        summary = f"{kind}: {error}"
-    elif driver is not None:
-        summary = f"{kind} via {driver} ({status})"
-    else:
-        summary = f"{kind} ({status})"
-    if row["approval_required"]:
-        payload["approval_required"] = True
-    if row["approved_by"] is not None:
-        payload["approved_by"] = str(row["approved_by"])
-    if row["approved_at"] is not None:
-        payload["approved_at"] = row["approved_at"]
-    if row["completed_at"] is not None:
-        payload["completed_at"] = row["completed_at"]
-    return summary, payload
+        return f"{kind}: {error}"
+    if driver is not None:
+        return f"{kind} via {driver} ({status})"
+    return f"{kind} ({status})"
+
+
+def payload_extras(driver: str | None, error: str | None, approval_required: bool, approved_by: Any,
+                   approved_at: dt.datetime | None, completed_at: dt.datetime | None) -> dict[str, Any]:
+    """The payload keys beside inputs/outputs/entity_refs, each only when set (approval_required only when true)."""
+    extras: dict[str, Any] = {}
+    if driver is not None:
+        extras["driver"] = driver
+    if error is not None:
+        extras["error"] = error
+    if approval_required:
+        extras["approval_required"] = True
+    if approved_by is not None:
+        extras["approved_by"] = str(approved_by)
+    if approved_at is not None:
+        extras["approved_at"] = approved_at
+    if completed_at is not None:
+        extras["completed_at"] = completed_at
+    return extras
+
+
+def _actor_kind(stored: str) -> str:
+    return "user" if stored == "human" else stored
+
+
+def _status(stored: str) -> str:
+    return "error" if stored in _ERROR_STATUSES else "ok"
 
 
 def wire_event(row: Any) -> dict[str, Any]:
-    """The AuditEvent object of a stored row (endpoints.md, AuditEvent wire shape)."""
-    summary, payload = _summary_and_payload(row)
-    actor_kind, actor_id = row["actor_kind"], row["actor_id"]
-    return {"id": str(row["id"]), "tenant_id": str(row["tenant_id"]),
-            "actor_kind": "user" if actor_kind == "human" else actor_kind,
-            "actor_id": str(actor_id) if actor_id is not None else None, "actor_email": row["actor_email"], "kind": row["tool"], "summary": summary,
-            "payload": payload, "status": "error" if row["status"] in _ERROR_STATUSES else "ok",
-            "created_at": row["started_at"]}
+    """The AuditEvent object of a ``LIST_COLUMNS`` row (endpoints.md, AuditEvent wire shape)."""
+    actor_id, kind, status, error, driver = row["actor_id"], row["tool"], row["status"], row["error"], row["driver"]
+    return {"id": str(row["id"]), "tenant_id": str(row["tenant_id"]), "actor_kind": _actor_kind(row["actor_kind"]),
+            "actor_id": str(actor_id) if actor_id is not None else None, "actor_email": row["actor_email"],
+            "kind": kind, "summary": summary(kind, status, error, driver),
+            "payload": {"inputs": row["inputs"], "outputs": row["outputs"], "entity_refs": row["entity_refs"],
+                        **payload_extras(driver, error, row["approval_required"], row["approved_by"],
+                                         row["approved_at"], row["completed_at"])},
+            "status": _status(status), "created_at": row["started_at"]}
 
 
-def csv_records(rows: Iterable[Any], header: bool = False) -> bytes:
-    """RFC 4180 records (CRLF after each, quotes only where needed) of the wire values; null → empty field."""
-    out = io.StringIO()
-    writer = csv.writer(out, lineterminator="\r\n")
-    if header:
-        writer.writerow(CSV_HEADER)
-    timestamp, dumps = jsonio.timestamp, jsonio.dumps
-    for row in rows:
-        summary, payload = _summary_and_payload(row)
-        actor_kind = row["actor_kind"]
-        actor_id = row["actor_id"]
-        writer.writerow((timestamp(row["started_at"]), row["tool"], "user" if actor_kind == "human" else actor_kind,
-                         str(actor_id) if actor_id is not None else None, row["actor_email"],
-                         "error" if row["status"] in _ERROR_STATUSES else "ok", summary, dumps(payload).decode()))
-    return out.getvalue().encode("utf-8")
+def _csv_field(value: str | None) -> str:
+    """One RFC 4180 field: quoted (quotes doubled) only when it holds a comma, a quote, CR or LF; null → empty."""
+    if value is None:
+        return ""
+    if '"' in value or "," in value or "\n" in value or "\r" in value:
+        return '"' + value.replace('"', '""') + '"'
+    return value
+
+
+def csv_header() -> bytes:
+    """The header record."""
+    return (",".join(CSV_HEADER) + "\r\n").encode("ascii")
+
+
+def csv_records(rows: Iterable[Any]) -> bytes:
+    """RFC 4180 records of ``EXPORT_COLUMNS`` rows: the wire values, CRLF after each, quotes only where needed.
+
+    ``payload_json`` is spliced from the JSON text PostgreSQL renders for inputs/outputs/entity_refs anyway (the
+    same JSON values as in ``GET /audit``) instead of being decoded and encoded again. This loop is the export's
+    hot path: rows are unpacked by position, in ``EXPORT_COLUMNS`` order.
+    """
+    field, timestamp, dumps, extras_of = _csv_field, jsonio.timestamp, jsonio.dumps, payload_extras
+    lines = []
+    for (actor_id, approved_by, inputs, outputs, entity_refs, actor_kind, actor_email, kind, driver, error,
+         approval_required, approved_at, started_at, completed_at, status) in rows:
+        extras = extras_of(driver, error, approval_required, approved_by, approved_at, completed_at)
+        tail = "," + dumps(extras)[1:].decode() if extras else "}"
+        payload = f'{{"inputs":{inputs},"outputs":{outputs},"entity_refs":{entity_refs}{tail}'.replace('"', '""')
+        # created_at, actor_kind, actor_id and status never need quoting
+        lines.append(f'{timestamp(started_at)},{field(kind)},{_actor_kind(actor_kind)},{actor_id or ""},'
+                     f'{field(actor_email)},{_status(status)},{field(summary(kind, status, error, driver))},'
+                     f'"{payload}"\r\n')
+    return "".join(lines).encode("utf-8")
 
 
 def export_filename(tenant_id: uuid.UUID, today: dt.date) -> str:

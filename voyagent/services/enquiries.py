@@ -4,13 +4,15 @@ from __future__ import annotations
 
 import dataclasses
 import datetime as dt
+import functools
 import re
 import uuid
-from typing import Any, Mapping
+from typing import Any, Callable, Mapping
 
 import asyncpg
 from pypika import Order, Parameter, PostgreSQLQuery, Table
 from pypika import functions as fn
+from pypika.functions import Cast
 from pypika.terms import Criterion, Term, Tuple
 
 from voyagent.errors import ApiError, ValidationFailed, not_found, validation_item
@@ -25,22 +27,19 @@ TERMINAL_STATUSES = frozenset({"booked", "cancelled"})
 COLUMNS = ("id", "tenant_id", "created_by_user_id", "customer_name", "customer_email", "customer_phone", "origin",
            "destination", "depart_date", "return_date", "pax_count", "budget_amount", "budget_currency", "status",
            "notes", "session_id", "created_at", "updated_at")
-_UUID_COLUMNS = ("id", "tenant_id", "created_by_user_id", "session_id")
+_TEXT_COLUMNS = frozenset({"id", "tenant_id", "created_by_user_id", "session_id"})  # UUIDs, selected as text
 SEARCH_COLUMNS = ("customer_name", "customer_email", "customer_phone", "origin", "destination")
 _CURRENCY_RE = re.compile(r"[A-Z]{3}")
 _DAY_END = dt.time(23, 59, 59, 999_999, tzinfo=dt.timezone.utc)
 _DAY_START = dt.time(0, 0, tzinfo=dt.timezone.utc)
 
-enquiries = Table("enquiries")
+enquiries = Table("enquiries").as_("e")  # qualified: ORDER BY e.id is the column, not the text alias
 
 
 def enquiry_json(row: Mapping[str, Any]) -> dict[str, Any]:
-    """The EnquiryResponse of a row (jsonio prints the dates, timestamps and the decimal in wire format)."""
-    item = dict(row)
-    for name in _UUID_COLUMNS:
-        if item[name] is not None:
-            item[name] = str(item[name])  # asyncpg's UUID subclass is not one orjson knows
-    return item
+    """The EnquiryResponse of a row: every query returns its UUIDs as text, and jsonio prints the dates,
+    timestamps and the two-decimal budget in wire format."""
+    return dict(row)
 
 
 # --- field rules --------------------------------------------------------------------------------------
@@ -217,17 +216,6 @@ class EnquiryFilters:
         return all(getattr(self, field.name) is None for field in dataclasses.fields(self) if field.name != "status")
 
 
-class _Params:
-    """Hands out asyncpg ``$n`` placeholders and collects their values in order."""
-
-    def __init__(self) -> None:
-        self.values: list[Any] = []
-
-    def __call__(self, value: Any) -> Parameter:
-        self.values.append(value)
-        return Parameter(f"${len(self.values)}")
-
-
 class _ILike(Criterion):
     """``<column> ILIKE <pattern> ESCAPE '\\'`` (data-model.md, enquiries)."""
 
@@ -251,52 +239,96 @@ def like_pattern(term: str) -> str:
     return f"%{escaped}%"
 
 
-def _conditions(tenant_id: uuid.UUID, filters: EnquiryFilters, p: _Params) -> list[Criterion]:
-    """Only the filters in effect become SQL; every value is a parameter."""
-    where: list[Criterion] = [enquiries.tenant_id == p(tenant_id)]
-    if filters.status is not None:
-        where.append(enquiries.status == p(filters.status))
-    if filters.q is not None:
-        pattern = p(like_pattern(filters.q))
-        where.append(Criterion.any([_ILike(enquiries.field(name), pattern) for name in SEARCH_COLUMNS]))
-    for name in ("customer_email", "destination", "origin"):
-        term = getattr(filters, name)
-        if term is not None:
-            where.append(_ILike(enquiries.field(name), p(like_pattern(term))))
-    if filters.depart_from is not None:
-        where.append(enquiries.depart_date >= p(filters.depart_from))
-    if filters.depart_to is not None:
-        where.append(enquiries.depart_date <= p(filters.depart_to))
-    if filters.created_from is not None:
-        where.append(enquiries.created_at >= p(dt.datetime.combine(filters.created_from, _DAY_START)))
-    if filters.created_to is not None:
-        where.append(enquiries.created_at <= p(dt.datetime.combine(filters.created_to, _DAY_END)))
-    return where
+def _day_start(day: dt.date) -> dt.datetime:
+    return dt.datetime.combine(day, _DAY_START)
+
+
+def _day_end(day: dt.date) -> dt.datetime:
+    return dt.datetime.combine(day, _DAY_END)  # 23:59:59.999999Z: no date overflow on 9999-12-31
+
+
+def _same(value: Any) -> Any:
+    return value
+
+
+# filter → (condition on a placeholder, parameter value from the filter value); the order is the SQL's.
+_FILTER_SQL: dict[str, tuple[Callable[[Parameter], Criterion], Callable[[Any], Any]]] = {
+    "status": (lambda ph: enquiries.status == ph, _same),
+    "q": (lambda ph: Criterion.any([_ILike(enquiries.field(name), ph) for name in SEARCH_COLUMNS]), like_pattern),
+    "customer_email": (lambda ph: _ILike(enquiries.customer_email, ph), like_pattern),
+    "destination": (lambda ph: _ILike(enquiries.destination, ph), like_pattern),
+    "origin": (lambda ph: _ILike(enquiries.origin, ph), like_pattern),
+    "depart_from": (lambda ph: enquiries.depart_date >= ph, _same),
+    "depart_to": (lambda ph: enquiries.depart_date <= ph, _same),
+    "created_from": (lambda ph: enquiries.created_at >= ph, _day_start),
+    "created_to": (lambda ph: enquiries.created_at <= ph, _day_end),
+}
+
+
+def _bind(tenant_id: uuid.UUID, filters: EnquiryFilters) -> tuple[tuple[str, ...], list[Any]]:
+    """The filters in effect (the query's shape) and the parameter values, tenant first."""
+    shape: list[str] = []
+    values: list[Any] = [tenant_id]
+    for name, (_, to_value) in _FILTER_SQL.items():
+        value = getattr(filters, name)
+        if value is not None:
+            shape.append(name)
+            values.append(to_value(value))
+    return tuple(shape), values
+
+
+def _where(shape: tuple[str, ...]) -> Criterion:
+    """``tenant_id = $1`` and one condition per filter of the shape, on ``$2``, ``$3``, …"""
+    conditions = [enquiries.tenant_id == Parameter("$1")]
+    conditions += [_FILTER_SQL[name][0](Parameter(f"${n}")) for n, name in enumerate(shape, start=2)]
+    return Criterion.all(conditions)
+
+
+_SELECT = [Cast(enquiries.field(name), "text", alias=name) if name in _TEXT_COLUMNS else enquiries.field(name)
+           for name in COLUMNS]
+
+
+@functools.lru_cache(maxsize=2048)
+def _page_sql(shape: tuple[str, ...], keyset: bool, offset: bool) -> str:
+    """The page statement of one query shape, built once (values never reach the text)."""
+    n = len(shape) + 2
+    query = PostgreSQLQuery.from_(enquiries).select(*_SELECT).where(_where(shape))
+    if keyset:
+        query = query.where(Tuple(enquiries.created_at, enquiries.id) < Tuple(Parameter(f"${n}"),
+                                                                              Parameter(f"${n + 1}")))
+        n += 2
+    query = query.orderby(enquiries.created_at, order=Order.desc).orderby(enquiries.id, order=Order.desc)
+    query = query.limit(Parameter(f"${n}"))
+    if offset:
+        query = query.offset(Parameter(f"${n + 1}"))
+    return query.get_sql()
+
+
+@functools.lru_cache(maxsize=512)
+def _count_sql(shape: tuple[str, ...]) -> str:
+    return PostgreSQLQuery.from_(enquiries).select(fn.Count("*")).where(_where(shape)).get_sql()
 
 
 def page_query(tenant_id: uuid.UUID, filters: EnquiryFilters, page: Page) -> tuple[str, list[Any]]:
-    """``limit + 1`` rows after the cursor (keyset) or at the offset, newest first."""
-    p = _Params()
-    query = PostgreSQLQuery.from_(enquiries).select(*COLUMNS).where(Criterion.all(_conditions(tenant_id, filters, p)))
+    """``limit + 1`` rows after the cursor (keyset) or at the offset, newest first: (SQL, parameters)."""
+    shape, args = _bind(tenant_id, filters)
     if page.after is not None:
         when, row_id = page.after
         after_id = parse_uuid(row_id)
         if after_id is None:
             raise invalid_cursor()
-        query = query.where(Tuple(enquiries.created_at, enquiries.id) < Tuple(p(when), p(after_id)))
-    query = query.orderby(enquiries.created_at, order=Order.desc).orderby(enquiries.id, order=Order.desc)
-    query = query.limit(p(page.limit + 1))
-    if page.after is None and page.offset:
-        query = query.offset(p(page.offset))
-    return query.get_sql(), p.values
+        args += [when, after_id]
+    args.append(page.limit + 1)
+    with_offset = page.after is None and page.offset > 0
+    if with_offset:
+        args.append(page.offset)
+    return _page_sql(shape, page.after is not None, with_offset), args
 
 
 def count_query(tenant_id: uuid.UUID, filters: EnquiryFilters) -> tuple[str, list[Any]]:
-    """The number of rows matching the filters (cursor and paging ignored)."""
-    p = _Params()
-    query = PostgreSQLQuery.from_(enquiries).select(fn.Count("*")).where(
-        Criterion.all(_conditions(tenant_id, filters, p)))
-    return query.get_sql(), p.values
+    """The number of rows matching the filters (cursor and paging ignored): (SQL, parameters)."""
+    shape, args = _bind(tenant_id, filters)
+    return _count_sql(shape), args
 
 
 async def list_enquiries(conn: asyncpg.Connection, sql: Any, *, tenant_id: uuid.UUID, filters: EnquiryFilters,

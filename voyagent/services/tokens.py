@@ -40,6 +40,34 @@ def decode_access_token(settings: Settings, token: str) -> dict[str, Any] | None
     return claims
 
 
+class VerifiedAccessTokens:
+    """``decode_access_token`` with a bounded memo of tokens that already verified.
+
+    A hit is only ever a token string that passed the full verification, so it needs no signature check
+    again; its ``exp`` is re-checked on every use (no leeway). Failures are never remembered, so junk
+    tokens cannot fill the memo. The denylist is checked by the caller on every request regardless.
+    """
+
+    def __init__(self, settings: Settings, size: int = 10_000) -> None:
+        self.settings = settings
+        self.size = size
+        self._claims: dict[str, dict[str, Any]] = {}
+
+    def decode(self, token: str) -> dict[str, Any] | None:
+        claims = self._claims.get(token)
+        if claims is not None:
+            if claims["exp"] > time.time():
+                return claims
+            del self._claims[token]
+            return None
+        claims = decode_access_token(self.settings, token)
+        if claims is not None:
+            if len(self._claims) >= self.size:
+                del self._claims[next(iter(self._claims))]  # the oldest entry
+            self._claims[token] = claims
+        return claims
+
+
 # --- TOTP intermediate token (auth.md, Two-step sign-in) -----------------------------------------------
 
 TOTP_AUDIENCE = "voyagent-totp"
