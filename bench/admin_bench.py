@@ -376,8 +376,10 @@ def ceiling_main() -> None:
     from aiohttp import web
 
     from bench import ceiling
+    from voyagent.app import load_queries
     from voyagent.services import audit_log
 
+    queries = load_queries()
     no_filters = audit_log.AuditFilters(actor_id=None, kinds=(), start=None, end=None)
 
     async def audit(request: web.Request) -> web.Response:
@@ -392,8 +394,7 @@ def ceiling_main() -> None:
             rows = await conn.fetch(rows_sql, *rows_args)
             total = None
             if request.query.get("include_total", "true") == "true":
-                count_sql, count_args = audit_log.count_statement(tenant_id, no_filters)
-                total = await conn.fetchval(count_sql, *count_args)
+                total = await audit_log.count(conn, queries, tenant_id, no_filters)
         items = []
         for record in rows[:limit]:
             event = dict(record)

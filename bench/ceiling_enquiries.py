@@ -1,10 +1,12 @@
 """The ceiling for GET /enquiries: bench/ceiling.py plus one bare route that runs exactly the SQL our list runs.
 
-    python -m bench.ceiling_enquiries --port 8100 --dsn postgresql://… 
+    python -m bench.ceiling_enquiries --port 8100 --dsn postgresql://…
 
 ``GET /enquiries?tenant_id=…[&destination=…][&after_ts=…&after_id=…][&include_total=false]`` — no
-authentication, no validation, no cursor signing; the SQL text is the one ``voyagent.services.enquiries``
-builds (generated once at import), the count the same counter / count(*) query, JSON by orjson.
+authentication, no validation, no cursor signing; the statements are the ones ``voyagent.services.enquiries``
+runs for that request in steady state (text generated once at import): for a filter, ``SET plan_cache_mode``
+and the page; the total from the counters (unfiltered) or, filtered, the counter version that validates the
+total counted by the first request (``?recount=1`` runs the count itself, as a cache miss does). JSON by orjson.
 """
 
 from __future__ import annotations
@@ -31,9 +33,10 @@ SQL = {
     "after": page_query(_T, EnquiryFilters(), _AFTER)[0],
     "filtered": page_query(_T, _FILTER, _FIRST)[0],
     "filtered_count": count_query(_T, _FILTER)[0],
-    "counters": next(q.sql for q in parse_sql((sql_dir() / "enquiries.sql").read_text())
-                     if q.name == "count_enquiries_by_status"),
+    "totals": next(q.sql for q in parse_sql((sql_dir() / "enquiries.sql").read_text())
+                   if q.name == "get_enquiry_totals"),
 }
+FILTERED_TOTALS: dict[tuple[uuid.UUID, str], tuple[int, int]] = {}
 
 
 def _default(value: object) -> object:
@@ -50,16 +53,24 @@ async def enquiries(request: web.Request) -> web.Response:
     include_total = request.query.get("include_total", "true") != "false"
     async with request.app[ceiling.POOL].acquire() as conn:
         if destination:
+            await conn.execute("SET plan_cache_mode = force_custom_plan")
             rows = await conn.fetch(SQL["filtered"], tenant_id, like_pattern(destination), 51)
-            total = (await conn.fetchval(SQL["filtered_count"], tenant_id, like_pattern(destination))
-                     if include_total else None)
+            total = None
+            if include_total:
+                version = (await conn.fetchrow(SQL["totals"], [], tenant_id))["version"]
+                cached = FILTERED_TOTALS.get((tenant_id, destination))
+                if cached and cached[0] == version and "recount" not in request.query:
+                    total = cached[1]
+                else:
+                    total, version = await conn.fetchrow(SQL["filtered_count"], tenant_id, like_pattern(destination))
+                    FILTERED_TOTALS[(tenant_id, destination)] = (version, total)
         else:
             if "after_ts" in request.query:
                 after = dt.datetime.fromisoformat(request.query["after_ts"])
                 rows = await conn.fetch(SQL["after"], tenant_id, after, uuid.UUID(request.query["after_id"]), 51)
             else:
                 rows = await conn.fetch(SQL["first"], tenant_id, 51)
-            total = await conn.fetchval(SQL["counters"], tenant_id, list(STATUSES)) if include_total else None
+            total = (await conn.fetchrow(SQL["totals"], list(STATUSES), tenant_id))["total"] if include_total else None
     body = {"items": [dict(r) for r in rows[:50]], "total": total, "limit": 50, "offset": 0,
             "next_cursor": str(rows[49]["id"]) if len(rows) > 50 else None}
     return web.Response(body=orjson.dumps(body, default=_default, option=orjson.OPT_UTC_Z),

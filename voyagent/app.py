@@ -24,6 +24,7 @@ from voyagent.keys import (
     DB_MODE,
     DB_POOL,
     DOCS_HTML,
+    ENQUIRY_TOTALS,
     MAILER,
     METRICS,
     PASSWORDS,
@@ -41,6 +42,7 @@ from voyagent.routes import setup_routes
 from voyagent.services import api_key_auth
 from voyagent.services.api_key_auth import ApiKeyCache
 from voyagent.services.audit import AuditVerifyLimiter
+from voyagent.services.enquiries import TotalsCache
 from voyagent.services.email import Mailer
 from voyagent.services.passwords import PasswordService
 from voyagent.services.ratelimit import RateLimiter
@@ -75,6 +77,7 @@ def create_app(settings: Settings, *, dsn: str, db_mode: str = "external", contr
     app[API_KEY_CACHE] = ApiKeyCache()
     app[ACCESS_TOKENS] = VerifiedAccessTokens(settings)
     app[CURSORS] = CursorCodec(settings.auth_secret)
+    app[ENQUIRY_TOTALS] = TotalsCache()
 
     async def database(app: web.Application) -> AsyncIterator[None]:
         app[DB_POOL] = await create_pool(dsn, settings.db_pool_min, settings.db_pool_max)

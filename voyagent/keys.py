@@ -27,6 +27,7 @@ CONTRACT: web.AppKey[Contract] = web.AppKey("contract")
 DOCS_HTML: web.AppKey[str] = web.AppKey("docs_html")
 METRICS: web.AppKey[Metrics] = web.AppKey("metrics")
 CURSORS: web.AppKey[CursorCodec] = web.AppKey("cursors")
+ENQUIRY_TOTALS: web.AppKey[Any] = web.AppKey("enquiry_totals")  # services.enquiries.TotalsCache
 # Services added by later layers (identity, keys, chat); each is created in a cleanup_ctx.
 RATE_LIMITER: web.AppKey[Any] = web.AppKey("rate_limiter")
 TOKEN_STORE: web.AppKey[Any] = web.AppKey("token_store")

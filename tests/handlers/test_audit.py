@@ -274,7 +274,9 @@ async def test_the_log_never_shows_another_tenant(client, admin, make_user, db):
 async def test_the_export_is_rfc4180_csv_of_the_wire_values(client, admin, db):
     await add_event(db, admin.tenant_id, kind="book_offer", at=at(5, 8), actor_id=admin.id, actor_kind="agent",
                     driver="sandbox", status="failed", error='supplier said "no", then\r\nhung up',
-                    inputs={"note": "a,b"})
+                    inputs={"note": "a,b", "unicode": "Müller ✈", "nested": {"pax": [1, 2.5, None, True]}},
+                    approval_required=True, approved_by=admin.id, approved_at=at(5, 8, 0, 1),
+                    completed_at=at(5, 8, 0, 2, 500000))
     await add_event(db, admin.tenant_id, kind="tenant_settings.updated", at=at(5, 9, 30, 0, 250))
     response = await client.get("/audit/export.csv", headers=admin.headers)
     assert response.status == 200
@@ -357,3 +359,21 @@ async def test_a_client_that_goes_away_stops_the_export_query(client, admin, db)
             break
         await asyncio.sleep(0.05)
     assert await open_exports() == 0
+
+
+async def test_the_unfiltered_total_stays_exact_under_concurrent_writes_and_deletes(client, admin, db):
+    await add_many(db, admin.tenant_id, 25, start=at(1))
+    patches = [client.patch("/tenant-settings", json={"rate_limit_per_hour": n}, headers=admin.headers)
+               for n in range(1, 21)]
+    assert {r.status for r in await asyncio.gather(*patches)} == {200}
+    actual = await db.fetchval("SELECT count(*) FROM audit_events WHERE tenant_id = $1", admin.tenant_id)
+    assert actual == 45 and (await get_page(client, admin.headers))["total"] == 45
+    await db.execute("DELETE FROM audit_events WHERE tenant_id = $1 AND tool = 'bulk.event'", admin.tenant_id)
+    assert (await get_page(client, admin.headers))["total"] == 20
+    assert (await get_page(client, admin.headers, kind="tenant_settings.updated"))["total"] == 20
+
+
+async def test_a_tenant_with_an_audit_log_can_still_be_deleted(admin, db):
+    await add_many(db, admin.tenant_id, 3, start=at(1))
+    await db.execute("DELETE FROM tenants WHERE id = $1", admin.tenant_id)
+    assert await db.fetchval("SELECT count(*) FROM audit_event_counts WHERE tenant_id = $1", admin.tenant_id) == 0

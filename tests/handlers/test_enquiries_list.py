@@ -8,6 +8,7 @@ from urllib.parse import quote
 import pytest
 
 from voyagent.ids import new_id
+from voyagent.keys import DB_POOL, ENQUIRY_TOTALS
 
 T0 = dt.datetime(2026, 3, 10, 12, 0, tzinfo=dt.timezone.utc)
 COLUMNS = ["id", "tenant_id", "created_by_user_id", "customer_name", "customer_email", "customer_phone", "origin",
@@ -96,6 +97,64 @@ async def test_concurrent_creates_keep_the_total_exact(client, admin):
                                                    headers=admin.headers) for i in range(20)))
     assert [r.status for r in responses] == [201] * 20
     assert (await listing(client, admin, limit=1))["total"] == 20
+
+
+async def test_filtered_totals_stay_exact_as_rows_change(client, admin, make_user, db):
+    ids = await seed(db, admin, [{"destination": "Lisbon"}, {"destination": "Lisbon"}, {"destination": "Porto"}])
+    totals = client.server.app[ENQUIRY_TOTALS]
+
+    async def total():
+        return (await listing(client, admin, destination="lisb", limit=1))["total"]
+
+    assert await total() == 2
+    assert await total() == 2  # second time from the cache
+    assert any(key[0] == admin.tenant_id for key in totals._totals)
+    await seed(db, admin, [{"destination": "LISBON"}])  # written behind the API's back
+    assert await total() == 3
+    await client.patch(f"/enquiries/{ids[0]}", json={"destination": "Faro"}, headers=admin.headers)
+    assert await total() == 2
+    await client.patch(f"/enquiries/{ids[2]}", json={"destination": "Lisboa", "status": "booked"},
+                       headers=admin.headers)
+    assert await total() == 3
+    await db.execute("UPDATE enquiries SET customer_name = 'x' WHERE id = $1::uuid", ids[1])
+    assert await total() == 3
+    other = await make_user("agency_admin")
+    await seed(db, other, [{"destination": "Lisbon"}])
+    assert await total() == 3
+    assert (await listing(client, other, destination="lisb", limit=1))["total"] == 1
+
+
+async def test_the_change_counter_moves_only_on_changes_a_filter_can_see(client, admin, db):
+    async def version():
+        return await db.fetchval("SELECT sum(version) FROM enquiry_counts WHERE tenant_id = $1", admin.tenant_id)
+
+    created = (await (await client.post("/enquiries", json={"customer_name": "A"}, headers=admin.headers)).json())
+    path = f"/enquiries/{created['id']}"
+    start = await version()
+    for body in ({"notes": "n"}, {"budget_amount": 5, "budget_currency": "EUR"}, {"pax_count": 4},
+                 {"session_id": str(uuid.uuid4())}, {"return_date": "2026-09-01"}, {}):
+        await client.patch(path, json=body, headers=admin.headers)
+    await client.post(path + "/promote-to-session", headers=admin.headers)
+    assert await version() == start
+    seen = start
+    for body in ({"destination": "Oslo"}, {"origin": "DEL"}, {"customer_email": "a@b.c"}, {"customer_phone": "1"},
+                 {"customer_name": "B"}, {"depart_date": "2026-08-01"}, {"status": "quoted"}):
+        await client.patch(path, json=body, headers=admin.headers)
+        assert await version() > seen, body
+        seen = await version()
+
+
+async def test_the_custom_plan_setting_of_a_search_does_not_leak_to_other_requests(client, admin, db):
+    await seed(db, admin, [{"destination": "Lisbon"} for _ in range(3)])
+    for _ in range(3):
+        await listing(client, admin, destination="lisb", limit=1)
+    pool = client.server.app[DB_POOL]
+    connections = [await pool.acquire() for _ in range(pool.get_max_size())]  # every pooled connection
+    try:
+        assert {await c.fetchval("SHOW plan_cache_mode") for c in connections} == {"auto"}
+    finally:
+        for c in connections:
+            await pool.release(c)
 
 
 async def test_other_tenants_rows_never_appear_or_count(client, admin, make_user, db):

@@ -16,7 +16,7 @@ from voyagent.errors import ApiError
 from voyagent.handlers_types import Handler
 from voyagent.ids import parse_uuid
 from voyagent.jsonio import json_response
-from voyagent.keys import CURSORS, DB_POOL, PRINCIPAL, QUERY, SETTINGS
+from voyagent.keys import CURSORS, DB_POOL, PRINCIPAL, QUERIES, QUERY, SETTINGS
 from voyagent.pagination import invalid_cursor, paginated
 from voyagent.services import audit_log
 
@@ -42,12 +42,10 @@ async def list_audit_events(request: web.Request) -> web.Response:
         after = (page.after[0], after_id)
     rows_sql, rows_args = audit_log.rows_statement(tenant_id, filters, after=after, limit=page.limit + 1,
                                                    offset=min(page.offset, INT8_MAX))
+    sql = request.app[QUERIES]
     async with connection(request.app[DB_POOL]) as conn:
         rows = await conn.fetch(rows_sql, *rows_args)
-        total = None
-        if page.include_total:
-            count_sql, count_args = audit_log.count_statement(tenant_id, filters)
-            total = await conn.fetchval(count_sql, *count_args)
+        total = await audit_log.count(conn, sql, tenant_id, filters) if page.include_total else None
     next_cursor = codec.next_cursor(rows, page, audit_log.CURSOR_SCOPE, tenant_id, fingerprint, time_key="started_at")
     items = [audit_log.wire_event(row) for row in rows[:page.limit]]
     return json_response(paginated("items", items, total, page, next_cursor))
@@ -63,13 +61,13 @@ async def export_audit_csv(request: web.Request) -> web.StreamResponse:
     tenant_id = request[PRINCIPAL].tenant_id
     filters = audit_log.parse_filters(request[QUERY])
     cap = request.app[SETTINGS].audit_export_max_rows
-    count_sql, count_args = audit_log.count_statement(tenant_id, filters)
-    rows_sql, rows_args = audit_log.rows_statement(tenant_id, filters, columns=audit_log.EXPORT_COLUMNS)
+    sql = request.app[QUERIES]
+    rows_sql, rows_args = audit_log.export_statement(tenant_id, filters)
     filename = audit_log.export_filename(tenant_id, dt.datetime.now(dt.timezone.utc).date())
     exported = 0
     async with connection(request.app[DB_POOL]) as conn, conn.transaction(isolation="repeatable_read",
                                                                           readonly=True):
-        if await conn.fetchval(count_sql, *count_args) > cap:  # same snapshot as the rows below
+        if await audit_log.count(conn, sql, tenant_id, filters) > cap:  # same snapshot as the rows below
             raise ApiError(400, "export_too_large")
         response = web.StreamResponse(headers={"Content-Disposition": f'attachment; filename="{filename}"'})
         response.content_type = "text/csv"

@@ -8,7 +8,7 @@ from aiohttp import web
 from voyagent.db import connection, transaction
 from voyagent.handlers_types import Handler
 from voyagent.jsonio import json_response
-from voyagent.keys import BODY, CURSORS, DB_POOL, PRINCIPAL, QUERIES, QUERY
+from voyagent.keys import BODY, CURSORS, DB_POOL, ENQUIRY_TOTALS, PRINCIPAL, QUERIES, QUERY
 from voyagent.pagination import paginated
 from voyagent.services import enquiries, idempotency
 from voyagent.services.enquiries import EnquiryFilters, enquiry_json
@@ -23,7 +23,7 @@ async def list_enquiries(request: web.Request) -> web.Response:
     page = cursors.page(request[QUERY], enquiries.LIST_SCOPE, principal.tenant_id, fingerprint)
     async with connection(request.app[DB_POOL]) as conn:
         rows, total = await enquiries.list_enquiries(conn, request.app[QUERIES], tenant_id=principal.tenant_id,
-                                                     filters=filters, page=page)
+                                                     filters=filters, page=page, totals=request.app[ENQUIRY_TOTALS])
     next_cursor = cursors.next_cursor(rows, page, enquiries.LIST_SCOPE, principal.tenant_id, fingerprint)
     items = [enquiry_json(row) for row in rows[:page.limit]]
     return json_response(paginated("items", items, total, page, next_cursor))

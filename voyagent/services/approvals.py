@@ -4,9 +4,10 @@ from __future__ import annotations
 
 import dataclasses
 import datetime as dt
+import functools
 import logging
 import uuid
-from typing import Any, Mapping
+from typing import Any, Iterator, Mapping
 
 import asyncpg
 from pypika import Order, Parameter, PostgreSQLQuery, Table
@@ -23,7 +24,6 @@ log = logging.getLogger(__name__)
 
 LIST_SCOPE = "approvals"  # cursor scope of GET /approvals
 MAX_ID_LENGTH = 128
-STATUSES = ("pending", "granted", "rejected", "expired")
 COLUMNS = ("id", "tenant_id", "session_id", "tool_name", "tool_call_id", "summary", "turn_id", "payload",
            "requested_at", "expires_at", "status", "granted", "resolved_at", "resolved_by_user_id", "reason",
            "consumed_at")
@@ -80,7 +80,7 @@ def already_resolved() -> ApiError:
 # --- requesting (the agent's gateway, §6.2 step 5) ---------------------------------------------------
 
 
-def approval_id_candidates(turn_id: str, tool_name: str):  # type: ignore[no-untyped-def]
+def approval_id_candidates(turn_id: str, tool_name: str) -> Iterator[str]:
     """``ap-<turn_id>-<tool_name>``, then ``-2``, ``-3``, …"""
     base = f"ap-{turn_id}-{tool_name}"
     yield base
@@ -136,9 +136,10 @@ async def _load(conn: asyncpg.Connection, sql: Any, tenant_id: uuid.UUID, approv
 async def get_approval(conn: asyncpg.Connection, sql: Any, *, tenant_id: uuid.UUID, approval_id: str,
                        now: dt.datetime | None = None) -> ApprovalRow:
     """One approval of the tenant, expired first if it is pending past its deadline; else ``404``."""
+    now = _now(now)
     row = await _load(conn, sql, tenant_id, approval_id, None)
-    if row.status == "pending" and row.expires_at <= _now(now):
-        expired = await sql.expire_approval(conn, id=row.id, tenant_id=tenant_id, now=_now(now))
+    if row.status == "pending" and row.expires_at <= now:
+        expired = await sql.expire_approval(conn, id=row.id, tenant_id=tenant_id, now=now)
         if expired is not None:
             return ApprovalRow.from_record(expired)
         row = await _load(conn, sql, tenant_id, approval_id, None)  # resolved meanwhile
@@ -214,49 +215,47 @@ async def _audit_decision(pool: asyncpg.Pool, sql: Any, row: ApprovalRow, resolv
 # --- the list ------------------------------------------------------------------------------------------
 
 
-class _Params:
-    """asyncpg ``$n`` placeholders with their values, in order."""
-
-    def __init__(self) -> None:
-        self.values: list[Any] = []
-
-    def __call__(self, value: Any) -> Parameter:
-        self.values.append(value)
-        return Parameter(f"${len(self.values)}")
-
-
-def _conditions(tenant_id: uuid.UUID, status: str | None, session_id: uuid.UUID | None,
-                p: _Params) -> list[Criterion]:
-    where: list[Criterion] = [pending_approvals.tenant_id == p(tenant_id)]
-    if status is not None:
-        where.append(pending_approvals.status == p(status))
-    if session_id is not None:
-        where.append(pending_approvals.session_id == p(session_id))
-    return where
+@functools.lru_cache(maxsize=64)
+def _list_sql(with_status: bool, with_session: bool, keyset: bool, offset: bool, count: bool = False) -> str:
+    """The list (or count) statement of one filter shape: ``$1`` tenant, then status, session, cursor, paging."""
+    placeholders = (Parameter(f"${n}") for n in range(1, 8))
+    where = [pending_approvals.tenant_id == next(placeholders)]
+    if with_status:
+        where.append(pending_approvals.status == next(placeholders))
+    if with_session:
+        where.append(pending_approvals.session_id == next(placeholders))
+    if count:
+        return PostgreSQLQuery.from_(pending_approvals).select(fn.Count("*")).where(Criterion.all(where)).get_sql()
+    if keyset:
+        where.append(Tuple(pending_approvals.requested_at, pending_approvals.id)
+                     < Tuple(next(placeholders), next(placeholders)))
+    query = (PostgreSQLQuery.from_(pending_approvals).select(*COLUMNS).where(Criterion.all(where))
+             .orderby(pending_approvals.requested_at, order=Order.desc)
+             .orderby(pending_approvals.id, order=Order.desc)
+             .limit(next(placeholders)))
+    if offset:
+        query = query.offset(next(placeholders))
+    return query.get_sql()
 
 
 async def list_approvals(conn: asyncpg.Connection, *, tenant_id: uuid.UUID, status: str | None,
                          session_id: uuid.UUID | None, page: Page) -> tuple[list[ApprovalRow], int | None]:
     """Up to ``limit + 1`` approvals (requested_at DESC, id DESC) and the exact total when asked for."""
-    p = _Params()
-    where = _conditions(tenant_id, status, session_id, p)
+    filters = [tenant_id] + [value for value in (status, session_id) if value is not None]
+    args = list(filters)
     if page.after is not None:
-        when, after_id = page.after
-        where.append(Tuple(pending_approvals.requested_at, pending_approvals.id) < Tuple(p(when), p(after_id)))
-    query = (PostgreSQLQuery.from_(pending_approvals).select(*COLUMNS).where(Criterion.all(where))
-             .orderby(pending_approvals.requested_at, order=Order.desc)
-             .orderby(pending_approvals.id, order=Order.desc)
-             .limit(p(page.limit + 1)))
-    if page.after is None and page.offset:
-        query = query.offset(p(page.offset))
-    rows = [ApprovalRow.from_record(r) for r in await conn.fetch(query.get_sql(), *p.values)]
+        args += list(page.after)
+    args.append(page.limit + 1)
+    with_offset = page.after is None and page.offset > 0
+    if with_offset:
+        args.append(page.offset)
+    text = _list_sql(status is not None, session_id is not None, page.after is not None, with_offset)
+    rows = [ApprovalRow.from_record(r) for r in await conn.fetch(text, *args)]
     total = None
     if page.include_total:
         if page.after is None and len(rows) <= page.limit and (rows or not page.offset):
-            total = page.offset + len(rows)
+            total = page.offset + len(rows)  # this page reaches the end: nothing left to count
         else:
-            c = _Params()
-            count = PostgreSQLQuery.from_(pending_approvals).select(fn.Count("*")).where(
-                Criterion.all(_conditions(tenant_id, status, session_id, c)))
-            total = await conn.fetchval(count.get_sql(), *c.values)
+            count = _list_sql(status is not None, session_id is not None, False, False, count=True)
+            total = await conn.fetchval(count, *filters)
     return rows, total

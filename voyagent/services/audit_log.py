@@ -1,21 +1,24 @@
 """Reading the audit log (endpoints.md, Audit): filters, the AuditEvent wire shape, list/count/export SQL.
 
-The filters are optional and combine freely, so the statements are built with pypika (one statement text per
-combination of filters, each prepared and cached by asyncpg) rather than one catch-all named query whose
-generic plan could not pick the right index.
+The filters are optional and combine freely, so the statements are built with pypika, once per combination of
+filters (then cached here and prepared by asyncpg), rather than one catch-all named query whose generic plan
+could not pick the right index.
 """
 
 from __future__ import annotations
 
 import dataclasses
 import datetime as dt
+import functools
 import uuid
 from typing import Any, Iterable, Mapping
+
+import asyncpg
 
 from pypika import Order, Parameter, PostgreSQLQuery, Table, Tuple
 from pypika import functions as fn
 from pypika.functions import Cast
-from pypika.terms import Function
+from pypika.terms import AtTimezone, Function
 
 from voyagent import jsonio
 from voyagent.errors import ApiError
@@ -29,14 +32,24 @@ _ONE_DAY = dt.timedelta(days=1)
 _EVENTS = Table("audit_events").as_("a")
 _USERS = Table("users").as_("u")
 _COMMON = (_EVENTS.actor_kind, _USERS.email.as_("actor_email"), _EVENTS.tool, _EVENTS.driver, _EVENTS.error,
-           _EVENTS.approval_required, _EVENTS.approved_at, _EVENTS.started_at, _EVENTS.completed_at, _EVENTS.status)
-# GET /audit: jsonb decoded (the pool's codec), ids as UUIDs.
+           _EVENTS.approval_required)
+# GET /audit: jsonb decoded (the pool's codec), ids as UUIDs, timestamps as datetimes.
 LIST_COLUMNS = (_EVENTS.id, _EVENTS.tenant_id, _EVENTS.actor_id, _EVENTS.approved_by, _EVENTS.inputs,
-                _EVENTS.outputs, _EVENTS.entity_refs, *_COMMON)
-# CSV export: only what the CSV needs, jsonb and ids as the text PostgreSQL renders anyway (spliced, not re-encoded);
-# csv_records unpacks the rows in exactly this order.
-EXPORT_COLUMNS = tuple(Cast(column, "text").as_(column.name) for column in (
-    _EVENTS.actor_id, _EVENTS.approved_by, _EVENTS.inputs, _EVENTS.outputs, _EVENTS.entity_refs)) + _COMMON
+                _EVENTS.outputs, _EVENTS.entity_refs, *_COMMON, _EVENTS.approved_at, _EVENTS.started_at,
+                _EVENTS.completed_at, _EVENTS.status)
+
+
+def _as_json_text(timestamp_column: Any) -> Any:
+    """``to_json(<column> AT TIME ZONE 'UTC')::text``: ``"2025-01-01T10:00:00.12"``, see ``_wire_timestamp``."""
+    return Cast(Function("to_json", AtTimezone(timestamp_column, "UTC")), "text").as_(timestamp_column.name)
+
+
+# CSV export: only what the CSV needs, as text PostgreSQL renders cheaply in its own process (jsonb is spliced,
+# not decoded and encoded again; datetimes are never built). csv_records unpacks rows in exactly this order.
+EXPORT_COLUMNS = (*(Cast(column, "text").as_(column.name) for column in (
+    _EVENTS.actor_id, _EVENTS.approved_by, _EVENTS.inputs, _EVENTS.outputs, _EVENTS.entity_refs)), *_COMMON,
+    _as_json_text(_EVENTS.approved_at), _as_json_text(_EVENTS.started_at), _as_json_text(_EVENTS.completed_at),
+    _EVENTS.status)
 
 
 @dataclasses.dataclass(frozen=True, slots=True)
@@ -47,6 +60,10 @@ class AuditFilters:
     kinds: tuple[str, ...]
     start: dt.datetime | None
     end: dt.datetime | None
+
+    @property
+    def unfiltered(self) -> bool:
+        return self.actor_id is None and not self.kinds and self.start is None and self.end is None
 
     def fingerprint(self) -> dict[str, Any]:
         """The filter values a cursor is bound to."""
@@ -82,53 +99,99 @@ def parse_filters(query: Mapping[str, Any]) -> AuditFilters:
 
 
 class _Params:
-    """asyncpg's positional ``$n`` parameters, numbered in the order they are added."""
+    """asyncpg's ``$n`` parameters, numbered in the order they are named (so a statement can be reused)."""
 
     def __init__(self) -> None:
-        self.values: list[Any] = []
+        self.names: list[str] = []
 
-    def __call__(self, value: Any) -> Parameter:
-        self.values.append(value)
-        return Parameter(f"${len(self.values)}")
+    def __call__(self, name: str) -> Parameter:
+        self.names.append(name)
+        return Parameter(f"${len(self.names)}")
 
 
-def _filtered(query: Any, params: _Params, tenant_id: uuid.UUID, filters: AuditFilters) -> Any:
-    query = query.where(_EVENTS.tenant_id == params(tenant_id))
-    if filters.actor_id is not None:
-        query = query.where(_EVENTS.actor_id == params(filters.actor_id))
-    if len(filters.kinds) == 1:
-        query = query.where(_EVENTS.tool == params(filters.kinds[0]))
-    elif filters.kinds:
-        query = query.where(_EVENTS.tool == Function("ANY", params(list(filters.kinds))))
-    if filters.start is not None:
-        query = query.where(_EVENTS.started_at >= params(filters.start))
-    if filters.end is not None:
-        query = query.where(_EVENTS.started_at < params(filters.end))
-    return query
+@dataclasses.dataclass(frozen=True, slots=True)
+class _Shape:
+    """Which parts a statement has; the SQL text depends on nothing else, so it is built once per shape."""
+
+    select: str  # "count" | "list" | "export"
+    actor: bool
+    kinds: int  # 0 none, 1 one kind, 2 several
+    start: bool
+    end: bool
+    after: bool = False
+    limit: bool = False
+    offset: bool = False
+
+
+@functools.lru_cache(maxsize=256)
+def _build(shape: _Shape) -> tuple[str, tuple[str, ...]]:
+    """(SQL, parameter names in ``$n`` order) of a shape."""
+    params = _Params()
+    if shape.select == "count":
+        query = PostgreSQLQuery.from_(_EVENTS).select(fn.Count("*"))
+    else:
+        columns = LIST_COLUMNS if shape.select == "list" else EXPORT_COLUMNS
+        query = PostgreSQLQuery.from_(_EVENTS).left_join(_USERS).on(_USERS.id == _EVENTS.actor_id).select(*columns)
+    query = query.where(_EVENTS.tenant_id == params("tenant_id"))
+    if shape.actor:
+        query = query.where(_EVENTS.actor_id == params("actor_id"))
+    if shape.kinds == 1:
+        query = query.where(_EVENTS.tool == params("kind"))
+    elif shape.kinds:
+        query = query.where(_EVENTS.tool == Function("ANY", params("kinds")))
+    if shape.start:
+        query = query.where(_EVENTS.started_at >= params("start"))
+    if shape.end:
+        query = query.where(_EVENTS.started_at < params("end"))
+    if shape.after:  # keyset: one index range scan whatever the depth
+        query = query.where(Tuple(_EVENTS.started_at, _EVENTS.id) < Tuple(params("after_at"), params("after_id")))
+    if shape.select != "count":
+        query = query.orderby(_EVENTS.started_at, order=Order.desc).orderby(_EVENTS.id, order=Order.desc)
+    if shape.limit:
+        query = query.limit(params("limit"))
+    if shape.offset:
+        query = query.offset(params("offset"))
+    return query.get_sql(), tuple(params.names)
+
+
+def _statement(select: str, tenant_id: uuid.UUID, filters: AuditFilters, *,
+               after: tuple[dt.datetime, uuid.UUID] | None = None, limit: int | None = None,
+               offset: int = 0) -> tuple[str, list[Any]]:
+    kinds = filters.kinds
+    shape = _Shape(select=select, actor=filters.actor_id is not None, kinds=min(len(kinds), 2),
+                   start=filters.start is not None, end=filters.end is not None, after=after is not None,
+                   limit=limit is not None, offset=offset > 0)
+    sql, names = _build(shape)
+    values = {"tenant_id": tenant_id, "actor_id": filters.actor_id, "kind": kinds[0] if kinds else None,
+              "kinds": list(kinds), "start": filters.start, "end": filters.end,
+              "after_at": after[0] if after else None, "after_id": after[1] if after else None, "limit": limit,
+              "offset": offset}
+    return sql, [values[name] for name in names]
 
 
 def count_statement(tenant_id: uuid.UUID, filters: AuditFilters) -> tuple[str, list[Any]]:
     """``SELECT count(*)`` of the matching events."""
-    params = _Params()
-    query = _filtered(PostgreSQLQuery.from_(_EVENTS).select(fn.Count("*")), params, tenant_id, filters)
-    return query.get_sql(), params.values
+    return _statement("count", tenant_id, filters)
 
 
-def rows_statement(tenant_id: uuid.UUID, filters: AuditFilters, *, columns: tuple[Any, ...] = LIST_COLUMNS,
+async def count(conn: asyncpg.Connection, sql: Any, tenant_id: uuid.UUID, filters: AuditFilters) -> int:
+    """The number of matching events: the tenant's maintained counter without filters, else a count."""
+    if filters.unfiltered:
+        return int(await sql.count_tenant_audit_events(conn, tenant_id=tenant_id))
+    statement, args = count_statement(tenant_id, filters)
+    return int(await conn.fetchval(statement, *args))
+
+
+def rows_statement(tenant_id: uuid.UUID, filters: AuditFilters, *,
                    after: tuple[dt.datetime, uuid.UUID] | None = None, limit: int | None = None,
                    offset: int = 0) -> tuple[str, list[Any]]:
-    """The matching events with their actor's e-mail, newest first (``started_at DESC, id DESC``)."""
-    params = _Params()
-    query = PostgreSQLQuery.from_(_EVENTS).left_join(_USERS).on(_USERS.id == _EVENTS.actor_id).select(*columns)
-    query = _filtered(query, params, tenant_id, filters)
-    if after is not None:  # keyset: one index range scan whatever the depth
-        query = query.where(Tuple(_EVENTS.started_at, _EVENTS.id) < Tuple(params(after[0]), params(after[1])))
-    query = query.orderby(_EVENTS.started_at, order=Order.desc).orderby(_EVENTS.id, order=Order.desc)
-    if limit is not None:
-        query = query.limit(params(limit))
-    if offset:
-        query = query.offset(params(offset))
-    return query.get_sql(), params.values
+    """A page of ``LIST_COLUMNS`` rows with their actor's e-mail, newest first (``started_at DESC, id DESC``)."""
+    return _statement("list", tenant_id, filters, after=after, limit=limit, offset=offset)
+
+
+def export_statement(tenant_id: uuid.UUID, filters: AuditFilters) -> tuple[str, list[Any]]:
+    """Every matching event as ``EXPORT_COLUMNS``, newest first."""
+    return _statement("export", tenant_id, filters)
 
 
 # --- wire shape -----------------------------------------------------------------------------------------
@@ -191,6 +254,14 @@ def _csv_field(value: str | None) -> str:
     return value
 
 
+def _wire_timestamp(json_text: str | None) -> str | None:
+    """A ``to_json`` UTC timestamp (fraction without trailing zeros) in the wire format: 6 digits or none, ``Z``."""
+    if json_text is None:
+        return None
+    inner = json_text[1:-1]
+    return (inner.ljust(26, "0") if len(inner) > 19 else inner) + "Z"
+
+
 def csv_header() -> bytes:
     """The header record."""
     return (",".join(CSV_HEADER) + "\r\n").encode("ascii")
@@ -200,14 +271,15 @@ def csv_records(rows: Iterable[Any]) -> bytes:
     """RFC 4180 records of ``EXPORT_COLUMNS`` rows: the wire values, CRLF after each, quotes only where needed.
 
     ``payload_json`` is spliced from the JSON text PostgreSQL renders for inputs/outputs/entity_refs anyway (the
-    same JSON values as in ``GET /audit``) instead of being decoded and encoded again. This loop is the export's
-    hot path: rows are unpacked by position, in ``EXPORT_COLUMNS`` order.
+    same JSON values as in ``GET /audit``) instead of being decoded and encoded again, and timestamps arrive as
+    text. This loop is the export's hot path: rows are unpacked by position, in ``EXPORT_COLUMNS`` order.
     """
-    field, timestamp, dumps, extras_of = _csv_field, jsonio.timestamp, jsonio.dumps, payload_extras
+    field, timestamp, dumps, extras_of = _csv_field, _wire_timestamp, jsonio.dumps, payload_extras
     lines = []
     for (actor_id, approved_by, inputs, outputs, entity_refs, actor_kind, actor_email, kind, driver, error,
          approval_required, approved_at, started_at, completed_at, status) in rows:
-        extras = extras_of(driver, error, approval_required, approved_by, approved_at, completed_at)
+        extras = extras_of(driver, error, approval_required, approved_by, timestamp(approved_at),
+                           timestamp(completed_at))
         tail = "," + dumps(extras)[1:].decode() if extras else "}"
         payload = f'{{"inputs":{inputs},"outputs":{outputs},"entity_refs":{entity_refs}{tail}'.replace('"', '""')
         # created_at, actor_kind, actor_id and status never need quoting

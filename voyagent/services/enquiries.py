@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import collections
 import dataclasses
 import datetime as dt
 import functools
@@ -28,11 +29,16 @@ COLUMNS = ("id", "tenant_id", "created_by_user_id", "customer_name", "customer_e
            "destination", "depart_date", "return_date", "pax_count", "budget_amount", "budget_currency", "status",
            "notes", "session_id", "created_at", "updated_at")
 _TEXT_COLUMNS = frozenset({"id", "tenant_id", "created_by_user_id", "session_id"})  # UUIDs, selected as text
+_PATCHABLE = ("customer_name", "customer_email", "customer_phone", "origin", "destination", "depart_date",
+              "return_date", "pax_count", "budget_amount", "budget_currency", "status", "notes", "session_id")
+_PATCHABLE_AS_SENT = ("customer_name", "customer_email", "customer_phone", "origin", "destination", "budget_amount",
+                      "budget_currency", "status", "notes")  # the body's value is the column's (decimal already rounded)
 SEARCH_COLUMNS = ("customer_name", "customer_email", "customer_phone", "origin", "destination")
 _CURRENCY_RE = re.compile(r"[A-Z]{3}")
 _DAY_END = dt.time(23, 59, 59, 999_999, tzinfo=dt.timezone.utc)
 _DAY_START = dt.time(0, 0, tzinfo=dt.timezone.utc)
 
+enquiry_counts = Table("enquiry_counts")
 enquiries = Table("enquiries").as_("e")  # qualified: ORDER BY e.id is the column, not the text alias
 
 
@@ -132,11 +138,8 @@ async def patch_enquiry(conn: asyncpg.Connection, sql: Any, *, tenant_id: uuid.U
     """Apply a patch (omitted = unchanged, null = cleared) in the contract's processing order."""
     dates = _dates(body)
     row = await _lock_enquiry(conn, sql, tenant_id, enquiry_id)  # 1. 404
-    values = {name: row[name] for name in COLUMNS}
-    for field in ("customer_name", "customer_email", "customer_phone", "origin", "destination", "budget_amount",
-                  "budget_currency", "status", "notes"):
-        if field in body:
-            values[field] = body[field]
+    values = {name: row[name] for name in _PATCHABLE}
+    values.update({field: body[field] for field in _PATCHABLE_AS_SENT if field in body})
     values.update(dates)
     if "pax_count" in body:
         values["pax_count"] = _pax(body["pax_count"])
@@ -159,10 +162,7 @@ async def patch_enquiry(conn: asyncpg.Connection, sql: Any, *, tenant_id: uuid.U
     if "session_id" in body:
         values["session_id"] = _session_id(body["session_id"])
     # 6. apply
-    values.pop("tenant_id")
-    for name in ("created_by_user_id", "created_at", "updated_at"):
-        values.pop(name)
-    return await sql.update_enquiry(conn, tenant_id=tenant_id, **values)
+    return await sql.update_enquiry(conn, id=row["id"], tenant_id=tenant_id, **values)
 
 
 async def promote_to_session(conn: asyncpg.Connection, sql: Any, *, tenant_id: uuid.UUID, enquiry_id: str,
@@ -306,7 +306,11 @@ def _page_sql(shape: tuple[str, ...], keyset: bool, offset: bool) -> str:
 
 @functools.lru_cache(maxsize=512)
 def _count_sql(shape: tuple[str, ...]) -> str:
-    return PostgreSQLQuery.from_(enquiries).select(fn.Count("*")).where(_where(shape)).get_sql()
+    """``count(*)`` of one query shape, with the tenant's counter version read in the same snapshot."""
+    version = (PostgreSQLQuery.from_(enquiry_counts)
+               .select(Cast(fn.Coalesce(fn.Sum(enquiry_counts.version), 0), "bigint"))
+               .where(enquiry_counts.tenant_id == Parameter("$1")))
+    return PostgreSQLQuery.from_(enquiries).select(fn.Count("*"), version).where(_where(shape)).get_sql()
 
 
 def page_query(tenant_id: uuid.UUID, filters: EnquiryFilters, page: Page) -> tuple[str, list[Any]]:
@@ -326,14 +330,59 @@ def page_query(tenant_id: uuid.UUID, filters: EnquiryFilters, page: Page) -> tup
 
 
 def count_query(tenant_id: uuid.UUID, filters: EnquiryFilters) -> tuple[str, list[Any]]:
-    """The number of rows matching the filters (cursor and paging ignored): (SQL, parameters)."""
+    """(count, tenant counter version) of the rows matching the filters, paging ignored: (SQL, parameters)."""
     shape, args = _bind(tenant_id, filters)
     return _count_sql(shape), args
 
 
+class TotalsCache:
+    """Exact filtered totals reused while the tenant's enquiries are unchanged.
+
+    A total is stored with the tenant's counter version read in the same snapshot as the count; the
+    triggers of migration 0003 bump that version in the transaction of every change a filter could see,
+    so an equal version means an equal count. Paging through a search counts once, not once per page.
+    """
+
+    def __init__(self, capacity: int = 10_000) -> None:
+        self.capacity = capacity
+        self._totals: collections.OrderedDict[tuple, tuple[int, int]] = collections.OrderedDict()
+
+    def get(self, key: tuple, version: int) -> int | None:
+        entry = self._totals.get(key)
+        if entry is None or entry[0] != version:
+            return None
+        self._totals.move_to_end(key)
+        return entry[1]
+
+    def put(self, key: tuple, version: int, total: int) -> None:
+        self._totals[key] = (version, total)
+        self._totals.move_to_end(key)
+        while len(self._totals) > self.capacity:
+            self._totals.popitem(last=False)
+
+
+async def _filtered_total(conn: asyncpg.Connection, sql: Any, tenant_id: uuid.UUID, filters: EnquiryFilters,
+                          totals: TotalsCache | None) -> int:
+    key = (tenant_id, filters)
+    if totals is not None:
+        current = await sql.get_enquiry_totals(conn, tenant_id=tenant_id, statuses=[])
+        cached = totals.get(key, current["version"])
+        if cached is not None:
+            return cached
+    text, args = count_query(tenant_id, filters)
+    total, version = await conn.fetchrow(text, *args)
+    if totals is not None:
+        totals.put(key, version, total)
+    return total
+
+
 async def list_enquiries(conn: asyncpg.Connection, sql: Any, *, tenant_id: uuid.UUID, filters: EnquiryFilters,
-                         page: Page) -> tuple[list[asyncpg.Record], int | None]:
+                         page: Page, totals: TotalsCache | None = None) -> tuple[list[asyncpg.Record], int | None]:
     """Up to ``limit + 1`` rows of the page and the exact total (None when not asked for)."""
+    if not filters.status_only:
+        # A substring or date filter's best plan depends on its values (how selective the term is), so never
+        # let a prepared statement settle on a generic plan; the pool's RESET ALL undoes this on release.
+        await conn.execute("SET plan_cache_mode = force_custom_plan")
     text, args = page_query(tenant_id, filters, page)
     rows = await conn.fetch(text, *args)
     total = None
@@ -342,8 +391,7 @@ async def list_enquiries(conn: asyncpg.Connection, sql: Any, *, tenant_id: uuid.
             total = page.offset + len(rows)  # this page reaches the end: nothing left to count
         elif filters.status_only:
             statuses = [filters.status] if filters.status else list(STATUSES)
-            total = await sql.count_enquiries_by_status(conn, tenant_id=tenant_id, statuses=statuses)
+            total = (await sql.get_enquiry_totals(conn, tenant_id=tenant_id, statuses=statuses))["total"]
         else:
-            text, args = count_query(tenant_id, filters)
-            total = await conn.fetchval(text, *args)
+            total = await _filtered_total(conn, sql, tenant_id, filters, totals)
     return rows, total
