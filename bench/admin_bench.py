@@ -333,9 +333,9 @@ def bench_deep_pages(pool: concurrent.futures.Executor, dsn: str, seeded: Seeded
           f"1 worker + Redis, JWT; ceiling = bare aiohttp + asyncpg app running the same SQL")
     headers = jwt_for(seeded)
     with server(dsn) as (url, _), ceiling_server(dsn, module="bench.admin_bench") as ceiling:
-        with urllib.request.urlopen(urllib.request.Request(f"{url}/audit?limit=1&offset={depth - 1}&include_total=false",
-                                                           headers=headers)) as response:
-            cursor = json.loads(response.read())["next_cursor"]
+        probe = f"{url}/audit?limit=1&offset={depth - 1}&include_total=false"
+        with urllib.request.urlopen(urllib.request.Request(probe, headers=headers)) as response:
+            cursor = json.loads(response.read())["next_cursor"]  # positioned after row 150 000
         deep_ts, deep_id = asyncio.run(_deep_position(dsn, seeded, depth))
         micros = (deep_ts - dt.datetime(1970, 1, 1, tzinfo=dt.timezone.utc)) // dt.timedelta(microseconds=1)
         bare = f"{ceiling}/audit?tenant={seeded.tenant_id}&limit=50"

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import logging
 from typing import AsyncIterator
 
@@ -17,6 +18,7 @@ from voyagent.docs_page import render_docs_html
 from voyagent.keys import (
     ACCESS_TOKENS,
     API_KEY_CACHE,
+    AUDIT_EXPORTS,
     AUDIT_LIMITER,
     BACKGROUND,
     CONTRACT,
@@ -75,6 +77,8 @@ def create_app(settings: Settings, *, dsn: str, db_mode: str = "external", contr
     app[DOCS_HTML] = render_docs_html(contract.document, base_path=settings.base_path)
     app[METRICS] = Metrics(settings.version, settings.git_sha)
     app[API_KEY_CACHE] = ApiKeyCache()
+    # A CSV export holds a pooled connection while a (possibly slow) client reads: at most half the pool.
+    app[AUDIT_EXPORTS] = asyncio.Semaphore(max(1, settings.db_pool_max // 2))
     app[ACCESS_TOKENS] = VerifiedAccessTokens(settings)
     app[CURSORS] = CursorCodec(settings.auth_secret)
     app[ENQUIRY_TOTALS] = TotalsCache()

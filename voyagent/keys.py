@@ -37,6 +37,7 @@ MAILER: web.AppKey[Any] = web.AppKey("mailer")
 API_KEY_CACHE: web.AppKey[Any] = web.AppKey("api_key_cache")
 AUDIT_LIMITER: web.AppKey[Any] = web.AppKey("audit_limiter")
 BACKGROUND: web.AppKey[Any] = web.AppKey("background_tasks")
+AUDIT_EXPORTS: web.AppKey[Any] = web.AppKey("audit_exports")  # asyncio.Semaphore: concurrent CSV exports
 
 # --- per-request state -------------------------------------------------------------------------
 REQUEST_ID: web.RequestKey[str] = web.RequestKey("request_id")

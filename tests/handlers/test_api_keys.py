@@ -57,7 +57,8 @@ async def test_create_returns_the_plaintext_once_and_stores_only_its_sha256(clie
 
 async def test_scopes_are_stored_and_returned_in_canonical_form(client, admin):
     cases = [
-        (["tenant:read", "audit:read", "enquiries:read", "audit:read"], ["enquiries:read", "audit:read", "tenant:read"]),
+        (["tenant:read", "audit:read", "enquiries:read", "audit:read"],
+         ["enquiries:read", "audit:read", "tenant:read"]),
         (["chat:write", "full", "audit:read"], ["full"]),
         (None, ["full"]),
         (["approvals:write"], ["approvals:write"]),

@@ -338,27 +338,33 @@ async def test_a_large_export_streams_every_row_in_order(client, admin, db):
     assert [json.loads(r[7])["inputs"]["n"] for r in records[1:]] == list(range(4999, -1, -1))
 
 
-async def test_a_client_that_goes_away_stops_the_export_query(client, admin, db):
+async def test_a_client_that_goes_away_stops_the_export_query(make_client, admin, db):
+    client = await make_client(db_pool_max=2)  # one export slot: half the pool
     await add_many(db, admin.tenant_id, 60_000, start=at(1))  # ~18 MB: more than the socket buffers hold
 
     async def open_exports() -> int:
         """Server connections of this database still inside a transaction (the export's cursor)."""
         return await db.fetchval("SELECT count(*) FROM pg_stat_activity WHERE datname = current_database() "
-                                 "AND pid <> pg_backend_pid() AND state LIKE 'idle in transaction%' "
-                                 "OR (datname = current_database() AND pid <> pg_backend_pid() "
-                                 "AND query LIKE '%FROM \"audit_events\"%' AND state = 'active')")
+                                 "AND pid <> pg_backend_pid() AND (state LIKE 'idle in transaction%' "
+                                 "OR (state = 'active' AND query LIKE '%FROM \"audit_events\"%'))")
 
     response = await client.get("/audit/export.csv", headers=admin.headers)
     assert response.status == 200
     await response.content.readexactly(64 * 1024)  # started, then the client stops reading...
     await asyncio.sleep(0.5)
     assert await open_exports() == 1  # ...and the server waits, cursor open, without buffering the rest
+    second = asyncio.create_task(client.get("/audit/export.csv", params={"kind": "none"}, headers=admin.headers))
+    await asyncio.sleep(0.3)
+    assert not second.done()  # a second export waits for the slot instead of taking the pool's last connection
+    assert (await client.get("/tenant-settings", headers=admin.headers)).status == 200  # others are served
     response.close()  # ...and hangs up
     for _ in range(100):
         if await open_exports() == 0:
             break
         await asyncio.sleep(0.05)
     assert await open_exports() == 0
+    waited = await asyncio.wait_for(second, 5)
+    assert waited.status == 200 and await waited.text() == CSV_HEADER
 
 
 async def test_the_unfiltered_total_stays_exact_under_concurrent_writes_and_deletes(client, admin, db):

@@ -99,6 +99,16 @@ async def test_concurrent_creates_keep_the_total_exact(client, admin):
     assert (await listing(client, admin, limit=1))["total"] == 20
 
 
+async def test_counters_survive_deletes_and_a_tenants_removal(client, make_user, db):
+    user = await make_user("agency_admin")
+    ids = await seed(db, user, [{"status": "new"}, {"status": "booked"}, {"status": "new"}])
+    await db.execute("DELETE FROM enquiries WHERE id = $1::uuid", ids[0])
+    assert (await listing(client, user, limit=1))["total"] == 2
+    assert (await listing(client, user, status="new", limit=1))["total"] == 1
+    await db.execute("DELETE FROM tenants WHERE id = $1", user.tenant_id)  # cascades to enquiries and counters
+    assert await db.fetchval("SELECT count(*) FROM enquiry_counts WHERE tenant_id = $1", user.tenant_id) == 0
+
+
 async def test_filtered_totals_stay_exact_as_rows_change(client, admin, make_user, db):
     ids = await seed(db, admin, [{"destination": "Lisbon"}, {"destination": "Lisbon"}, {"destination": "Porto"}])
     totals = client.server.app[ENQUIRY_TOTALS]

@@ -365,7 +365,8 @@ async def test_accept_creates_a_verified_user_in_the_inviters_tenant_and_signs_i
     digest = hashlib.sha256(body["refresh_token"].encode()).digest()
     assert await db.fetchval("SELECT user_id FROM auth_refresh_tokens WHERE token_hash = $1", digest) == \
         uuid.UUID(user["id"])
-    row = await db.fetchrow("SELECT status::text, accepted_at FROM invites WHERE id = $1::uuid", created["invite"]["id"])
+    row = await db.fetchrow("SELECT status::text, accepted_at FROM invites WHERE id = $1::uuid",
+                            created["invite"]["id"])
     assert row["status"] == "accepted" and row["accepted_at"] is not None
     [event] = await events(db, admin.tenant_id, "invite.accepted")
     assert event == {"actor_id": uuid.UUID(user["id"]),
@@ -448,3 +449,18 @@ async def test_accept_counts_against_the_credential_ip_bucket(make_client, admin
     response = await accept(client, created["token"])
     assert (response.status, await response.json()) == (429, {"detail": "rate_limited"})
     assert int(response.headers["Retry-After"]) >= 1
+
+
+async def test_admin_routes_count_against_the_users_bucket(make_client, admin):
+    client = await make_client(rate_limit_user_per_minute=2)
+    assert (await client.get("/auth/invites", headers=admin.headers)).status == 200
+    assert (await client.post("/auth/invites", json={"email": unique_email()}, headers=admin.headers)).status == 201
+    response = await client.get("/auth/invites", headers=admin.headers)
+    assert (response.status, await response.json()) == (429, {"detail": "rate_limited"})
+    assert response.headers["RateLimit-Policy"] == '"user";q=2;w=60' and int(response.headers["Retry-After"]) >= 1
+
+
+async def test_an_oversized_body_is_413_before_anything_else(make_client, admin):
+    client = await make_client(max_body_bytes=64)
+    response = await client.post("/auth/invites", json={"email": "x" * 100 + "@example.com"}, headers=admin.headers)
+    assert (response.status, await response.json()) == (413, {"detail": "payload_too_large"})

@@ -16,7 +16,7 @@ from voyagent.errors import ApiError
 from voyagent.handlers_types import Handler
 from voyagent.ids import parse_uuid
 from voyagent.jsonio import json_response
-from voyagent.keys import CURSORS, DB_POOL, PRINCIPAL, QUERIES, QUERY, SETTINGS
+from voyagent.keys import AUDIT_EXPORTS, CURSORS, DB_POOL, PRINCIPAL, QUERIES, QUERY, SETTINGS
 from voyagent.pagination import invalid_cursor, paginated
 from voyagent.services import audit_log
 
@@ -56,7 +56,8 @@ async def export_audit_csv(request: web.Request) -> web.StreamResponse:
 
     Memory stays constant (one batch at a time, and ``write`` waits while the client is slow). A client that
     goes away makes the next ``write`` fail (or cancels this task): the transaction, and with it the cursor
-    and the query, end at once.
+    and the query, end at once. Exports beyond half the pool wait for a slot, so slow readers cannot starve
+    the other requests of connections.
     """
     tenant_id = request[PRINCIPAL].tenant_id
     filters = audit_log.parse_filters(request[QUERY])
@@ -65,8 +66,8 @@ async def export_audit_csv(request: web.Request) -> web.StreamResponse:
     rows_sql, rows_args = audit_log.export_statement(tenant_id, filters)
     filename = audit_log.export_filename(tenant_id, dt.datetime.now(dt.timezone.utc).date())
     exported = 0
-    async with connection(request.app[DB_POOL]) as conn, conn.transaction(isolation="repeatable_read",
-                                                                          readonly=True):
+    async with request.app[AUDIT_EXPORTS], connection(request.app[DB_POOL]) as conn, \
+            conn.transaction(isolation="repeatable_read", readonly=True):
         if await audit_log.count(conn, sql, tenant_id, filters) > cap:  # same snapshot as the rows below
             raise ApiError(400, "export_too_large")
         response = web.StreamResponse(headers={"Content-Disposition": f'attachment; filename="{filename}"'})

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from aiohttp import web
 
-from voyagent.db import connection, transaction
+from voyagent.db import connection
 from voyagent.errors import ApiError
 from voyagent.handlers_types import Handler
 from voyagent.ids import parse_uuid
