@@ -1,5 +1,6 @@
 """Authentication of access JWTs: every invalid token is the same ``401 unauthorized``; the jti denylist."""
 
+import asyncio
 import logging
 import time
 import uuid
@@ -11,7 +12,7 @@ import redis.asyncio as aioredis
 
 from tests.conftest import TEST_SECRET
 from tests.handlers.auth_flows import fresh_prefix
-from voyagent.services.tokens import decode_access_token
+from voyagent.services.tokens import VerifiedAccessTokens, decode_access_token
 
 UNAUTHORIZED = {"detail": "unauthorized"}
 
@@ -140,3 +141,26 @@ async def test_the_denylist_fails_open_when_redis_is_unreachable(make_client, ma
         response = await client.get("/auth/me", headers=user.headers)
     assert response.status == 200
     assert any("fail open" in r.getMessage() for r in caplog.records)
+
+
+async def test_a_remembered_token_still_expires_on_time(client, make_user):
+    user = await make_user()
+    now = int(time.time())
+    token = _token(_claims(user, iat=now, exp=now + 2))
+    assert (await _me(client, token)).status == 200  # verified once, then remembered
+    assert (await _me(client, token)).status == 200
+    await asyncio.sleep(now + 2 - time.time() + 0.05)
+    response = await _me(client, token)
+    assert response.status == 401 and await response.json() == UNAUTHORIZED
+
+
+async def test_the_memo_of_verified_tokens_is_bounded_and_never_holds_failures(settings, make_user):
+    user = await make_user()
+    memo = VerifiedAccessTokens(settings, size=2)
+    tokens = [_token(_claims(user)) for _ in range(3)]
+    for token in tokens:
+        assert memo.decode(token)["sub"] == str(user.id)
+    assert list(memo._claims) == tokens[1:]  # the oldest went first
+    assert memo.decode(_token(_claims(user), secret="another-secret-" + "q" * 40)) is None
+    assert memo.decode("junk") is None
+    assert len(memo._claims) == 2

@@ -67,12 +67,8 @@ async def revoke_invite(request: web.Request) -> web.Response:
 
 async def lookup_invite(request: web.Request) -> web.Response:
     """GET /auth/invites/lookup: safe metadata of a usable invite."""
-    token_hash = invites.hash_token(request[QUERY]["token"])
-    sql = request.app[QUERIES]
     async with connection(request.app[DB_POOL]) as conn:
-        await sql.expire_invite_by_token(conn, token_hash=token_hash)
-        invite = await sql.get_invite_by_token(conn, token_hash=token_hash)
-    invites.check_usable(invite)
+        invite = await invites.usable_invite(conn, request.app[QUERIES], request[QUERY]["token"])
     return json_response({"email": invite["email"], "role": invite["role"], "tenant_name": invite["tenant_name"],
                           "inviter_email": invite["inviter_email"], "expires_at": invite["expires_at"]})
 

@@ -14,7 +14,6 @@ import uuid
 from typing import Any, Iterable, Mapping
 
 import asyncpg
-
 from pypika import Order, Parameter, PostgreSQLQuery, Table, Tuple
 from pypika import functions as fn
 from pypika.functions import Cast

@@ -8,7 +8,6 @@ import uuid
 from typing import Any
 
 import asyncpg
-
 from aiohttp import web
 
 from voyagent.config import Settings
@@ -17,9 +16,9 @@ from voyagent.errors import ApiError
 from voyagent.ids import new_id
 from voyagent.keys import DB_POOL, PASSWORDS, QUERIES
 from voyagent.services import audit, identity
+from voyagent.services.email_messages import Message, action_link, describe_duration, header_text
 from voyagent.services.passwords import check_strength
 from voyagent.services.refresh_tokens import ClientInfo
-from voyagent.services.email_messages import Message, action_link, describe_duration, header_text
 
 STATUSES = ("pending", "accepted", "revoked", "expired")
 
@@ -93,6 +92,15 @@ def check_usable(invite: Any) -> None:
         raise ApiError(400, "invite_not_pending")
 
 
+async def usable_invite(conn: asyncpg.Connection, sql: Any, token: str) -> Any:
+    """The invite a token names, after its lazy expiry sweep (committed on its own), checked by ``check_usable``."""
+    token_hash = hash_token(token)
+    await sql.expire_invite_by_token(conn, token_hash=token_hash)
+    invite = await sql.get_invite_by_token(conn, token_hash=token_hash)
+    check_usable(invite)
+    return invite
+
+
 async def revoke(conn: asyncpg.Connection, sql: Any, *, tenant_id: uuid.UUID, invite_id: uuid.UUID,
                  actor_id: uuid.UUID) -> Any:
     """Revoke a pending invite and audit it (caller's transaction); 404 or 409 otherwise."""
@@ -115,17 +123,14 @@ async def accept(app: web.Application, *, token: str, password: str, full_name: 
     concurrent accepts exactly one succeeds (the other gets ``invite_not_pending``).
     """
     sql, pool = app[QUERIES], app[DB_POOL]
-    token_hash = hash_token(token)
     async with connection(pool) as conn:
-        await sql.expire_invite_by_token(conn, token_hash=token_hash)
-        invite = await sql.get_invite_by_token(conn, token_hash=token_hash)
-        check_usable(invite)
+        invite = await usable_invite(conn, sql, token)
         check_strength(password)
         if await sql.email_is_registered(conn, email=invite["email"]):
             raise ApiError(409, "email_already_registered")
     password_hash = await app[PASSWORDS].hash(password)
     async with transaction(pool) as conn:
-        check_usable(await sql.lock_invite_by_token(conn, token_hash=token_hash))
+        check_usable(await sql.lock_invite_by_token(conn, token_hash=hash_token(token)))
         try:
             user = await sql.insert_user(conn, id=new_id(), tenant_id=invite["tenant_id"], email=invite["email"],
                                          display_name=full_name, role=invite["role"], password_hash=password_hash,
