@@ -45,8 +45,8 @@ def run_wrk(url: str, connections: int, seconds: float, headers: dict[str, str],
         args += ["-H", f"{name}: {value}"]
     output = subprocess.run(args + [url], capture_output=True, text=True, check=True).stdout
     rps = float(re.search(r"Requests/sec:\s+([\d.]+)", output).group(1))  # type: ignore[union-attr]
-    p50 = _ms(re.search(r"50%\s+(\S+)", output).group(1))  # type: ignore[union-attr]
-    p99 = _ms(re.search(r"99%\s+(\S+)", output).group(1))  # type: ignore[union-attr]
+    p50 = _ms(re.search(r"^\s*50%\s+(\S+)", output, re.M).group(1))  # type: ignore[union-attr]
+    p99 = _ms(re.search(r"^\s*99%\s+(\S+)", output, re.M).group(1))  # type: ignore[union-attr]
     total = int(re.search(r"(\d+) requests in", output).group(1))  # type: ignore[union-attr]
     non2xx_match = re.search(r"Non-2xx or 3xx responses: (\d+)", output)
     return Result(url, rps, p50, p99, total, int(non2xx_match.group(1)) if non2xx_match else 0)

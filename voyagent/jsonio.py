@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import datetime as dt
 import decimal
+import uuid
 from typing import Any, Mapping
 
 import orjson
@@ -16,6 +17,8 @@ _OPTIONS = orjson.OPT_UTC_Z | orjson.OPT_NON_STR_KEYS
 def _default(value: Any) -> Any:
     if isinstance(value, decimal.Decimal):
         return str(value.quantize(_TWO_PLACES, rounding=decimal.ROUND_HALF_UP))
+    if isinstance(value, uuid.UUID):  # asyncpg's UUID subclass is not serialised natively by orjson
+        return str(value)
     if isinstance(value, (set, frozenset, tuple)):
         return list(value)
     raise TypeError(f"cannot serialise {type(value).__name__}")

@@ -68,6 +68,12 @@ async def audit_rows(db, tenant_id, kind=None):
             if kind is None or r["tool"] == kind]
 
 
+async def test_without_credentials_the_routes_are_401(client):
+    for method, path in (("GET", "/approvals"), ("GET", "/approvals/ap-x"), ("POST", "/approvals/ap-x/resolve")):
+        response = await client.request(method, path, json={"granted": True})
+        assert (response.status, await detail(response)) == (401, "unauthorized"), path
+
+
 # --- get ----------------------------------------------------------------------------------------------------
 
 
@@ -188,6 +194,12 @@ async def test_list_pages_by_cursor_through_tied_timestamps(client, admin, arran
     response = await client.get("/approvals", params={"status": "all", "cursor": first["next_cursor"]},
                                 headers=admin.headers)
     assert (response.status, await detail(response)) == (422, "invalid_cursor")
+
+
+async def test_an_offset_past_every_row_is_an_empty_page(client, admin, arrange):
+    await arrange.approval(admin)
+    page = await listing(client, admin, offset="9999999999999999999")
+    assert (page["items"], page["total"], page["offset"]) == ([], 1, 2**63 - 1)
 
 
 async def test_include_total_false(client, admin, arrange):

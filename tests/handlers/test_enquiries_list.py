@@ -299,6 +299,15 @@ async def test_bad_query_values_are_422_list_shape(client, admin, params, loc, k
     assert [(i["loc"], i["type"]) for i in detail] == [(["query", loc], kind)]
 
 
+@pytest.mark.parametrize("offset", ["9223372036854775807", "9999999999999999999", "0009"])
+async def test_any_offset_up_to_19_digits_is_a_page(client, admin, db, offset):
+    await seed(db, admin, [{} for _ in range(10)])
+    page = await listing(client, admin, offset=offset, limit=1, destination="")
+    assert page["total"] == 10 and page["offset"] == min(int(offset), 2**63 - 1)
+    assert len(page["items"]) == (1 if int(offset) < 10 else 0)
+    assert (await listing(client, admin, offset=offset, q="customer"))["total"] == 10
+
+
 async def test_the_longest_allowed_terms_and_odd_unicode_work(client, admin, db):
     ids = await seed(db, admin, [{"customer_name": "東京 ✈ Zoë"}])
     assert await ids_of(client, admin, q="x" * 255, customer_email="e" * 255, destination="d" * 128,

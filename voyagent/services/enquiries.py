@@ -213,7 +213,7 @@ class EnquiryFilters:
     @property
     def status_only(self) -> bool:
         """True when nothing but (at most) a status filter is set: the counters answer ``total``."""
-        return all(getattr(self, field.name) is None for field in dataclasses.fields(self) if field.name != "status")
+        return self == EnquiryFilters(status=self.status)
 
 
 class _ILike(Criterion):
