@@ -89,7 +89,8 @@ def best(runs: list[Run]) -> Run:
     return max(runs, key=lambda r: r.rps)
 
 
-async def bench_pair(ours: str | Callable[[], str], bare: str, headers: dict[str, str], args: argparse.Namespace) -> dict[str, Run]:
+async def bench_pair(ours: str | Callable[[], str], bare: str, headers: dict[str, str],
+                     args: argparse.Namespace) -> dict[str, Run]:
     """Alternate ours and the ceiling; keep each side's best round (less noise from the shared machine)."""
     await drive(ours, args.connections, 1.0, headers)
     await drive(bare, args.connections, 1.0, {})

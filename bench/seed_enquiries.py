@@ -134,8 +134,8 @@ async def seed(dsn: str, big: int, small: int, tenants: int, workers: int = 2) -
         await conn.execute("SET synchronous_commit = off; SET maintenance_work_mem = '512MB'")
         tenant_ids = [uuid7() for _ in range(tenants + 1)]
         user_ids = [uuid7() for _ in range(tenants + 1)]
-        await conn.copy_records_to_table("tenants", records=[(t, f"Bench Agency {i}") for i, t in enumerate(tenant_ids)],
-                                         columns=["id", "display_name"])
+        await conn.copy_records_to_table("tenants", columns=["id", "display_name"],
+                                         records=[(t, f"Bench Agency {i}") for i, t in enumerate(tenant_ids)])
         await conn.copy_records_to_table("tenant_settings", records=[(t,) for t in tenant_ids], columns=["tenant_id"])
         await conn.copy_records_to_table(
             "users", columns=["id", "tenant_id", "email", "display_name", "role", "email_verified"],
@@ -143,7 +143,8 @@ async def seed(dsn: str, big: int, small: int, tenants: int, workers: int = 2) -
                      for i, (u, t) in enumerate(zip(user_ids, tenant_ids))])
 
         indexes = await conn.fetch(
-            "SELECT indexname, indexdef FROM pg_indexes WHERE tablename = 'enquiries' AND indexname <> 'enquiries_pkey'")
+            "SELECT indexname, indexdef FROM pg_indexes "
+            "WHERE tablename = 'enquiries' AND indexname <> 'enquiries_pkey'")
         for index in indexes:
             await conn.execute(f'DROP INDEX "{index["indexname"]}"')
 

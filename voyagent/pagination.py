@@ -20,7 +20,6 @@ import orjson
 from voyagent.errors import ApiError
 
 _SIG_BYTES = 12
-MAX_OFFSET = 2**63 - 1
 
 
 def invalid_cursor() -> ApiError:
@@ -79,8 +78,7 @@ class CursorCodec:
              filters: Mapping[str, Any]) -> Page:
         """Read ``limit``/``offset``/``cursor``/``include_total`` (already schema-validated)."""
         limit = int(query["limit"])
-        # The effective offset: past 2^63 - 1 rows every list is empty, and SQL (and JSON) integers stop there.
-        offset = min(int(query.get("offset") or 0), MAX_OFFSET)
+        offset = int(query.get("offset") or 0)
         cursor = query.get("cursor")
         after = None
         if cursor is not None:

@@ -303,7 +303,7 @@ async def test_bad_query_values_are_422_list_shape(client, admin, params, loc, k
 async def test_any_offset_up_to_19_digits_is_a_page(client, admin, db, offset):
     await seed(db, admin, [{} for _ in range(10)])
     page = await listing(client, admin, offset=offset, limit=1, destination="")
-    assert page["total"] == 10 and page["offset"] == min(int(offset), 2**63 - 1)
+    assert page["total"] == 10 and page["offset"] == int(offset)
     assert len(page["items"]) == (1 if int(offset) < 10 else 0)
     assert (await listing(client, admin, offset=offset, q="customer"))["total"] == 10
 

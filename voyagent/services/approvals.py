@@ -23,6 +23,7 @@ from voyagent.services.tools import may_decide
 log = logging.getLogger(__name__)
 
 LIST_SCOPE = "approvals"  # cursor scope of GET /approvals
+INT8_MAX = 2**63 - 1  # the largest OFFSET PostgreSQL takes; a larger one (up to 19 digits) is echoed as sent
 MAX_ID_LENGTH = 128
 COLUMNS = ("id", "tenant_id", "session_id", "tool_name", "tool_call_id", "summary", "turn_id", "payload",
            "requested_at", "expires_at", "status", "granted", "resolved_at", "resolved_by_user_id", "reason",
@@ -248,7 +249,7 @@ async def list_approvals(conn: asyncpg.Connection, *, tenant_id: uuid.UUID, stat
     args.append(page.limit + 1)
     with_offset = page.after is None and page.offset > 0
     if with_offset:
-        args.append(page.offset)
+        args.append(min(page.offset, INT8_MAX))  # past 2^63 - 1 rows every page is empty anyway
     text = _list_sql(status is not None, session_id is not None, page.after is not None, with_offset)
     rows = [ApprovalRow.from_record(r) for r in await conn.fetch(text, *args)]
     total = None

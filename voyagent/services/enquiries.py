@@ -22,6 +22,7 @@ from voyagent.pagination import Page, invalid_cursor
 from voyagent.services.sessions import create_session
 
 LIST_SCOPE = "enquiries"  # cursor scope of GET /enquiries
+INT8_MAX = 2**63 - 1  # the largest OFFSET PostgreSQL takes; a larger one (up to 19 digits) is echoed as sent
 STATUSES = ("new", "quoted", "booked", "cancelled")
 OPEN_STATUSES = frozenset({"new", "quoted"})
 TERMINAL_STATUSES = frozenset({"booked", "cancelled"})
@@ -31,8 +32,9 @@ COLUMNS = ("id", "tenant_id", "created_by_user_id", "customer_name", "customer_e
 _TEXT_COLUMNS = frozenset({"id", "tenant_id", "created_by_user_id", "session_id"})  # UUIDs, selected as text
 _PATCHABLE = ("customer_name", "customer_email", "customer_phone", "origin", "destination", "depart_date",
               "return_date", "pax_count", "budget_amount", "budget_currency", "status", "notes", "session_id")
+# Fields whose body value is the column value as it is (the decimal arrives already rounded).
 _PATCHABLE_AS_SENT = ("customer_name", "customer_email", "customer_phone", "origin", "destination", "budget_amount",
-                      "budget_currency", "status", "notes")  # the body's value is the column's (decimal already rounded)
+                      "budget_currency", "status", "notes")
 SEARCH_COLUMNS = ("customer_name", "customer_email", "customer_phone", "origin", "destination")
 _CURRENCY_RE = re.compile(r"[A-Z]{3}")
 _DAY_END = dt.time(23, 59, 59, 999_999, tzinfo=dt.timezone.utc)
@@ -91,7 +93,8 @@ def _dates(body: Mapping[str, Any]) -> dict[str, dt.date | None]:
         try:
             parsed[field] = None if value is None else dt.date.fromisoformat(value)
         except ValueError:
-            errors.append(validation_item(["body", field], "date_from_datetime_parsing", "Input should be a valid date"))
+            errors.append(validation_item(["body", field], "date_from_datetime_parsing",
+                                          "Input should be a valid date"))
     if errors:
         raise ValidationFailed(errors)
     return parsed
@@ -325,7 +328,7 @@ def page_query(tenant_id: uuid.UUID, filters: EnquiryFilters, page: Page) -> tup
     args.append(page.limit + 1)
     with_offset = page.after is None and page.offset > 0
     if with_offset:
-        args.append(page.offset)
+        args.append(min(page.offset, INT8_MAX))  # past 2^63 - 1 rows every page is empty anyway
     return _page_sql(shape, page.after is not None, with_offset), args
 
 
@@ -379,12 +382,17 @@ async def _filtered_total(conn: asyncpg.Connection, sql: Any, tenant_id: uuid.UU
 async def list_enquiries(conn: asyncpg.Connection, sql: Any, *, tenant_id: uuid.UUID, filters: EnquiryFilters,
                          page: Page, totals: TotalsCache | None = None) -> tuple[list[asyncpg.Record], int | None]:
     """Up to ``limit + 1`` rows of the page and the exact total (None when not asked for)."""
-    if not filters.status_only:
-        # A substring or date filter's best plan depends on its values (how selective the term is), so never
-        # let a prepared statement settle on a generic plan; the pool's RESET ALL undoes this on release.
-        await conn.execute("SET plan_cache_mode = force_custom_plan")
     text, args = page_query(tenant_id, filters, page)
-    rows = await conn.fetch(text, *args)
+    if filters.status_only:
+        rows = await conn.fetch(text, *args)
+    else:
+        # A substring or date filter's best plan depends on its values (how selective the term is), so the
+        # prepared statement must not settle on a generic plan; the connection goes back to the pool as it came.
+        await conn.execute("SET plan_cache_mode = force_custom_plan")
+        try:
+            rows = await conn.fetch(text, *args)
+        finally:
+            await conn.execute("RESET plan_cache_mode")
     total = None
     if page.include_total:
         if page.after is None and len(rows) <= page.limit and (rows or not page.offset):

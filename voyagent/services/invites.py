@@ -118,19 +118,25 @@ async def accept(app: web.Application, *, token: str, password: str, full_name: 
                  client: ClientInfo) -> dict[str, Any]:
     """Create the invited user (verified, in the inviter's tenant), use up the invite, sign in: AuthResponse.
 
-    The checks run in the contract's order on a plain read; the Argon2 hash is computed without holding a
+    The checks run in the contract's order on one snapshot; the Argon2 hash is computed without holding a
     connection; the writes then run in one transaction that re-checks the invite under a row lock, so of two
-    concurrent accepts exactly one succeeds (the other gets ``invite_not_pending``).
+    concurrent accepts exactly one succeeds (the others get ``invite_not_pending``).
     """
     sql, pool = app[QUERIES], app[DB_POOL]
+    token_hash = hash_token(token)
     async with connection(pool) as conn:
-        invite = await usable_invite(conn, sql, token)
-        check_strength(password)
-        if await sql.email_is_registered(conn, email=invite["email"]):
-            raise ApiError(409, "email_already_registered")
+        await sql.expire_invite_by_token(conn, token_hash=token_hash)
+        # One snapshot for the checks: an invite used by a concurrent accept is reported as such (400), not as
+        # the e-mail that accept registered (409).
+        async with conn.transaction(isolation="repeatable_read", readonly=True):
+            invite = await sql.get_invite_by_token(conn, token_hash=token_hash)
+            check_usable(invite)
+            check_strength(password)
+            if await sql.email_is_registered(conn, email=invite["email"]):
+                raise ApiError(409, "email_already_registered")
     password_hash = await app[PASSWORDS].hash(password)
     async with transaction(pool) as conn:
-        check_usable(await sql.lock_invite_by_token(conn, token_hash=hash_token(token)))
+        check_usable(await sql.lock_invite_by_token(conn, token_hash=token_hash))
         try:
             user = await sql.insert_user(conn, id=new_id(), tenant_id=invite["tenant_id"], email=invite["email"],
                                          display_name=full_name, role=invite["role"], password_hash=password_hash,
