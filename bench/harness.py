@@ -82,35 +82,30 @@ def _wait(url: str, process: subprocess.Popen, timeout: float = 60) -> None:
 
 
 @contextlib.contextmanager
-def voyagent_server(dsn: str, **env: str) -> Iterator[str]:
+def _served(args: list[str], port: int, env: dict[str, str] | None = None) -> Iterator[str]:
+    """Run a server subprocess on ``port`` until /health answers; SIGTERM it afterwards."""
+    process = subprocess.Popen(args, env=env, cwd=ROOT, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    url = f"http://127.0.0.1:{port}"
+    try:
+        _wait(f"{url}/health", process)
+        yield url
+    finally:
+        process.send_signal(signal.SIGTERM)
+        process.wait(timeout=30)
+
+
+def voyagent_server(dsn: str, **env: str) -> contextlib.AbstractContextManager[str]:
     """``voyagent serve`` on a free port; yields its base URL."""
     port = free_port()
     full_env = {**os.environ, "VOYAGENT_DB_URL": dsn, "VOYAGENT_AUTH_SECRET": SECRET, "VOYAGENT_PORT": str(port),
                 "VOYAGENT_LOG_LEVEL": "WARNING", **env}
-    process = subprocess.Popen([sys.executable, "-m", "voyagent", "serve"], env=full_env, cwd=ROOT,
-                               stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-    url = f"http://127.0.0.1:{port}"
-    try:
-        _wait(f"{url}/health", process)
-        yield url
-    finally:
-        process.send_signal(signal.SIGTERM)
-        process.wait(timeout=30)
+    return _served([sys.executable, "-m", "voyagent", "serve"], port, full_env)
 
 
-@contextlib.contextmanager
-def ceiling_server(dsn: str, module: str = "bench.ceiling") -> Iterator[str]:
+def ceiling_server(dsn: str, module: str = "bench.ceiling") -> contextlib.AbstractContextManager[str]:
     """The bare ceiling app (``module`` may extend its routes) on a free port."""
     port = free_port()
-    process = subprocess.Popen([sys.executable, "-m", module, "--port", str(port), "--dsn", dsn], cwd=ROOT,
-                               stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-    url = f"http://127.0.0.1:{port}"
-    try:
-        _wait(f"{url}/health", process)
-        yield url
-    finally:
-        process.send_signal(signal.SIGTERM)
-        process.wait(timeout=30)
+    return _served([sys.executable, "-m", module, "--port", str(port), "--dsn", dsn], port)
 
 
 def alternate(ours: str, ceiling: str, rounds: int, seconds: float, connections: int = 32,

@@ -13,7 +13,7 @@ from voyagent import resources
 from voyagent.background import BackgroundTasks
 from voyagent.config import Settings
 from voyagent.contract import Contract
-from voyagent.db import create_pool
+from voyagent.db import close_pool, create_pool
 from voyagent.docs_page import render_docs_html
 from voyagent.keys import (
     ACCESS_TOKENS,
@@ -86,7 +86,7 @@ def create_app(settings: Settings, *, dsn: str, db_mode: str = "external", contr
     async def database(app: web.Application) -> AsyncIterator[None]:
         app[DB_POOL] = await create_pool(dsn, settings.db_pool_min, settings.db_pool_max)
         yield
-        await app[DB_POOL].close()
+        await close_pool(app[DB_POOL])
 
     async def redis_client(app: web.Application) -> AsyncIterator[None]:
         client = None

@@ -6,6 +6,7 @@ import asyncio
 
 from aiohttp import web
 
+from voyagent.db import connection
 from voyagent.handlers_types import Handler
 from voyagent.jsonio import json_response
 from voyagent.keys import DB_MODE, DB_POOL, REDIS
@@ -22,10 +23,9 @@ async def health(request: web.Request) -> web.Response:
 
 async def health_db(request: web.Request) -> web.Response:
     """``SELECT 1`` on a pooled connection within 2 s."""
-    pool = request.app[DB_POOL]
     try:
         async with asyncio.timeout(PROBE_TIMEOUT):
-            async with pool.acquire() as conn:
+            async with connection(request.app[DB_POOL], timeout=PROBE_TIMEOUT) as conn:
                 value = await conn.fetchval("SELECT 1")
     except Exception:
         return json_response({"detail": "db_unreachable"}, status=503, headers=NO_STORE)
