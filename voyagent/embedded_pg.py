@@ -701,6 +701,7 @@ class EmbeddedPostgres:
                     "-D", str(tmp),
                     "--encoding=UTF8",
                     "--locale=C",
+                    *self._unicode_ctype_args(),
                     f"--username={PG_SUPERUSER}",
                     "--auth=trust",
                 ],
@@ -732,6 +733,18 @@ class EmbeddedPostgres:
             "embedded_pg initialised cluster pgdata=%s elapsed_ms=%d",
             self.pgdata, (time.monotonic() - t0) * 1000,
         )
+
+    def _unicode_ctype_args(self) -> list[str]:
+        """Sorting stays locale C, but case folding must know Unicode (``ILIKE`` on "Ë" finds "ë").
+
+        PostgreSQL 17+ has the built-in ``C.UTF-8`` provider: code-point order like C, Unicode
+        lower/upper. Older binaries (VOYAGENT_PG_BIN_DIR) keep plain C, whose case folding is ASCII-only.
+        """
+        proc = self._run([self._bin("initdb"), "--version"], timeout=30, what="initdb --version")
+        match = re.search(r"(\d+)", proc.stdout)
+        if proc.returncode == 0 and match is not None and int(match.group(1)) >= 17:
+            return ["--locale-provider=builtin", "--builtin-locale=C.UTF-8"]
+        return []
 
     def _append_log(self, title: str, text: str) -> None:
         with contextlib.suppress(OSError):
