@@ -8,11 +8,10 @@ from aiohttp import web
 
 from voyagent.contract import Operation
 from voyagent.errors import ApiError, unauthorized
-from voyagent.keys import ACCESS_TOKENS, SETTINGS, TOKEN_STORE
+from voyagent.keys import ACCESS_TOKENS, TOKEN_STORE
 from voyagent.principal import Principal
 from voyagent.services import api_key_auth, audit
 from voyagent.services.scopes import grants
-from voyagent.services.tokens import decode_access_token
 
 
 def bearer_credential(request: web.BaseRequest) -> str | None:
@@ -29,12 +28,8 @@ def bearer_credential(request: web.BaseRequest) -> str | None:
 
 async def principal_from_jwt(app: web.Application, token: str) -> Principal | None:
     """Verify an access JWT and its jti against the denylist (fail-open)."""
-    verified = app.get(ACCESS_TOKENS)
-    claims = verified.decode(token) if verified is not None else decode_access_token(app[SETTINGS], token)
-    if claims is None:
-        return None
-    store = app.get(TOKEN_STORE)
-    if store is not None and await store.is_revoked(claims["jti"]):
+    claims = app[ACCESS_TOKENS].decode(token)
+    if claims is None or await app[TOKEN_STORE].is_revoked(claims["jti"]):
         return None
     return Principal(user_id=uuid.UUID(claims["sub"]), tenant_id=uuid.UUID(claims["tid"]), role=claims["role"],
                      email=claims.get("email"), jti=claims["jti"], token_exp=int(claims["exp"]))

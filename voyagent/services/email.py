@@ -21,7 +21,7 @@ import aiosmtplib
 from aiohttp import web
 
 from voyagent.config import Settings
-from voyagent.keys import MAILER, METRICS, SETTINGS
+from voyagent.keys import MAILER
 from voyagent.services.email_messages import header_text
 
 log = logging.getLogger("voyagent.email")
@@ -129,7 +129,4 @@ class Mailer:
 async def send_email(app: web.Application, *, kind: str, to: str, subject: str, body: str,
                      link: str | None = None) -> None:
     """Send (or log) one e-mail of ``kind`` (``verification``, ``password_reset``, ``invite``); never raises."""
-    mailer = app.get(MAILER)
-    if mailer is None:  # an app built without the identity services (minimal test apps)
-        mailer = Mailer(app[SETTINGS], app.get(METRICS))
-    await mailer.send(kind=kind, to=to, subject=subject, body=body, link=link)
+    await app[MAILER].send(kind=kind, to=to, subject=subject, body=body, link=link)
