@@ -7,6 +7,8 @@ from typing import TYPE_CHECKING, Any
 from aiohttp import web
 
 if TYPE_CHECKING:
+    import asyncio
+
     import asyncpg
     import redis.asyncio as aioredis
 
@@ -16,6 +18,15 @@ if TYPE_CHECKING:
     from voyagent.pagination import CursorCodec
     from voyagent.principal import Principal
     from voyagent.queries import Queries
+    from voyagent.background import BackgroundTasks
+    from voyagent.services.api_key_auth import ApiKeyCache
+    from voyagent.services.audit import AuditVerifyLimiter
+    from voyagent.services.email import Mailer
+    from voyagent.services.enquiries import TotalsCache
+    from voyagent.services.passwords import PasswordService
+    from voyagent.services.ratelimit import RateLimiter
+    from voyagent.services.token_store import TokenStore
+    from voyagent.services.tokens import VerifiedAccessTokens
 
 # --- application state -------------------------------------------------------------------------
 SETTINGS: web.AppKey[Settings] = web.AppKey("settings")
@@ -27,17 +38,17 @@ CONTRACT: web.AppKey[Contract] = web.AppKey("contract")
 DOCS_HTML: web.AppKey[str] = web.AppKey("docs_html")
 METRICS: web.AppKey[Metrics] = web.AppKey("metrics")
 CURSORS: web.AppKey[CursorCodec] = web.AppKey("cursors")
-ENQUIRY_TOTALS: web.AppKey[Any] = web.AppKey("enquiry_totals")  # services.enquiries.TotalsCache
-# Services added by later layers (identity, keys, chat); each is created in a cleanup_ctx.
-RATE_LIMITER: web.AppKey[Any] = web.AppKey("rate_limiter")
-TOKEN_STORE: web.AppKey[Any] = web.AppKey("token_store")
-ACCESS_TOKENS: web.AppKey[Any] = web.AppKey("access_tokens")  # services.tokens.VerifiedAccessTokens
-PASSWORDS: web.AppKey[Any] = web.AppKey("passwords")
-MAILER: web.AppKey[Any] = web.AppKey("mailer")
-API_KEY_CACHE: web.AppKey[Any] = web.AppKey("api_key_cache")
-AUDIT_LIMITER: web.AppKey[Any] = web.AppKey("audit_limiter")
-BACKGROUND: web.AppKey[Any] = web.AppKey("background_tasks")
-AUDIT_EXPORTS: web.AppKey[Any] = web.AppKey("audit_exports")  # asyncio.Semaphore: concurrent CSV exports
+ENQUIRY_TOTALS: web.AppKey[TotalsCache] = web.AppKey("enquiry_totals")
+# Services of the identity, integrator and work-queue layers.
+RATE_LIMITER: web.AppKey[RateLimiter] = web.AppKey("rate_limiter")
+TOKEN_STORE: web.AppKey[TokenStore] = web.AppKey("token_store")
+ACCESS_TOKENS: web.AppKey[VerifiedAccessTokens] = web.AppKey("access_tokens")
+PASSWORDS: web.AppKey[PasswordService] = web.AppKey("passwords")
+MAILER: web.AppKey[Mailer] = web.AppKey("mailer")
+API_KEY_CACHE: web.AppKey[ApiKeyCache] = web.AppKey("api_key_cache")
+AUDIT_LIMITER: web.AppKey[AuditVerifyLimiter] = web.AppKey("audit_limiter")
+BACKGROUND: web.AppKey[BackgroundTasks] = web.AppKey("background_tasks")
+AUDIT_EXPORTS: web.AppKey[asyncio.Semaphore] = web.AppKey("audit_exports")  # concurrent CSV exports
 
 # --- per-request state -------------------------------------------------------------------------
 REQUEST_ID: web.RequestKey[str] = web.RequestKey("request_id")
