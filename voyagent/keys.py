@@ -9,6 +9,8 @@ from aiohttp import web
 if TYPE_CHECKING:
     import asyncio
 
+    from aiohttp.web_urldispatcher import AbstractRoute
+
     import asyncpg
     import redis.asyncio as aioredis
 
@@ -24,7 +26,7 @@ if TYPE_CHECKING:
     from voyagent.services.email import Mailer
     from voyagent.services.enquiries import TotalsCache
     from voyagent.services.passwords import PasswordService
-    from voyagent.services.ratelimit import RateLimiter
+    from voyagent.services.ratelimit import BucketResult, RateLimiter
     from voyagent.services.token_store import TokenStore
     from voyagent.services.tokens import VerifiedAccessTokens
 
@@ -38,6 +40,7 @@ CONTRACT: web.AppKey[Contract] = web.AppKey("contract")
 DOCS_HTML: web.AppKey[str] = web.AppKey("docs_html")
 METRICS: web.AppKey[Metrics] = web.AppKey("metrics")
 CURSORS: web.AppKey[CursorCodec] = web.AppKey("cursors")
+OPERATIONS_BY_ROUTE: web.AppKey[dict[AbstractRoute, Operation]] = web.AppKey("operations_by_route")
 ENQUIRY_TOTALS: web.AppKey[TotalsCache] = web.AppKey("enquiry_totals")
 # Services of the identity, integrator and work-queue layers.
 RATE_LIMITER: web.AppKey[RateLimiter] = web.AppKey("rate_limiter")
@@ -58,3 +61,4 @@ CLIENT_IP: web.RequestKey[str] = web.RequestKey("client_ip")
 BODY: web.RequestKey[Any] = web.RequestKey("body")  # parsed and validated JSON body (None when absent)
 QUERY: web.RequestKey[dict[str, Any]] = web.RequestKey("query")  # coerced query parameters
 RATE_LIMIT_HEADERS: web.RequestKey[dict[str, str]] = web.RequestKey("rate_limit_headers")
+CREDENTIAL_IP_RESULT: web.RequestKey[BucketResult | None] = web.RequestKey("credential_ip_result")

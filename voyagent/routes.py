@@ -9,8 +9,8 @@ from aiohttp.web_urldispatcher import AbstractRoute
 
 from voyagent.contract import Contract, Operation
 from voyagent.handlers_types import Handler
+from voyagent.keys import OPERATIONS_BY_ROUTE
 
-OPERATIONS_BY_ROUTE: web.AppKey[dict[AbstractRoute, Operation]] = web.AppKey("operations_by_route")
 
 
 def handler_modules() -> list[ModuleType]:

@@ -8,7 +8,7 @@ from tests.test_contract import DOCUMENT
 from voyagent.contract import Contract
 from voyagent.jsonio import json_response
 from voyagent.keys import BODY, PRINCIPAL, QUERY
-from voyagent.routes import OPERATIONS_BY_ROUTE
+from voyagent.keys import OPERATIONS_BY_ROUTE
 
 
 async def echo(request: web.Request) -> web.Response:

@@ -5,11 +5,9 @@ from __future__ import annotations
 from aiohttp import web
 
 from voyagent.errors import ApiError
-from voyagent.keys import CLIENT_IP, METRICS, RATE_LIMITER, RATE_LIMIT_HEADERS, SETTINGS
+from voyagent.keys import CLIENT_IP, CREDENTIAL_IP_RESULT, METRICS, RATE_LIMITER, RATE_LIMIT_HEADERS, SETTINGS
 from voyagent.principal import Principal
 from voyagent.services.ratelimit import BucketResult
-
-_IP_RESULT: web.RequestKey[BucketResult | None] = web.RequestKey("credential_ip_result")
 
 
 def refuse(request: web.Request, result: BucketResult) -> ApiError:
@@ -31,7 +29,7 @@ async def check_credential_email(request: web.Request, email: str) -> None:
     settings = request.app[SETTINGS]
     limiter = request.app[RATE_LIMITER]
     result = await limiter.take("auth_email", email.lower(), settings.rate_limit_auth_email_per_minute)
-    ip_result = request.get(_IP_RESULT)
+    ip_result = request.get(CREDENTIAL_IP_RESULT)
     if result is not None and not result.allowed:
         if ip_result is not None:
             await limiter.take("auth_ip", request[CLIENT_IP], ip_result.capacity, cost=-1)
@@ -43,7 +41,7 @@ async def check_credential_email(request: web.Request, email: str) -> None:
 async def take_credential_ip(request: web.Request, capacity: int) -> None:
     """Check 2: the IP bucket shared by the credential routes."""
     result = await request.app[RATE_LIMITER].take("auth_ip", request[CLIENT_IP], capacity)
-    request[_IP_RESULT] = result
+    request[CREDENTIAL_IP_RESULT] = result
     if result is not None and not result.allowed:
         raise refuse(request, result)
     _report(request, result)

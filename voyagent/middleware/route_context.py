@@ -6,7 +6,7 @@ from aiohttp import web
 
 from voyagent.contract import Operation
 from voyagent.keys import OPERATION
-from voyagent.routes import OPERATIONS_BY_ROUTE
+from voyagent.keys import OPERATIONS_BY_ROUTE
 
 
 def match_operation(request: web.Request) -> Operation | None:
