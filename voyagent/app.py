@@ -41,7 +41,6 @@ from voyagent.middleware import setup_middlewares
 from voyagent.pagination import CursorCodec
 from voyagent.queries import Queries
 from voyagent.routes import setup_routes
-from voyagent.services import api_key_auth
 from voyagent.services.api_key_auth import ApiKeyCache
 from voyagent.services.audit import AuditVerifyLimiter
 from voyagent.services.enquiries import TotalsCache
@@ -116,7 +115,6 @@ def create_app(settings: Settings, *, dsn: str, db_mode: str = "external", contr
     app.cleanup_ctx.append(redis_client)
     app.cleanup_ctx.append(identity_services)
     app.cleanup_ctx.append(background_tasks)
-    app.on_response_prepare.append(api_key_auth.record_use)
     setup_middlewares(app, settings)
     setup_routes(app, contract, settings.base_path)
     return app

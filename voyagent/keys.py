@@ -60,5 +60,6 @@ PRINCIPAL: web.RequestKey[Principal | None] = web.RequestKey("principal")
 CLIENT_IP: web.RequestKey[str] = web.RequestKey("client_ip")
 BODY: web.RequestKey[Any] = web.RequestKey("body")  # parsed and validated JSON body (None when absent)
 QUERY: web.RequestKey[dict[str, Any]] = web.RequestKey("query")  # coerced query parameters
-RATE_LIMIT_HEADERS: web.RequestKey[dict[str, str]] = web.RequestKey("rate_limit_headers")
+# Headers every response of the request carries: X-Request-Id, then the reported bucket's RateLimit headers.
+RESPONSE_HEADERS: web.RequestKey[dict[str, str]] = web.RequestKey("response_headers")
 CREDENTIAL_IP_RESULT: web.RequestKey[BucketResult | None] = web.RequestKey("credential_ip_result")

@@ -17,6 +17,7 @@ from voyagent.handlers_types import Handler
 from voyagent.ids import parse_uuid
 from voyagent.jsonio import json_response
 from voyagent.keys import AUDIT_EXPORTS, CURSORS, DB_POOL, PRINCIPAL, QUERIES, QUERY, SETTINGS
+from voyagent.middleware.response_headers import prepare_stream
 from voyagent.pagination import invalid_cursor, paginated
 from voyagent.services import audit_log
 
@@ -73,7 +74,7 @@ async def export_audit_csv(request: web.Request) -> web.StreamResponse:
         response = web.StreamResponse(headers={"Content-Disposition": f'attachment; filename="{filename}"'})
         response.content_type = "text/csv"
         response.charset = "utf-8"
-        await response.prepare(request)
+        await prepare_stream(request, response)
         try:
             await response.write(audit_log.csv_header())
             async with contextlib.aclosing(_batches(conn, rows_sql, rows_args)) as batches:

@@ -1,4 +1,10 @@
-"""Request id, metrics and the single access-log line of every request, keyed by the route template."""
+"""Request id, metrics, the single access-log line of every request (keyed by the route template), and the headers
+every response carries.
+
+This wraps every request, so it is written for its cost: what can be looked up once per process (the metrics,
+the log writer, the settings) is bound when the middleware is built, and the response headers are added here,
+not by an ``on_response_prepare`` signal (streams add them through ``prepare_stream``).
+"""
 
 from __future__ import annotations
 
@@ -9,53 +15,76 @@ from aiohttp import web
 
 from voyagent.config import Settings
 from voyagent.handlers_types import Handler
-from voyagent.keys import CLIENT_IP, METRICS, OPERATION, PRINCIPAL, REQUEST_ID
-from voyagent.logs import request_id_var
+from voyagent.keys import CLIENT_IP, OPERATION, PRINCIPAL, REQUEST_ID, RESPONSE_HEADERS
+from voyagent.logs import info_writer, request_id_var
+from voyagent.metrics import Metrics
 from voyagent.middleware.client_ip import client_ip
 from voyagent.middleware.request_id import accept_request_id
+from voyagent.middleware.response_headers import add_response_headers
+from voyagent.services import api_key_auth
 
 log = logging.getLogger("voyagent.access")
+ACCESS_LINE = "method=%s route=%s status=%d duration_ms=%.2f client_ip=%s tenant_id=%s user_id=%s"
 
 
 def route_template(request: web.Request, base_path: str) -> str:
     """The route template without BASE_PATH (``/enquiries/{enquiry_id}``), or ``unmatched``."""
     operation = request.get(OPERATION)
-    if operation is not None:
-        return operation.path
+    return operation.path if operation is not None else _meta_route_template(request, base_path)
+
+
+def _meta_route_template(request: web.Request, base_path: str) -> str:
     match_info = request.match_info
     if match_info.http_exception is not None or match_info.route.resource is None:
         return "unmatched"
     return match_info.route.resource.canonical[len(base_path):]
 
 
-def observe_middleware(settings: Settings) -> web.middleware:
+def observe_middleware(settings: Settings, metrics: Metrics) -> web.middleware:
     hops = settings.trusted_proxy_hops
     base_path = settings.base_path
+    cors_origins = frozenset(settings.cors_origins)
+    observe_request = metrics.observe_request
+    write_access_line = info_writer(log, ACCESS_LINE)
+    info_enabled = log.isEnabledFor
+    perf_counter = time.perf_counter
+    set_request_id, reset_request_id = request_id_var.set, request_id_var.reset
 
     @web.middleware
     async def observe(request: web.Request, handler: Handler) -> web.StreamResponse:
-        started = time.perf_counter()
-        rid = accept_request_id(request.headers.get("X-Request-Id"))
-        request[REQUEST_ID] = rid
-        token = request_id_var.set(rid)
+        started = perf_counter()
+        rid = request[REQUEST_ID] = accept_request_id(request.headers.get("X-Request-Id"))
+        request[RESPONSE_HEADERS] = {"X-Request-Id": rid}
+        token = set_request_id(rid)
         ip = request[CLIENT_IP] = client_ip(request, hops)
-        status = 500
+        response: web.StreamResponse | None = None
         try:
             response = await handler(request)
-            status = response.status
             return response
-        except web.HTTPException as exc:
-            status = exc.status
+        except web.HTTPException as exc:  # a redirect: the errors middleware answers everything else
+            response = exc
             raise
         finally:
-            elapsed = time.perf_counter() - started
-            path = route_template(request, base_path)
-            request.app[METRICS].observe_request(request.method, path, status, elapsed)
-            if log.isEnabledFor(logging.INFO):
-                principal = request.get(PRINCIPAL)
-                log.info("method=%s route=%s status=%d duration_ms=%.2f client_ip=%s tenant_id=%s user_id=%s",
-                         request.method, path, status, elapsed * 1000, ip,
-                         principal.tenant_id if principal else "-", principal.user_id if principal else "-")
-            request_id_var.reset(token)
+            elapsed = perf_counter() - started
+            operation = request.get(OPERATION)
+            path = operation.path if operation is not None else _meta_route_template(request, base_path)
+            method = request.method
+            principal = request.get(PRINCIPAL)
+            if response is None:
+                status = 500
+            else:
+                status = response.status
+                if not response.prepared:  # a stream added them in prepare_stream
+                    add_response_headers(request, response, cors_origins)
+                if principal is not None and principal.api_key_id is not None:
+                    await api_key_auth.record_use(request, response)
+            observe_request(method, path, status, elapsed)
+            if info_enabled(logging.INFO):
+                if principal is None:
+                    tenant_id = user_id = "-"
+                else:
+                    tenant_id, user_id = principal.tenant_id, principal.user_id
+                write_access_line(rid, (method, path, status, elapsed * 1000, ip, tenant_id, user_id))
+            reset_request_id(token)
 
     return observe

@@ -1,11 +1,12 @@
-"""Rate-limit checks 2 (credential IP, sign-up IP), 4 (principal) and 7 (credential e-mail), and their headers."""
+"""Rate-limit checks 2 (credential IP, sign-up IP), 4 (principal) and 7 (credential e-mail); the reported bucket's
+headers go with the request's other response headers (``RESPONSE_HEADERS``), on every response, streams included."""
 
 from __future__ import annotations
 
 from aiohttp import web
 
 from voyagent.errors import ApiError
-from voyagent.keys import CLIENT_IP, CREDENTIAL_IP_RESULT, METRICS, RATE_LIMITER, RATE_LIMIT_HEADERS, SETTINGS
+from voyagent.keys import CLIENT_IP, CREDENTIAL_IP_RESULT, METRICS, RATE_LIMITER, RESPONSE_HEADERS, SETTINGS
 from voyagent.principal import Principal
 from voyagent.services.ratelimit import BucketResult, ip_bucket_key
 
@@ -13,15 +14,15 @@ from voyagent.services.ratelimit import BucketResult, ip_bucket_key
 def refuse(request: web.Request, result: BucketResult) -> ApiError:
     """The 429 for a refused bucket (Retry-After and the bucket's headers)."""
     request.app[METRICS].rate_limited.labels(result.bucket).inc()
-    headers = result.headers()
+    headers = request[RESPONSE_HEADERS]
+    headers.update(result.headers())
     headers["Retry-After"] = str(result.retry_after)
-    request[RATE_LIMIT_HEADERS] = headers
     return ApiError(429, "rate_limited")
 
 
 def _report(request: web.Request, result: BucketResult | None) -> None:
     if result is not None:
-        request[RATE_LIMIT_HEADERS] = result.headers()
+        request[RESPONSE_HEADERS].update(result.headers())
 
 
 async def check_credential_email(request: web.Request, email: str) -> None:
@@ -64,10 +65,3 @@ async def take_principal(request: web.Request, principal: Principal, user_capaci
     if result is not None and not result.allowed:
         raise refuse(request, result)
     _report(request, result)
-
-
-def add_rate_limit_headers(request: web.BaseRequest, response: web.StreamResponse) -> None:
-    """Headers of the reported bucket, on every response of a limited request (streams too)."""
-    headers = request.get(RATE_LIMIT_HEADERS)
-    if headers:
-        response.headers.update(headers)

@@ -235,7 +235,7 @@ async def _touch(app: web.Application, key_id: uuid.UUID) -> None:
 
 
 async def record_use(request: web.Request, response: web.StreamResponse) -> None:
-    """``on_response_prepare``: schedule the ``last_used_at`` write of a key request below 400."""
+    """Schedule the ``last_used_at`` write of a key request below 400 (observe calls it once the answer is known)."""
     principal = request.get(PRINCIPAL)
     if principal is None or principal.api_key_id is None or response.status >= 400:
         return
