@@ -4,8 +4,6 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-from typing import AsyncIterator
-
 import asyncpg
 import orjson
 
@@ -51,31 +49,67 @@ async def close_pool(pool: asyncpg.Pool) -> None:
 _GATES: dict[int, asyncio.Semaphore] = {}  # by id(pool): asyncpg pools take no weak references
 
 
-@contextlib.asynccontextmanager
-async def _acquire(pool: asyncpg.Pool, timeout: float) -> AsyncIterator[asyncpg.Connection]:
-    gate = _GATES.get(id(pool))
-    if gate is None:  # a pool made elsewhere (tests, scripts): plain acquisition
-        async with pool.acquire(timeout=timeout) as conn:
-            yield conn
-        return
-    async with asyncio.timeout(timeout):
-        await gate.acquire()
-    try:
-        async with pool.acquire(timeout=timeout) as conn:
-            yield conn
-    finally:
-        gate.release()
+class _Pooled:
+    """``async with``: a pooled connection, acquired fairly (the pool's gate) within ``timeout`` seconds, optionally
+    inside a transaction. A plain class rather than generator context managers: every request enters one."""
+
+    __slots__ = ("_pool", "_timeout", "_in_transaction", "_gate", "_conn", "_transaction")
+
+    def __init__(self, pool: asyncpg.Pool, timeout: float | None, in_transaction: bool) -> None:
+        self._pool = pool
+        self._timeout = timeout
+        self._in_transaction = in_transaction
+        self._gate = _GATES.get(id(pool))  # None for a pool made elsewhere (tests, scripts): plain acquisition
+        self._conn: asyncpg.Connection | None = None
+        self._transaction: asyncpg.transaction.Transaction | None = None
+
+    async def __aenter__(self) -> asyncpg.Connection:
+        gate = self._gate
+        # One deadline for the gate and the pool (asyncpg's own acquire timeout would add a second timer, and
+        # a third one on release).
+        async with asyncio.timeout(self._timeout):
+            if gate is not None:
+                await gate.acquire()
+            try:
+                conn = await self._pool.acquire()
+            except BaseException:
+                if gate is not None:
+                    gate.release()
+                raise
+        self._conn = conn
+        if self._in_transaction:
+            self._transaction = conn.transaction()
+            try:
+                await self._transaction.__aenter__()
+            except BaseException:
+                await self._release()
+                raise
+        return conn
+
+    async def __aexit__(self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: object) -> None:
+        try:
+            if self._transaction is not None:
+                await self._transaction.__aexit__(exc_type, exc, tb)
+        finally:
+            await self._release()
+
+    async def _release(self) -> None:
+        try:
+            await self._pool.release(self._conn)
+        finally:
+            if self._gate is not None:
+                self._gate.release()
 
 
-@contextlib.asynccontextmanager
-async def transaction(pool: asyncpg.Pool, timeout: float = ACQUIRE_TIMEOUT) -> AsyncIterator[asyncpg.Connection]:
-    """A pooled connection inside one transaction (acquired fairly, with a timeout)."""
-    async with _acquire(pool, timeout) as conn, conn.transaction():
-        yield conn
+def transaction(pool: asyncpg.Pool, timeout: float | None = ACQUIRE_TIMEOUT
+                ) -> contextlib.AbstractAsyncContextManager[asyncpg.Connection]:
+    """A pooled connection inside one transaction (acquired fairly, with a timeout; None when the caller's own
+    deadline covers the acquisition)."""
+    return _Pooled(pool, timeout, in_transaction=True)
 
 
-@contextlib.asynccontextmanager
-async def connection(pool: asyncpg.Pool, timeout: float = ACQUIRE_TIMEOUT) -> AsyncIterator[asyncpg.Connection]:
-    """A pooled connection for reads (acquired fairly, with a timeout)."""
-    async with _acquire(pool, timeout) as conn:
-        yield conn
+def connection(pool: asyncpg.Pool, timeout: float | None = ACQUIRE_TIMEOUT
+               ) -> contextlib.AbstractAsyncContextManager[asyncpg.Connection]:
+    """A pooled connection for reads (acquired fairly, with a timeout; None when the caller's own deadline
+    covers the acquisition)."""
+    return _Pooled(pool, timeout, in_transaction=False)

@@ -53,14 +53,16 @@ class Query:
         await conn.executemany(self.sql, [self.args(row) for row in rows])
 
     async def __call__(self, conn: asyncpg.Connection, **values: Any) -> Any:
-        """Run according to the operator of the query's name."""
-        if self.operator == "^":
-            return await self.fetchrow(conn, **values)
-        if self.operator == "$":
-            return await self.fetchval(conn, **values)
-        if self.operator == "!":
-            return await self.execute(conn, **values)
-        return await self.fetch(conn, **values)
+        """Run according to the operator of the query's name (straight to asyncpg: every request calls this)."""
+        run = getattr(conn, _RUN.get(self.operator, "fetch"))
+        try:
+            args = [values[name] for name in self.params]
+        except KeyError:
+            args = self.args(values)  # raises the QueryError naming the missing parameter
+        return await run(self.sql, *args)
+
+
+_RUN = {"^": "fetchrow", "$": "fetchval", "!": "execute"}  # the asyncpg call of an operator (else fetch)
 
 
 def _rewrite(sql: str) -> tuple[str, tuple[str, ...]]:
@@ -110,7 +112,10 @@ class Queries:
         for query in queries:
             if query.name in self._queries:
                 raise QueryError(f"duplicate query name {query.name}")
+            if hasattr(Queries, query.name):
+                raise QueryError(f"query name {query.name} is taken by a method of Queries")
             self._queries[query.name] = query
+        self.__dict__.update(self._queries)  # found as plain attributes; __getattr__ only sees missing names
 
     @classmethod
     def from_directory(cls, directory: Path) -> "Queries":

@@ -25,8 +25,8 @@ async def health(request: web.Request) -> web.Response:
 async def health_db(request: web.Request) -> web.Response:
     """``SELECT 1`` on a pooled connection within 2 s."""
     try:
-        async with asyncio.timeout(PROBE_TIMEOUT):
-            async with connection(request.app[DB_POOL], timeout=PROBE_TIMEOUT) as conn:
+        async with asyncio.timeout(PROBE_TIMEOUT):  # acquisition and query together
+            async with connection(request.app[DB_POOL], timeout=None) as conn:
                 value = await conn.fetchval("SELECT 1")
     except Exception:
         return json_response({"detail": "db_unreachable"}, status=503, headers=NO_STORE)

@@ -54,7 +54,7 @@ def observe_middleware(settings: Settings, metrics: Metrics) -> web.middleware:
     async def observe(request: web.Request, handler: Handler) -> web.StreamResponse:
         started = perf_counter()
         rid = request[REQUEST_ID] = accept_request_id(request.headers.get("X-Request-Id"))
-        request[RESPONSE_HEADERS] = {"X-Request-Id": rid}
+        request[RESPONSE_HEADERS] = extra_headers = {"X-Request-Id": rid}
         token = set_request_id(rid)
         ip = request[CLIENT_IP] = client_ip(request, hops)
         response: web.StreamResponse | None = None
@@ -75,7 +75,7 @@ def observe_middleware(settings: Settings, metrics: Metrics) -> web.middleware:
             else:
                 status = response.status
                 if not response.prepared:  # a stream added them in prepare_stream
-                    add_response_headers(request, response, cors_origins)
+                    add_response_headers(request, response, extra_headers, cors_origins)
                 if principal is not None and principal.api_key_id is not None:
                     await api_key_auth.record_use(request, response)
             observe_request(method, path, status, elapsed)

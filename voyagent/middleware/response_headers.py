@@ -15,13 +15,12 @@ from voyagent.keys import RESPONSE_HEADERS, SETTINGS
 from voyagent.middleware.cors import add_cors_headers
 
 
-def add_response_headers(request: web.BaseRequest, response: web.StreamResponse,
+def add_response_headers(request: web.BaseRequest, response: web.StreamResponse, extra: dict[str, str],
                          cors_origins: Collection[str]) -> None:
-    """Add the request's response headers and, for an allowed ``Origin``, the CORS headers."""
+    """Add the request's response headers (``extra``: its ``RESPONSE_HEADERS``) and, for an allowed ``Origin``,
+    the CORS headers."""
     headers = response.headers
-    extra = request.get(RESPONSE_HEADERS)
-    if extra:
-        headers.update(extra)
+    headers.update(extra)
     origin = request.headers.get("Origin")
     if origin is not None and origin in cors_origins:
         add_cors_headers(headers, origin)
@@ -29,5 +28,5 @@ def add_response_headers(request: web.BaseRequest, response: web.StreamResponse,
 
 async def prepare_stream(request: web.Request, response: web.StreamResponse) -> None:
     """``response.prepare(request)`` with the headers every response carries."""
-    add_response_headers(request, response, request.app[SETTINGS].cors_origins)
+    add_response_headers(request, response, request[RESPONSE_HEADERS], request.app[SETTINGS].cors_origins)
     await response.prepare(request)
