@@ -11,13 +11,12 @@ import dataclasses
 import datetime as dt
 import functools
 import uuid
-from typing import Any, Iterable, Mapping
+from typing import Any, Mapping
 
 import asyncpg
 from pypika import Order, Parameter, PostgreSQLQuery, Table, Tuple
 from pypika import functions as fn
-from pypika.functions import Cast
-from pypika.terms import AtTimezone, Function
+from pypika.terms import Function, LiteralValue
 
 from voyagent import jsonio
 from voyagent.errors import ApiError
@@ -38,17 +37,67 @@ LIST_COLUMNS = (_EVENTS.id, _EVENTS.tenant_id, _EVENTS.actor_id, _EVENTS.approve
                 _EVENTS.completed_at, _EVENTS.status)
 
 
-def _as_json_text(timestamp_column: Any) -> Any:
-    """``to_json(<column> AT TIME ZONE 'UTC')::text``: ``"2025-01-01T10:00:00.12"``, see ``_wire_timestamp``."""
-    return Cast(Function("to_json", AtTimezone(timestamp_column, "UTC")), "text").as_(timestamp_column.name)
+# --- the CSV export's records, written by PostgreSQL --------------------------------------------------------------
+# The export streams ``COPY (SELECT <record> …) TO STDOUT``: PostgreSQL renders each whole CSV record (CRLF included)
+# from the AuditEvent wire values and this process only passes the bytes on. The rules (endpoints.md,
+# GET /audit/export.csv) are spelled out once, here; tests/services/test_audit_export.py reads them in Python and
+# compares the two byte for byte on awkward values.
+
+CSV_FORMULA_STARTS = ("=", "+", "-", "@", "\t", "\r")  # a spreadsheet takes these for a formula: a leading ' defuses
 
 
-# CSV export: only what the CSV needs, as text PostgreSQL renders cheaply in its own process (jsonb is spliced,
-# not decoded and encoded again; datetimes are never built). csv_records unpacks rows in exactly this order.
-EXPORT_COLUMNS = (*(Cast(column, "text").as_(column.name) for column in (
-    _EVENTS.actor_id, _EVENTS.approved_by, _EVENTS.inputs, _EVENTS.outputs, _EVENTS.entity_refs)), *_COMMON,
-    _as_json_text(_EVENTS.approved_at), _as_json_text(_EVENTS.started_at), _as_json_text(_EVENTS.completed_at),
-    _EVENTS.status)
+def _sql_char(char: str) -> str:
+    return {"\t": "\\t", "\r": "\\r", "\n": "\\n"}.get(char, char)
+
+
+_SQL_STARTS = ", ".join(f"E'{_sql_char(c)}'" for c in CSV_FORMULA_STARTS)
+_SQL_QUOTED = '[",\\r\\n]'  # a comma, a double quote, CR or LF anywhere: the field is quoted
+# a plain field: no formula start and nothing to quote (one regex test for the common case)
+_SQL_PLAIN = "^[" + "".join(_sql_char(c) for c in sorted(CSV_FORMULA_STARTS, key=lambda c: c == "-")) + "]|" + _SQL_QUOTED
+
+
+def _csv_field_sql(value: str) -> str:
+    """One CSV field of a text expression: empty for null, a leading ' before a formula start (the quote is part of
+    the value), then quoted with quotes doubled only when it holds a comma, a double quote, CR or LF."""
+    defused = f"CASE WHEN left({value}, 1) IN ({_SQL_STARTS}) THEN '''' || {value} ELSE {value} END"
+    return (f"CASE WHEN {value} !~ E'{_SQL_PLAIN}' THEN {value} "
+            f"""WHEN {value} ~ E'{_SQL_QUOTED}' THEN '"' || replace({defused}, '"', '""') || '"' """
+            f"ELSE coalesce({defused}, '') END")
+
+
+def _wire_timestamp_sql(column: str) -> str:
+    """A timestamptz as the JSON API writes it: UTC, six fraction digits unless the fraction is zero, ``Z``."""
+    return f"""replace(to_char({column} AT TIME ZONE 'UTC', 'YYYY-MM-DD"T"HH24:MI:SS.US') || 'Z', '.000000Z', 'Z')"""
+
+
+_SUMMARY_SQL = """CASE WHEN "a"."error" IS NOT NULL THEN "a"."tool" || ': ' || "a"."error"
+    WHEN "a"."driver" IS NOT NULL THEN "a"."tool" || ' via ' || "a"."driver" || ' (' || "a"."status"::text || ')'
+    ELSE "a"."tool" || ' (' || "a"."status"::text || ')' END"""
+
+# payload_json: inputs, outputs and entity_refs as PostgreSQL writes jsonb (as GET /audit returns them), then each
+# extra only when set (approval_required only when true), strings escaped by to_json as JSON requires
+_PAYLOAD_SQL = f"""'{{"inputs":' || "a"."inputs"::text || ',"outputs":' || "a"."outputs"::text
+    || ',"entity_refs":' || "a"."entity_refs"::text
+    || coalesce(',"driver":' || to_json("a"."driver")::text, '')
+    || coalesce(',"error":' || to_json("a"."error")::text, '')
+    || CASE WHEN "a"."approval_required" THEN ',"approval_required":true' ELSE '' END
+    || coalesce(',"approved_by":"' || "a"."approved_by"::text || '"', '')
+    || coalesce(',"approved_at":"' || {_wire_timestamp_sql('"a"."approved_at"')} || '"', '')
+    || coalesce(',"completed_at":"' || {_wire_timestamp_sql('"a"."completed_at"')} || '"', '')
+    || '}}'"""
+
+# One record in CSV_HEADER order. created_at, actor_kind, actor_id and status never need quoting nor defusing
+# (digits and fixed words); payload_json always begins with "{" and is always quoted.
+CSV_RECORD_SQL = f"""{_wire_timestamp_sql('"a"."started_at"')}
+    || ',' || {_csv_field_sql('"a"."tool"')}
+    || ',' || CASE WHEN "a"."actor_kind" = 'human' THEN 'user' ELSE "a"."actor_kind"::text END
+    || ',' || coalesce("a"."actor_id"::text, '')
+    || ',' || {_csv_field_sql('"u"."email"')}
+    || ',' || CASE WHEN "a"."status" IN ('failed', 'rejected') THEN 'error' ELSE 'ok' END
+    || ',' || {_csv_field_sql(f"({_SUMMARY_SQL})")}
+    || ',"' || replace({_PAYLOAD_SQL}, '"', '""') || E'"\\r\\n'"""
+
+EXPORT_COLUMNS = (LiteralValue(CSV_RECORD_SQL).as_("record"),)
 
 
 @dataclasses.dataclass(frozen=True, slots=True)
@@ -189,7 +238,7 @@ def rows_statement(tenant_id: uuid.UUID, filters: AuditFilters, *,
 
 
 def export_statement(tenant_id: uuid.UUID, filters: AuditFilters) -> tuple[str, list[Any]]:
-    """Every matching event as ``EXPORT_COLUMNS``, newest first."""
+    """Every matching event as its CSV record (one text column, CSV_RECORD_SQL), newest first."""
     return _statement("export", tenant_id, filters)
 
 
@@ -244,57 +293,9 @@ def wire_event(row: Any) -> dict[str, Any]:
             "status": _status(status), "created_at": row["started_at"]}
 
 
-# A spreadsheet reads a cell starting with one of these as a formula (CSV injection); OWASP's remedy is a leading "'".
-_FORMULA_STARTS = frozenset("=+-@\t\r")
-
-
-def _csv_field(value: str | None) -> str:
-    """One RFC 4180 field: formula-neutralised, then quoted (quotes doubled) only when it holds a comma, a quote,
-    CR or LF; null → empty."""
-    if not value:
-        return ""
-    if value[0] in _FORMULA_STARTS:
-        value = "'" + value
-    if '"' in value or "," in value or "\n" in value or "\r" in value:
-        return '"' + value.replace('"', '""') + '"'
-    return value
-
-
-def _wire_timestamp(json_text: str | None) -> str | None:
-    """A ``to_json`` UTC timestamp (fraction without trailing zeros) in the wire format: 6 digits or none, ``Z``."""
-    if json_text is None:
-        return None
-    inner = json_text[1:-1]
-    return (inner.ljust(26, "0") if len(inner) > 19 else inner) + "Z"
-
-
 def csv_header() -> bytes:
     """The header record."""
     return (",".join(CSV_HEADER) + "\r\n").encode("ascii")
-
-
-def csv_records(rows: Iterable[Any]) -> bytes:
-    """RFC 4180 records of ``EXPORT_COLUMNS`` rows: the wire values (text that a spreadsheet would take for a formula
-    gets a leading ``'``), CRLF after each, quotes only where needed.
-
-    ``payload_json`` is spliced from the JSON text PostgreSQL renders for inputs/outputs/entity_refs anyway (the
-    same JSON values as in ``GET /audit``) instead of being decoded and encoded again, and timestamps arrive as
-    text. This loop is the export's hot path: rows are unpacked by position, in ``EXPORT_COLUMNS`` order.
-    """
-    field, timestamp, dumps, extras_of = _csv_field, _wire_timestamp, jsonio.dumps, payload_extras
-    lines = []
-    for (actor_id, approved_by, inputs, outputs, entity_refs, actor_kind, actor_email, kind, driver, error,
-         approval_required, approved_at, started_at, completed_at, status) in rows:
-        extras = extras_of(driver, error, approval_required, approved_by, timestamp(approved_at),
-                           timestamp(completed_at))
-        tail = "," + dumps(extras)[1:].decode() if extras else "}"
-        payload = f'{{"inputs":{inputs},"outputs":{outputs},"entity_refs":{entity_refs}{tail}'.replace('"', '""')
-        # created_at, actor_kind, actor_id and status never need quoting nor neutralising (digits and fixed words),
-        # and payload_json always begins with "{"
-        lines.append(f'{timestamp(started_at)},{field(kind)},{_actor_kind(actor_kind)},{actor_id or ""},'
-                     f'{field(actor_email)},{_status(status)},{field(summary(kind, status, error, driver))},'
-                     f'"{payload}"\r\n')
-    return "".join(lines).encode("utf-8")
 
 
 def export_filename(tenant_id: uuid.UUID, today: dt.date) -> str:
