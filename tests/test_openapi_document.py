@@ -89,10 +89,11 @@ SCOPES = [
     "chat:read", "chat:write", "tenant:read", "tenant:write", "full",
 ]
 
-# README "Rate limiting": the four credential routes and their buckets.
+# README "Rate limiting": the credential routes and send-verification-email, and their credential buckets.
 CREDENTIAL_BUCKETS = {
     ("post", "/auth/sign-in"): ["auth_ip", "auth_email"],
     ("post", "/auth/sign-in-totp"): ["auth_ip", "auth_email"],
+    ("post", "/auth/send-verification-email"): ["auth_email"],  # with the user bucket (JWT)
     ("post", "/auth/request-password-reset"): ["auth_ip", "auth_email"],
     ("post", "/auth/accept-invite"): ["auth_ip"],
 }
