@@ -422,24 +422,26 @@ async def test_concurrent_requests_with_one_code_succeed_at_most_once(make_clien
 # --- the fifth wrong code burns the intermediate token -------------------------------------------------
 
 
-async def test_four_wrong_codes_leave_the_token_usable(make_client, make_user):
+async def _token_after_wrong_codes(make_client, make_user, count):
+    """A client without credential buckets, a 2FA user and an intermediate token that was presented with ``count``
+    wrong codes (well-formed ones, letters, digits spaced out to fewer than six), each answered totp_invalid."""
     client = await make_client(**NO_BUCKETS)
     user, secret = await _with_totp(client, make_user)
     token = await _totp_token(client, user.email)
-    for code in (*_wrong_codes(secret, 2), "abcdef", "12 34 5"):
+    for code in (*_wrong_codes(secret, count - 2), "abcdef", "1234 5 ")[:count]:
         response, body = await _token_form(client, token, code)
         assert response.status == 401 and body == TOTP_INVALID
+    return client, user, secret, token
+
+
+async def test_four_wrong_codes_leave_the_token_usable(make_client, make_user):
+    client, _, secret, token = await _token_after_wrong_codes(make_client, make_user, 4)
     response, _ = await _token_form(client, token, totp_code(secret))
     assert response.status == 200
 
 
 async def test_the_fifth_wrong_code_burns_the_token(make_client, make_user):
-    client = await make_client(**NO_BUCKETS)
-    user, secret = await _with_totp(client, make_user)
-    token = await _totp_token(client, user.email)
-    for code in (*_wrong_codes(secret, 3), "abcdef", "1234 5 "):
-        response, body = await _token_form(client, token, code)
-        assert response.status == 401 and body == TOTP_INVALID  # the fifth too
+    client, user, secret, token = await _token_after_wrong_codes(make_client, make_user, 5)  # the fifth: totp_invalid
     for code in (totp_code(secret), _wrong_codes(secret, 1)[0]):
         response, body = await _token_form(client, token, code)
         assert response.status == 401 and body == INVALID_TOKEN
