@@ -318,7 +318,7 @@ class EmbeddedPostgres:
                 (self.pgdata / "postmaster.pid").unlink(missing_ok=True)
                 return None
             if len(lines) > 7 and lines[7].strip() == "ready":
-                self.port, self.socket_dir = int(lines[3]), pathlib.Path(lines[4].strip())
+                self.port, self.socket_dir = int(lines[3]), pathlib.Path(lines[4].strip()) if lines[4].strip() else None
                 logger.info("embedded_pg reusing the server running on the cluster pid=%d port=%d (not stopping it)",
                             pid, self.port)
                 return pid
