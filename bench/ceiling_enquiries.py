@@ -20,7 +20,7 @@ from aiohttp import web
 
 from bench import ceiling
 from voyagent.pagination import Page
-from voyagent.queries import parse_sql
+from voyagent.queries import load_file
 from voyagent.resources import sql_dir
 from voyagent.services.enquiries import STATUSES, EnquiryFilters, count_query, like_pattern, page_query
 
@@ -33,7 +33,7 @@ SQL = {
     "after": page_query(_T, EnquiryFilters(), _AFTER)[0],
     "filtered": page_query(_T, _FILTER, _FIRST)[0],
     "filtered_count": count_query(_T, _FILTER)[0],
-    "totals": next(q.sql for q in parse_sql((sql_dir() / "enquiries.sql").read_text())
+    "totals": next(q.sql for q in load_file(sql_dir() / "enquiries.sql")
                    if q.name == "get_enquiry_totals"),
 }
 FILTERED_TOTALS: dict[tuple[uuid.UUID, str], tuple[int, int]] = {}
