@@ -13,7 +13,7 @@ from voyagent import resources
 from voyagent.background import BackgroundTasks
 from voyagent.config import Settings
 from voyagent.contract import Contract
-from voyagent.db import close_pool, create_pool
+from voyagent.db import Database
 from voyagent.docs_page import render_docs_html
 from voyagent.keys import (
     ACCESS_TOKENS,
@@ -24,7 +24,7 @@ from voyagent.keys import (
     CONTRACT,
     CURSORS,
     DB_MODE,
-    DB_POOL,
+    DATABASE,
     DOCS_HTML,
     ENQUIRY_TOTALS,
     MAILER,
@@ -85,9 +85,9 @@ def create_app(settings: Settings, *, dsn: str, db_mode: str = "external", contr
     app[ENQUIRY_TOTALS] = TotalsCache()
 
     async def database(app: web.Application) -> AsyncIterator[None]:
-        app[DB_POOL] = await create_pool(dsn, settings.db_pool_min, settings.db_pool_max)
+        app[DATABASE] = await Database.connect(dsn, settings.db_pool_min, settings.db_pool_max)
         yield
-        await close_pool(app[DB_POOL])
+        await app[DATABASE].close()
 
     async def redis_client(app: web.Application) -> AsyncIterator[None]:
         client = None

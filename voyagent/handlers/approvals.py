@@ -4,12 +4,11 @@ from __future__ import annotations
 
 from aiohttp import web
 
-from voyagent.db import transaction
 from voyagent.errors import ApiError
 from voyagent.handlers_types import Handler
 from voyagent.ids import parse_uuid
 from voyagent.jsonio import json_response
-from voyagent.keys import BODY, CURSORS, DB_POOL, PRINCIPAL, QUERIES, QUERY
+from voyagent.keys import BODY, CURSORS, DATABASE, PRINCIPAL, QUERIES, QUERY
 from voyagent.pagination import paginated
 from voyagent.services import approvals
 
@@ -27,7 +26,7 @@ async def list_approvals(request: web.Request) -> web.Response:
     filters = {"status": query["status"], "session_id": str(session_id) if session_id else None}
     cursors = request.app[CURSORS]
     page = cursors.page(query, approvals.LIST_SCOPE, principal.tenant_id, filters)
-    async with transaction(request.app[DB_POOL]) as conn:
+    async with request.app[DATABASE].transaction() as conn:
         await approvals.expire_tenant(conn, request.app[QUERIES], tenant_id=principal.tenant_id)
         rows, total = await approvals.list_approvals(conn, tenant_id=principal.tenant_id, status=status,
                                                      session_id=session_id, page=page)
@@ -39,7 +38,7 @@ async def list_approvals(request: web.Request) -> web.Response:
 async def get_approval(request: web.Request) -> web.Response:
     """GET /approvals/{approval_id} — expired first when pending past its deadline."""
     principal = request[PRINCIPAL]
-    async with transaction(request.app[DB_POOL]) as conn:
+    async with request.app[DATABASE].transaction() as conn:
         row = await approvals.get_approval(conn, request.app[QUERIES], tenant_id=principal.tenant_id,
                                            approval_id=request.match_info["approval_id"])
     return json_response(row.item())
@@ -50,7 +49,7 @@ async def resolve_approval(request: web.Request) -> web.Response:
     principal = request[PRINCIPAL]
     body = request[BODY]
     row = await approvals.resolve_approval(
-        request.app[DB_POOL], request.app[QUERIES], tenant_id=principal.tenant_id,
+        request.app[DATABASE], request.app[QUERIES], tenant_id=principal.tenant_id,
         approval_id=request.match_info["approval_id"], granted=body["granted"], reason=body.get("reason"),
         resolver_id=principal.user_id, resolver_role=principal.role)
     return json_response(row.item())

@@ -11,12 +11,11 @@ from typing import Any, AsyncIterator
 import asyncpg
 from aiohttp import web
 
-from voyagent.db import connection
 from voyagent.errors import ApiError
 from voyagent.handlers_types import Handler
 from voyagent.ids import parse_uuid
 from voyagent.jsonio import json_response
-from voyagent.keys import AUDIT_EXPORTS, CURSORS, DB_POOL, PRINCIPAL, QUERIES, QUERY, SETTINGS
+from voyagent.keys import AUDIT_EXPORTS, CURSORS, DATABASE, PRINCIPAL, QUERIES, QUERY, SETTINGS
 from voyagent.pagination import invalid_cursor, paginated
 from voyagent.services import audit_log
 
@@ -43,7 +42,7 @@ async def list_audit_events(request: web.Request) -> web.Response:
     rows_sql, rows_args = audit_log.rows_statement(tenant_id, filters, after=after, limit=page.limit + 1,
                                                    offset=min(page.offset, INT8_MAX))
     sql = request.app[QUERIES]
-    async with connection(request.app[DB_POOL]) as conn:
+    async with request.app[DATABASE].connection() as conn:
         rows = await conn.fetch(rows_sql, *rows_args)
         total = await audit_log.count(conn, sql, tenant_id, filters) if page.include_total else None
     next_cursor = codec.next_cursor(rows, page, audit_log.CURSOR_SCOPE, tenant_id, fingerprint, time_key="started_at")
@@ -66,7 +65,7 @@ async def export_audit_csv(request: web.Request) -> web.StreamResponse:
     rows_sql, rows_args = audit_log.export_statement(tenant_id, filters)
     filename = audit_log.export_filename(tenant_id, dt.datetime.now(dt.timezone.utc).date())
     exported = 0
-    async with request.app[AUDIT_EXPORTS], connection(request.app[DB_POOL]) as conn, \
+    async with request.app[AUDIT_EXPORTS], request.app[DATABASE].connection() as conn, \
             conn.transaction(isolation="repeatable_read", readonly=True):
         if await audit_log.count(conn, sql, tenant_id, filters) > cap:  # same snapshot as the rows below
             raise ApiError(400, "export_too_large")

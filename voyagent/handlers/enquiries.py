@@ -5,10 +5,9 @@ from __future__ import annotations
 import asyncpg
 from aiohttp import web
 
-from voyagent.db import connection, transaction
 from voyagent.handlers_types import Handler
 from voyagent.jsonio import json_response
-from voyagent.keys import BODY, CURSORS, DB_POOL, ENQUIRY_TOTALS, PRINCIPAL, QUERIES, QUERY
+from voyagent.keys import BODY, CURSORS, DATABASE, ENQUIRY_TOTALS, PRINCIPAL, QUERIES, QUERY
 from voyagent.pagination import paginated
 from voyagent.services import enquiries, idempotency
 from voyagent.services.enquiries import EnquiryFilters, enquiry_json
@@ -21,7 +20,7 @@ async def list_enquiries(request: web.Request) -> web.Response:
     cursors = request.app[CURSORS]
     fingerprint = filters.fingerprint()
     page = cursors.page(request[QUERY], enquiries.LIST_SCOPE, principal.tenant_id, fingerprint)
-    async with connection(request.app[DB_POOL]) as conn:
+    async with request.app[DATABASE].connection() as conn:
         rows, total = await enquiries.list_enquiries(conn, request.app[QUERIES], tenant_id=principal.tenant_id,
                                                      filters=filters, page=page, totals=request.app[ENQUIRY_TOTALS])
     next_cursor = cursors.next_cursor(rows, page, enquiries.LIST_SCOPE, principal.tenant_id, fingerprint)
@@ -44,7 +43,7 @@ async def create_enquiry(request: web.Request) -> web.Response:
 async def get_enquiry(request: web.Request) -> web.Response:
     """GET /enquiries/{enquiry_id}."""
     principal = request[PRINCIPAL]
-    async with connection(request.app[DB_POOL]) as conn:
+    async with request.app[DATABASE].connection() as conn:
         row = await enquiries.get_enquiry(conn, request.app[QUERIES], tenant_id=principal.tenant_id,
                                           enquiry_id=request.match_info["enquiry_id"])
     return json_response(enquiry_json(row))
@@ -53,7 +52,7 @@ async def get_enquiry(request: web.Request) -> web.Response:
 async def patch_enquiry(request: web.Request) -> web.Response:
     """PATCH /enquiries/{enquiry_id} — omitted fields unchanged, explicit nulls cleared."""
     principal = request[PRINCIPAL]
-    async with transaction(request.app[DB_POOL]) as conn:
+    async with request.app[DATABASE].transaction() as conn:
         row = await enquiries.patch_enquiry(conn, request.app[QUERIES], tenant_id=principal.tenant_id,
                                             enquiry_id=request.match_info["enquiry_id"], body=request[BODY])
     return json_response(enquiry_json(row))
@@ -62,7 +61,7 @@ async def patch_enquiry(request: web.Request) -> web.Response:
 async def promote_enquiry_to_session(request: web.Request) -> web.Response:
     """POST /enquiries/{enquiry_id}/promote-to-session — idempotent: one session per enquiry, ever."""
     principal = request[PRINCIPAL]
-    async with transaction(request.app[DB_POOL]) as conn:
+    async with request.app[DATABASE].transaction() as conn:
         row = await enquiries.promote_to_session(conn, request.app[QUERIES], tenant_id=principal.tenant_id,
                                                  enquiry_id=request.match_info["enquiry_id"],
                                                  actor_id=principal.user_id)

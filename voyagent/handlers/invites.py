@@ -8,12 +8,11 @@ from __future__ import annotations
 
 from aiohttp import web
 
-from voyagent.db import connection
 from voyagent.errors import ApiError
 from voyagent.handlers_types import Handler
 from voyagent.ids import parse_uuid
 from voyagent.jsonio import json_response
-from voyagent.keys import BODY, DB_POOL, PRINCIPAL, QUERIES, QUERY, SETTINGS
+from voyagent.keys import BODY, DATABASE, PRINCIPAL, QUERIES, QUERY, SETTINGS
 from voyagent.services import identity, invites
 from voyagent.services.email import send_email
 
@@ -24,7 +23,7 @@ async def create_invite(request: web.Request) -> web.Response:
     body = request[BODY]
     app, sql, settings = request.app, request.app[QUERIES], request.app[SETTINGS]
     email, role = body["email"], body.get("role") or "agent"
-    async with connection(app[DB_POOL]) as conn:
+    async with app[DATABASE].connection() as conn:
         await sql.expire_tenant_invites(conn, tenant_id=principal.tenant_id)
         async with conn.transaction():
             row, token = await invites.create(conn, sql, tenant_id=principal.tenant_id, inviter_id=principal.user_id,
@@ -44,7 +43,7 @@ async def list_invites(request: web.Request) -> web.Response:
         raise ApiError(400, "invalid_status")
     tenant_id = request[PRINCIPAL].tenant_id
     sql = request.app[QUERIES]
-    async with connection(request.app[DB_POOL]) as conn:
+    async with request.app[DATABASE].connection() as conn:
         await sql.expire_tenant_invites(conn, tenant_id=tenant_id)
         rows = await sql.list_invites(conn, tenant_id=tenant_id, status=status)
     return json_response({"items": [invites.summary(row) for row in rows]})
@@ -57,7 +56,7 @@ async def revoke_invite(request: web.Request) -> web.Response:
     if invite_id is None:
         raise ApiError(404, "invite_not_found")
     sql = request.app[QUERIES]
-    async with connection(request.app[DB_POOL]) as conn:
+    async with request.app[DATABASE].connection() as conn:
         await sql.expire_invite_by_id(conn, id=invite_id, tenant_id=principal.tenant_id)
         async with conn.transaction():
             row = await invites.revoke(conn, sql, tenant_id=principal.tenant_id, invite_id=invite_id,
@@ -67,7 +66,7 @@ async def revoke_invite(request: web.Request) -> web.Response:
 
 async def lookup_invite(request: web.Request) -> web.Response:
     """GET /auth/invites/lookup: safe metadata of a usable invite."""
-    async with connection(request.app[DB_POOL]) as conn:
+    async with request.app[DATABASE].connection() as conn:
         invite = await invites.usable_invite(conn, request.app[QUERIES], request[QUERY]["token"])
     return json_response({"email": invite["email"], "role": invite["role"], "tenant_name": invite["tenant_name"],
                           "inviter_email": invite["inviter_email"], "expires_at": invite["expires_at"]})

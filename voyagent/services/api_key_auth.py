@@ -34,8 +34,7 @@ from typing import Any
 
 from aiohttp import web
 
-from voyagent.db import connection
-from voyagent.keys import API_KEY_CACHE, BACKGROUND, DB_POOL, PRINCIPAL, QUERIES, REDIS, SETTINGS
+from voyagent.keys import API_KEY_CACHE, BACKGROUND, DATABASE, PRINCIPAL, QUERIES, REDIS, SETTINGS
 from voyagent.principal import Principal
 
 log = logging.getLogger("voyagent.api_keys")
@@ -176,7 +175,7 @@ async def load_key(app: web.Application, prefix: str) -> CachedKey | None:
     hit, key = cache.get(prefix)
     if hit and (key is None or await _still_current(app, key)):
         return key
-    async with connection(app[DB_POOL]) as conn:
+    async with app[DATABASE].connection() as conn:
         row = await app[QUERIES].get_api_key_for_auth(conn, prefix=prefix)
     key = CachedKey.from_row(row) if row is not None else None
     cache.put(prefix, key)
@@ -230,7 +229,7 @@ async def announce_settings_change(app: web.Application, tenant_id: uuid.UUID, u
 
 
 async def _touch(app: web.Application, key_id: uuid.UUID) -> None:
-    async with connection(app[DB_POOL]) as conn:
+    async with app[DATABASE].connection() as conn:
         await app[QUERIES].touch_api_key_last_used(conn, id=key_id)
 
 

@@ -14,7 +14,7 @@ from pypika import Order, Parameter, PostgreSQLQuery, Table
 from pypika import functions as fn
 from pypika.terms import Criterion, Tuple
 
-from voyagent.db import transaction
+from voyagent.db import Database
 from voyagent.errors import ApiError, not_found
 from voyagent.pagination import Page
 from voyagent.services import audit
@@ -150,7 +150,7 @@ async def get_approval(conn: asyncpg.Connection, sql: Any, *, tenant_id: uuid.UU
 # --- resolving (§6.4) ----------------------------------------------------------------------------------
 
 
-async def resolve_approval(pool: asyncpg.Pool, sql: Any, *, tenant_id: uuid.UUID, approval_id: str, granted: bool,
+async def resolve_approval(db: Database, sql: Any, *, tenant_id: uuid.UUID, approval_id: str, granted: bool,
                            reason: str | None, resolver_id: uuid.UUID, resolver_role: str,
                            session_id: uuid.UUID | None = None, same_decision_is_noop: bool = False,
                            now: dt.datetime | None = None) -> ApprovalRow:
@@ -166,7 +166,7 @@ async def resolve_approval(pool: asyncpg.Pool, sql: Any, *, tenant_id: uuid.UUID
     now = _now(now)
     decided: ApprovalRow | None = None
     expired = False
-    async with transaction(pool) as conn:
+    async with db.transaction() as conn:
         row = await _load(conn, sql, tenant_id, approval_id, session_id)
         if not may_decide(row.tool_name, resolver_role):
             raise ApiError(403, "forbidden_role")
@@ -183,26 +183,26 @@ async def resolve_approval(pool: asyncpg.Pool, sql: Any, *, tenant_id: uuid.UUID
             decided = ApprovalRow.from_record(record) if record is not None else None
     if decided is None:  # expired (now committed) or another resolver won the race
         if not expired and same_decision_is_noop:
-            return await _after_lost_race(pool, sql, tenant_id, approval_id, session_id, granted)
+            return await _after_lost_race(db, sql, tenant_id, approval_id, session_id, granted)
         raise already_resolved()
-    await _audit_decision(pool, sql, decided, resolver_id)
+    await _audit_decision(db, sql, decided, resolver_id)
     return decided
 
 
-async def _after_lost_race(pool: asyncpg.Pool, sql: Any, tenant_id: uuid.UUID, approval_id: str,
+async def _after_lost_race(db: Database, sql: Any, tenant_id: uuid.UUID, approval_id: str,
                            session_id: uuid.UUID | None, granted: bool) -> ApprovalRow:
     """The chat map's rule after a concurrent resolution: the same decision is a no-op, any other a 409."""
-    async with transaction(pool) as conn:
+    async with db.transaction() as conn:
         row = await _load(conn, sql, tenant_id, approval_id, session_id)
     if row.status in ("granted", "rejected") and row.granted is granted:
         return row
     raise already_resolved()
 
 
-async def _audit_decision(pool: asyncpg.Pool, sql: Any, row: ApprovalRow, resolver_id: uuid.UUID) -> None:
+async def _audit_decision(db: Database, sql: Any, row: ApprovalRow, resolver_id: uuid.UUID) -> None:
     kind = "approval.granted" if row.granted else "approval.rejected"
     try:
-        async with transaction(pool) as conn:
+        async with db.transaction() as conn:
             await audit.write_event(
                 conn, sql, tenant_id=row.tenant_id, actor_id=resolver_id, kind=kind, actor_kind="human",
                 status="succeeded",

@@ -11,9 +11,8 @@ from typing import Any
 import asyncpg
 from aiohttp import web
 
-from voyagent.db import transaction
 from voyagent.ids import new_id
-from voyagent.keys import AUDIT_LIMITER, CLIENT_IP, DB_POOL, OPERATION, QUERIES
+from voyagent.keys import AUDIT_LIMITER, CLIENT_IP, DATABASE, OPERATION, QUERIES
 from voyagent.principal import Principal
 
 log = logging.getLogger("voyagent.audit")
@@ -88,7 +87,7 @@ async def record_forbidden(request: web.Request, principal: Principal, code: str
         inputs: dict[str, Any] = {"method": request.method, "path": path, "remote_addr": remote_addr}
         if principal.api_key_id is not None:
             inputs["api_key_id"] = str(principal.api_key_id)
-        async with transaction(app[DB_POOL]) as conn:
+        async with app[DATABASE].transaction() as conn:
             await write_event(conn, app[QUERIES], tenant_id=principal.tenant_id, actor_id=principal.user_id,
                               kind="auth.verify", status="rejected", error=code, inputs=inputs)
     except Exception:

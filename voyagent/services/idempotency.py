@@ -25,10 +25,10 @@ import asyncpg
 import orjson
 from aiohttp import web
 
-from voyagent.db import connection, transaction
+from voyagent.db import Database
 from voyagent.errors import ApiError
 from voyagent.jsonio import json_response
-from voyagent.keys import DB_POOL, OPERATION, PRINCIPAL, QUERIES
+from voyagent.keys import DATABASE, OPERATION, PRINCIPAL, QUERIES
 
 log = logging.getLogger(__name__)
 
@@ -94,13 +94,13 @@ async def key_scope(request: web.Request) -> KeyScope | None:
 async def respond_once(request: web.Request, create: Create) -> web.Response:
     """Run ``create(conn) -> (status, body)`` in one transaction, honouring ``Idempotency-Key``."""
     scope = await key_scope(request)
-    pool = request.app[DB_POOL]
+    db = request.app[DATABASE]
     sql = request.app[QUERIES]
     if scope is None:
-        async with transaction(pool) as conn:
+        async with db.transaction() as conn:
             status, body = await create(conn)
         return json_response(body, status=status)
-    async with transaction(pool) as conn:
+    async with db.transaction() as conn:
         if not await sql.try_lock_idempotency_key(conn, lock_text=scope.lock_text):
             raise ApiError(409, "idempotency_request_in_progress")
         stored = await sql.get_idempotency_key(conn, tenant_id=scope.tenant_id, principal=scope.principal,
@@ -115,14 +115,14 @@ async def respond_once(request: web.Request, create: Create) -> web.Response:
                                            route=scope.route, request_hash=scope.request_hash, status=status,
                                            response=body)
     if random.random() < SWEEP_PROBABILITY:
-        await sweep_expired(pool, sql)
+        await sweep_expired(db, sql)
     return json_response(body, status=status)
 
 
-async def sweep_expired(pool: asyncpg.Pool, sql: Any, batch: int = SWEEP_BATCH) -> int:
+async def sweep_expired(db: Database, sql: Any, batch: int = SWEEP_BATCH) -> int:
     """Delete up to ``batch`` keys older than 24 hours; best-effort (a failure is logged)."""
     try:
-        async with connection(pool) as conn:
+        async with db.connection() as conn:
             return int(await sql.delete_expired_idempotency_keys(conn, batch=batch))
     except Exception:
         log.warning("idempotency key sweep failed", exc_info=True)

@@ -18,11 +18,10 @@ import asyncpg
 from aiohttp import web
 
 from voyagent.config import Settings
-from voyagent.db import connection, transaction
 from voyagent.errors import ApiError, unauthorized
 from voyagent.ids import new_id, parse_uuid
 from voyagent.jsonio import timestamp
-from voyagent.keys import CLIENT_IP, DB_POOL, MAILER, PASSWORDS, QUERIES, SETTINGS, TOKEN_STORE
+from voyagent.keys import CLIENT_IP, DATABASE, MAILER, PASSWORDS, QUERIES, SETTINGS, TOKEN_STORE
 from voyagent.principal import Principal
 from voyagent.services import audit, refresh_tokens, totp
 from voyagent.services.email import send_email
@@ -117,15 +116,15 @@ def _debug_token(app: web.Application, token: str | None) -> str | None:
 async def sign_up(app: web.Application, body: Mapping[str, Any], client: ClientInfo) -> dict[str, Any]:
     """Strength → 409 → tenant, user, settings and a token pair in one transaction → verification mail."""
     check_strength(body["password"])
-    settings, sql, pool = app[SETTINGS], app[QUERIES], app[DB_POOL]
+    settings, sql, db = app[SETTINGS], app[QUERIES], app[DATABASE]
     email = body["email"]
-    async with connection(pool) as conn:
+    async with db.connection() as conn:
         if await sql.email_is_registered(conn, email=email):
             raise ApiError(409, "email_already_registered")
     password_hash = await app[PASSWORDS].hash(body["password"])
     message = None
     try:
-        async with transaction(pool) as conn:
+        async with db.transaction() as conn:
             tenant_id = await sql.insert_tenant(conn, id=new_id(), display_name=body["agency_name"])
             await sql.insert_default_tenant_settings(conn, tenant_id=tenant_id)
             row = await sql.insert_user(conn, id=new_id(), tenant_id=tenant_id, email=email,
@@ -144,7 +143,7 @@ async def sign_up(app: web.Application, body: Mapping[str, Any], client: ClientI
 
 async def check_password(app: web.Application, email: str, password: str) -> asyncpg.Record | None:
     """The user when the password matches; unknown users and users without a password cost the same."""
-    async with connection(app[DB_POOL]) as conn:
+    async with app[DATABASE].connection() as conn:
         user = await app[QUERIES].get_user_by_email(conn, email=email)
     ok = await app[PASSWORDS].verify(user["password_hash"] if user is not None else None, password)
     return user if ok else None
@@ -169,7 +168,7 @@ async def user_for_totp_token(app: web.Application, token: str) -> tuple[asyncpg
     claims = decode_totp_token(app[SETTINGS], token)
     if claims is None or await app[TOKEN_STORE].is_revoked(claims["jti"]):
         raise ApiError(401, "invalid_totp_token")
-    async with connection(app[DB_POOL]) as conn:
+    async with app[DATABASE].connection() as conn:
         user = await app[QUERIES].get_user_by_id(conn, id=uuid.UUID(claims["sub"]))
     if user is None:
         raise ApiError(401, "invalid_totp_token")
@@ -189,7 +188,7 @@ async def complete_sign_in(app: web.Application, user: UserRow, client: ClientIn
     upgraded = None
     if password is not None and user["password_hash"] and passwords.needs_rehash(user["password_hash"]):
         upgraded = await passwords.hash(password)
-    async with transaction(app[DB_POOL]) as conn:
+    async with app[DATABASE].transaction() as conn:
         if totp_step is not None and await sql.accept_totp_step(
                 conn, id=user["id"], totp_secret=user["totp_secret"], step=totp_step) is None:
             raise WrongTotpCode()
@@ -228,7 +227,7 @@ async def sign_in_with_totp(app: web.Application, user: UserRow, code: str, clie
 
 async def refresh(app: web.Application, token: str, client: ClientInfo) -> dict[str, Any]:
     """Rotate the refresh token (reuse revokes its family) and issue a TokenPair with the current role/e-mail."""
-    async with transaction(app[DB_POOL]) as conn:
+    async with app[DATABASE].transaction() as conn:
         rotation = await refresh_tokens.rotate(conn, app[QUERIES], app[SETTINGS], token, client)
     if rotation is None:  # raised after the commit, so a family revocation sticks
         raise ApiError(401, "invalid_refresh_token")
@@ -243,7 +242,7 @@ async def sign_out(app: web.Application, refresh_token: str | None, access: Prin
     """Revoke the refresh token and deny the access token's jti; each step best-effort (failures logged)."""
     if refresh_token:
         try:
-            async with transaction(app[DB_POOL]) as conn:
+            async with app[DATABASE].transaction() as conn:
                 await refresh_tokens.revoke_signed_out(conn, app[QUERIES], refresh_token)
         except Exception:
             log.warning("sign-out: could not revoke the refresh token", exc_info=True)
@@ -259,7 +258,7 @@ async def sign_out(app: web.Application, refresh_token: str | None, access: Prin
 
 async def current_user(app: web.Application, principal: Principal) -> asyncpg.Record:
     """The caller's row, read from the database; ``401 unauthorized`` when the user or tenant is gone."""
-    async with connection(app[DB_POOL]) as conn:
+    async with app[DATABASE].connection() as conn:
         user = await app[QUERIES].get_user_by_id(conn, id=principal.user_id)
     if user is None or user["tenant_id"] != principal.tenant_id:
         raise unauthorized()
@@ -279,7 +278,7 @@ async def update_profile(app: web.Application, principal: Principal, *, full_nam
     sql = app[QUERIES]
     message = None
     try:
-        async with transaction(app[DB_POOL]) as conn:
+        async with app[DATABASE].transaction() as conn:
             user = dict(await _lock_current_user(conn, app, principal))
             old_email = user["email"]
             new_email = email if email is not None else user["email"]
@@ -317,7 +316,7 @@ async def verify_email(app: web.Application, token: str) -> None:
     email = value.get("email") if value else None
     if user_id is None or not isinstance(email, str):
         raise ApiError(400, "token_invalid")
-    async with transaction(app[DB_POOL]) as conn:
+    async with app[DATABASE].transaction() as conn:
         verified = await app[QUERIES].mark_email_verified(conn, id=user_id, email=email)
     if verified is None:
         raise ApiError(400, "token_invalid")
@@ -325,7 +324,7 @@ async def verify_email(app: web.Application, token: str) -> None:
 
 async def request_password_reset(app: web.Application, email: str) -> str | None:
     """For a registered address mint and mail a reset token; unknown addresses take as long and get nothing."""
-    async with connection(app[DB_POOL]) as conn:
+    async with app[DATABASE].connection() as conn:
         user = await app[QUERIES].get_user_by_email(conn, email=email)
     mailer = app[MAILER]
     if user is None:
@@ -348,7 +347,7 @@ async def reset_password(app: web.Application, token: str, new_password: str) ->
         raise ApiError(400, "token_invalid")
     password_hash = await app[PASSWORDS].hash(new_password)
     sql = app[QUERIES]
-    async with transaction(app[DB_POOL]) as conn:
+    async with app[DATABASE].transaction() as conn:
         tenant_id = await sql.set_password_hash(conn, id=user_id, password_hash=password_hash)
         if tenant_id is None:
             raise ApiError(400, "token_invalid")
@@ -362,7 +361,7 @@ async def reset_password(app: web.Application, token: str, new_password: str) ->
 async def setup_totp(app: web.Application, principal: Principal) -> dict[str, str]:
     """Store a fresh unconfirmed secret; ``409 totp_already_enabled`` while 2FA is on."""
     secret = totp.new_secret()
-    async with transaction(app[DB_POOL]) as conn:
+    async with app[DATABASE].transaction() as conn:
         user = await _lock_current_user(conn, app, principal)
         if user["totp_enabled"]:
             raise ApiError(409, "totp_already_enabled")
@@ -373,7 +372,7 @@ async def setup_totp(app: web.Application, principal: Principal) -> dict[str, st
 async def enable_totp(app: web.Application, principal: Principal, code: str) -> None:
     """Already on → done; no secret → 400; wrong or replayed code → 401; else on, audited ``auth.totp_enabled``."""
     sql = app[QUERIES]
-    async with transaction(app[DB_POOL]) as conn:
+    async with app[DATABASE].transaction() as conn:
         user = await _lock_current_user(conn, app, principal)
         if user["totp_enabled"]:
             return
@@ -392,7 +391,7 @@ async def disable_totp(app: web.Application, principal: Principal, password: str
     if not await app[PASSWORDS].verify(user["password_hash"], password):
         raise ApiError(403, "invalid_password")
     sql = app[QUERIES]
-    async with transaction(app[DB_POOL]) as conn:
+    async with app[DATABASE].transaction() as conn:
         user = await _lock_current_user(conn, app, principal)
         if not user["totp_enabled"]:
             return

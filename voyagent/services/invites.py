@@ -11,10 +11,9 @@ import asyncpg
 from aiohttp import web
 
 from voyagent.config import Settings
-from voyagent.db import connection, transaction
 from voyagent.errors import ApiError
 from voyagent.ids import new_id
-from voyagent.keys import DB_POOL, PASSWORDS, QUERIES
+from voyagent.keys import DATABASE, PASSWORDS, QUERIES
 from voyagent.services import audit, identity
 from voyagent.services.email_messages import Message, action_link, describe_duration, header_text
 from voyagent.services.passwords import check_strength
@@ -122,9 +121,9 @@ async def accept(app: web.Application, *, token: str, password: str, full_name: 
     connection; the writes then run in one transaction that re-checks the invite under a row lock, so of two
     concurrent accepts exactly one succeeds (the others get ``invite_not_pending``).
     """
-    sql, pool = app[QUERIES], app[DB_POOL]
+    sql, db = app[QUERIES], app[DATABASE]
     token_hash = hash_token(token)
-    async with connection(pool) as conn:
+    async with db.connection() as conn:
         await sql.expire_invite_by_token(conn, token_hash=token_hash)
         # One snapshot for the checks: an invite used by a concurrent accept is reported as such (400), not as
         # the e-mail that accept registered (409).
@@ -135,7 +134,7 @@ async def accept(app: web.Application, *, token: str, password: str, full_name: 
             if await sql.email_is_registered(conn, email=invite["email"]):
                 raise ApiError(409, "email_already_registered")
     password_hash = await app[PASSWORDS].hash(password)
-    async with transaction(pool) as conn:
+    async with db.transaction() as conn:
         check_usable(await sql.lock_invite_by_token(conn, token_hash=token_hash))
         try:
             user = await sql.insert_user(conn, id=new_id(), tenant_id=invite["tenant_id"], email=invite["email"],
