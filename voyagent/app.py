@@ -46,6 +46,7 @@ from voyagent.services.api_key_auth import ApiKeyCache
 from voyagent.services.audit import AuditVerifyLimiter
 from voyagent.services.enquiries import TotalsCache
 from voyagent.services.email import Mailer
+from voyagent.services.identity import warn_if_verification_skipped
 from voyagent.services.passwords import PasswordService
 from voyagent.services.ratelimit import RateLimiter
 from voyagent.services.token_store import create_token_store
@@ -74,7 +75,7 @@ def create_app(settings: Settings, *, dsn: str, db_mode: str = "external", contr
     app[DB_MODE] = db_mode
     app[CONTRACT] = contract
     app[QUERIES] = queries or load_queries()
-    app[DOCS_HTML] = render_docs_html(contract.document, base_path=settings.base_path)
+    app[DOCS_HTML] = render_docs_html(contract, base_path=settings.base_path)
     app[METRICS] = Metrics(settings.version, settings.git_sha)
     app[API_KEY_CACHE] = ApiKeyCache()
     # A CSV export holds a pooled connection while a (possibly slow) client reads: at most half the pool.
@@ -109,6 +110,7 @@ def create_app(settings: Settings, *, dsn: str, db_mode: str = "external", contr
         app[TOKEN_STORE] = create_token_store(app[REDIS], settings.redis_prefix)
         app[PASSWORDS] = await PasswordService.start(settings)
         app[MAILER] = Mailer(settings, app[METRICS])
+        warn_if_verification_skipped(settings)
         yield
         app[PASSWORDS].close()
 
