@@ -7,7 +7,8 @@ from typing import Any
 import orjson
 from aiohttp import web
 
-from voyagent.contract import Operation, coerce_param, json_depth_exceeds, nul_errors, validate_body
+from voyagent.contract import (MAX_JSON_DEPTH, Operation, coerce_param, json_depth_exceeds, nul_errors,
+                               validate_body)
 from voyagent.errors import ValidationFailed, validation_item
 from voyagent.keys import BODY, QUERY
 
@@ -29,9 +30,11 @@ async def read_json_body(request: web.Request) -> tuple[Any, list[dict[str, Any]
         value = orjson.loads(raw)
     except orjson.JSONDecodeError:
         return _MISSING, [validation_item(["body"], "json_invalid", "JSON decode error")]
-    if json_depth_exceeds(value):
+    # Walk the parsed value only when the raw text could hold what the walk looks for: U+0000 reaches JSON
+    # only as the escape \u0000, and nesting needs that many brackets. A 1 MiB array is then never walked.
+    if raw.count(b"[") + raw.count(b"{") > MAX_JSON_DEPTH and json_depth_exceeds(value):
         return _MISSING, [validation_item(["body"], "json_invalid", "JSON nested too deeply")]
-    return value, nul_errors(value, ["body"])
+    return value, nul_errors(value, ["body"]) if b"\\u0000" in raw else []
 
 
 async def validate_request(request: web.Request, operation: Operation) -> None:
