@@ -256,6 +256,8 @@ def nul_errors(value: Any, loc: list[Any], limit: int = MAX_VALIDATION_ITEMS) ->
             node.items() if isinstance(node, dict) else enumerate(node) if isinstance(node, list) else ())
         nested = []
         for key, child in pairs:
+            if len(items) >= limit:
+                break
             if isinstance(key, str) and "\x00" in key:
                 items.append(value_error(where + [key], "nul_character"))
             if isinstance(child, str):

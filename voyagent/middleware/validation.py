@@ -34,7 +34,7 @@ async def read_json_body(request: web.Request) -> tuple[Any, list[dict[str, Any]
     # only as the escape \u0000, and nesting needs that many brackets. A 1 MiB array is then never walked.
     if raw.count(b"[") + raw.count(b"{") > MAX_JSON_DEPTH and json_depth_exceeds(value):
         return _MISSING, [validation_item(["body"], "json_invalid", "JSON nested too deeply")]
-    return value, nul_errors(value, ["body"]) if b"\\u0000" in raw else []
+    return value, nul_errors(value, ["body"]) if b"\\" in raw and b"\\u0000" in raw else []
 
 
 async def validate_request(request: web.Request, operation: Operation) -> None:
