@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 from typing import Any
 
 import orjson
@@ -13,10 +14,18 @@ from voyagent.errors import ValidationFailed, validation_item
 from voyagent.keys import BODY, QUERY
 
 _MISSING = object()
+LARGE_BODY_BYTES = 64 * 1024
 
 
 def _is_json(request: web.Request) -> bool:
     return request.content_type == "application/json"
+
+
+async def _let_others_run(raw: bytes) -> None:
+    """Yield to the event loop between the costly steps of a large body (each a millisecond or two per MiB), so
+    that other requests are served between them rather than after the whole body is judged."""
+    if len(raw) > LARGE_BODY_BYTES:
+        await asyncio.sleep(0)
 
 
 async def read_json_body(request: web.Request) -> tuple[Any, list[dict[str, Any]]]:
@@ -26,6 +35,7 @@ async def read_json_body(request: web.Request) -> tuple[Any, list[dict[str, Any]
     raw = await request.read()
     if not raw.strip():
         return _MISSING, []
+    await _let_others_run(raw)
     try:
         value = orjson.loads(raw)
     except orjson.JSONDecodeError:
@@ -34,7 +44,9 @@ async def read_json_body(request: web.Request) -> tuple[Any, list[dict[str, Any]
     # only as the escape \u0000, and nesting needs that many brackets. A 1 MiB array is then never walked.
     if raw.count(b"[") + raw.count(b"{") > MAX_JSON_DEPTH and json_depth_exceeds(value):
         return _MISSING, [validation_item(["body"], "json_invalid", "JSON nested too deeply")]
-    return value, nul_errors(value, ["body"]) if b"\\" in raw and b"\\u0000" in raw else []
+    nul = nul_errors(value, ["body"]) if b"\\" in raw and b"\\u0000" in raw else []
+    await _let_others_run(raw)  # the schema and the rules run next
+    return value, nul
 
 
 async def validate_request(request: web.Request, operation: Operation) -> None:
