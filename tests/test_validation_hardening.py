@@ -260,11 +260,9 @@ async def test_quoted_values_and_keys_are_cut_to_100_characters(api, admin):
     assert by_loc[("body", "customer_name")]["input"] == "n" * 100
     assert by_loc[("body", "budget_amount")]["input"] == "7" * 100
     assert ("body", "k" * 100) in by_loc
-    settings = await _items(await api.patch("/tenant-settings", json={"default_currency": "a" * 5000},
-                                            headers=admin.headers))
-    assert settings[0]["input"] == "a" * 100
-    text = (await api.patch("/tenant-settings", json={"default_currency": "a" * 5000}, headers=admin.headers))
-    assert "a" * 101 not in await text.text()
+    response = await api.patch("/tenant-settings", json={"default_currency": "a" * 5000}, headers=admin.headers)
+    items = await _items(response)
+    assert items[0]["input"] == "a" * 100 and "a" * 101 not in await response.text()
 
 
 SECRET_CASES = [

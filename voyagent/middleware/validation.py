@@ -35,16 +35,18 @@ async def read_json_body(request: web.Request) -> tuple[Any, list[dict[str, Any]
     raw = await request.read()
     if not raw.strip():
         return _MISSING, []
+    # Walk the parsed value only when the raw text could hold what the walk looks for: nesting needs that many
+    # brackets, and U+0000 reaches JSON only as the escape \u0000. A 1 MiB array is then never walked.
+    may_nest_too_deep = raw.count(b"[") + raw.count(b"{") > MAX_JSON_DEPTH
+    may_hold_nul = b"\\" in raw and b"\\u0000" in raw
     await _let_others_run(raw)
     try:
         value = orjson.loads(raw)
     except orjson.JSONDecodeError:
         return _MISSING, [validation_item(["body"], "json_invalid", "JSON decode error")]
-    # Walk the parsed value only when the raw text could hold what the walk looks for: U+0000 reaches JSON
-    # only as the escape \u0000, and nesting needs that many brackets. A 1 MiB array is then never walked.
-    if raw.count(b"[") + raw.count(b"{") > MAX_JSON_DEPTH and json_depth_exceeds(value):
+    if may_nest_too_deep and json_depth_exceeds(value):
         return _MISSING, [validation_item(["body"], "json_invalid", "JSON nested too deeply")]
-    nul = nul_errors(value, ["body"]) if b"\\" in raw and b"\\u0000" in raw else []
+    nul = nul_errors(value, ["body"]) if may_hold_nul else []
     await _let_others_run(raw)  # the schema and the rules run next
     return value, nul
 
