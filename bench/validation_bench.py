@@ -27,15 +27,12 @@ import subprocess
 import sys
 import time
 
-from bench.auth_bench import _latency_probe
+from bench.auth_bench import HUGE_BUCKETS, _latency_probe
 from bench.harness import ROOT, scratch_database, voyagent_server
 from voyagent.grammars import MONEY_AMOUNT_PATTERN
 
 BODY_LIMIT = 1_048_576  # VOYAGENT_MAX_BODY_BYTES default
 ATTACK_CLIENTS = 8
-HUGE_BUCKETS = {"VOYAGENT_RATE_LIMIT_USER_PER_MINUTE": "1000000000",
-                "VOYAGENT_RATE_LIMIT_AUTH_IP_PER_MINUTE": "1000000000",
-                "VOYAGENT_RATE_LIMIT_AUTH_EMAIL_PER_MINUTE": "1000000000"}
 
 
 def _fill(template: dict, field: str, make) -> bytes:
