@@ -25,8 +25,8 @@ async def _reset_connection(conn: asyncpg.Connection) -> None:
     """Replace asyncpg's default reset query (a second round trip on every release) with nothing.
 
     asyncpg still rolls back a leaked transaction and drops listeners before calling this. Safe because
-    the code leaves no other session state behind: no SET (a setting changed for one query is reset
-    explicitly), LISTEN, session advisory locks, open cursors or temporary tables.
+    the code leaves no other session state behind: no SET (a setting for one query is ``SET LOCAL``, which
+    its transaction ends), LISTEN, session advisory locks, open cursors or temporary tables.
     """
 
 
@@ -73,4 +73,11 @@ class Database:
     async def transaction(self, timeout: float | None = None) -> AsyncIterator[asyncpg.Connection]:
         """A pooled connection inside one transaction, committed when the block ends without an exception."""
         async with self.connection(timeout) as conn, conn.transaction():
+            yield conn
+
+    @contextlib.asynccontextmanager
+    async def read_transaction(self, timeout: float | None = None) -> AsyncIterator[asyncpg.Connection]:
+        """A pooled connection inside one read-only REPEATABLE READ transaction: every statement sees the same
+        snapshot (a list page and its total agree), and a ``SET LOCAL`` ends with it."""
+        async with self.connection(timeout) as conn, conn.transaction(isolation="repeatable_read", readonly=True):
             yield conn
