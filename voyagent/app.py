@@ -9,7 +9,7 @@ from typing import AsyncIterator
 import redis.asyncio as aioredis
 from aiohttp import web
 
-from voyagent import resources
+from voyagent import edge, resources
 from voyagent.background import BackgroundTasks
 from voyagent.config import Settings
 from voyagent.contract import Contract
@@ -41,7 +41,6 @@ from voyagent.middleware import setup_middlewares
 from voyagent.pagination import CursorCodec
 from voyagent.queries import Queries
 from voyagent.routes import setup_routes
-from voyagent.services import api_key_auth
 from voyagent.services.api_key_auth import ApiKeyCache
 from voyagent.services.audit import AuditVerifyLimiter
 from voyagent.services.enquiries import TotalsCache
@@ -77,7 +76,6 @@ def create_app(settings: Settings, *, dsn: str, db_mode: str = "external", contr
     app[QUERIES] = queries or load_queries()
     app[DOCS_HTML] = render_docs_html(contract, base_path=settings.base_path)
     app[METRICS] = Metrics(settings.version, settings.git_sha)
-    app[API_KEY_CACHE] = ApiKeyCache()
     # A CSV export holds a pooled connection while a (possibly slow) client reads: at most half the pool.
     app[AUDIT_EXPORTS] = asyncio.Semaphore(max(1, settings.db_pool_max // 2))
     app[ACCESS_TOKENS] = VerifiedAccessTokens(settings)
@@ -97,6 +95,7 @@ def create_app(settings: Settings, *, dsn: str, db_mode: str = "external", contr
         app[REDIS] = client
         app[RATE_LIMITER] = RateLimiter(client, settings.redis_prefix)
         app[AUDIT_LIMITER] = AuditVerifyLimiter(client, settings.redis_prefix)
+        app[API_KEY_CACHE] = ApiKeyCache(client, settings.redis_prefix)
         yield
         if client is not None:
             await client.aclose()
@@ -118,7 +117,7 @@ def create_app(settings: Settings, *, dsn: str, db_mode: str = "external", contr
     app.cleanup_ctx.append(redis_client)
     app.cleanup_ctx.append(identity_services)
     app.cleanup_ctx.append(background_tasks)
-    app.on_response_prepare.append(api_key_auth.record_use)
+    app.on_response_prepare.append(edge.record_api_key_use)
     setup_middlewares(app, settings)
     setup_routes(app, contract, settings.base_path)
     return app

@@ -74,8 +74,8 @@ async def test_a_settings_version_only_ever_rises(make_client, admin, redis_url)
     app = worker.app
     newer = dt.datetime(2030, 1, 1, tzinfo=dt.timezone.utc)
     older = newer - dt.timedelta(seconds=1)
-    await api_key_auth.announce_settings_change(app, admin.tenant_id, newer)
-    await api_key_auth.announce_settings_change(app, admin.tenant_id, older)  # announced late, out of order
+    await app[API_KEY_CACHE].announce_settings_change(admin.tenant_id, newer)
+    await app[API_KEY_CACHE].announce_settings_change(admin.tenant_id, older)  # announced late, out of order
     stored = await app[REDIS].get(f"{app[SETTINGS].redis_prefix}tenant_settings_version:{admin.tenant_id}")
     assert int(stored) == api_key_auth._micros(newer)
 

@@ -10,7 +10,7 @@ from voyagent.errors import ApiError
 from voyagent.handlers_types import Handler
 from voyagent.ids import new_id, parse_uuid
 from voyagent.jsonio import json_response, timestamp
-from voyagent.keys import BODY, DATABASE, PRINCIPAL, QUERIES
+from voyagent.keys import API_KEY_CACHE, BODY, DATABASE, PRINCIPAL, QUERIES
 from voyagent.services import api_key_auth, audit
 from voyagent.services.scopes import canonical_scopes
 
@@ -73,7 +73,7 @@ async def revoke_api_key(request: web.Request) -> web.Response:
                                     kind="api_key.revoked", inputs={"api_key_id": str(key_id),
                                                                     "prefix": revoked["prefix"]})
     if revoked is not None:
-        await api_key_auth.announce_revocation(request.app, key_id, revoked["prefix"])
+        await request.app[API_KEY_CACHE].announce_revocation(key_id, revoked["prefix"])
     return web.Response(status=204)
 
 

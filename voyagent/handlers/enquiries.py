@@ -5,10 +5,11 @@ from __future__ import annotations
 import asyncpg
 from aiohttp import web
 
+from voyagent.edge import respond_once
 from voyagent.handlers_types import Handler
 from voyagent.jsonio import json_response
 from voyagent.keys import BODY, CURSORS, DATABASE, ENQUIRY_TOTALS, PRINCIPAL, QUERIES, QUERY
-from voyagent.services import enquiries, idempotency
+from voyagent.services import enquiries
 from voyagent.services.enquiries import EnquiryFilters, enquiry_json
 
 
@@ -33,7 +34,7 @@ async def create_enquiry(request: web.Request) -> web.Response:
                                              user_id=principal.user_id, body=request[BODY])
         return 201, enquiry_json(row)
 
-    return await idempotency.respond_once(request, create)
+    return await respond_once(request, create)
 
 
 async def get_enquiry(request: web.Request) -> web.Response:

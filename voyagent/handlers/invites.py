@@ -8,13 +8,13 @@ from __future__ import annotations
 
 from aiohttp import web
 
+from voyagent.edge import client_info
 from voyagent.errors import ApiError
 from voyagent.handlers_types import Handler
 from voyagent.ids import parse_uuid
 from voyagent.jsonio import json_response
-from voyagent.keys import BODY, DATABASE, PRINCIPAL, QUERIES, QUERY, SETTINGS
-from voyagent.services import identity, invites
-from voyagent.services.email import send_email
+from voyagent.keys import BODY, DATABASE, MAILER, PASSWORDS, PRINCIPAL, QUERIES, QUERY, SETTINGS
+from voyagent.services import invites
 
 
 async def create_invite(request: web.Request) -> web.Response:
@@ -32,7 +32,7 @@ async def create_invite(request: web.Request) -> web.Response:
     message = invites.invite_message(settings, token, tenant_name=context["tenant_name"],
                                      inviter_name=context["inviter_name"], inviter_email=context["inviter_email"],
                                      role=role)
-    await send_email(app, kind=message.kind, to=email, subject=message.subject, body=message.body, link=message.link)
+    await app[MAILER].deliver(email, message)
     return json_response({"invite": invites.summary(row), "invite_link": message.link}, status=201)
 
 
@@ -73,10 +73,17 @@ async def lookup_invite(request: web.Request) -> web.Response:
 
 
 async def accept_invite(request: web.Request) -> web.Response:
-    """POST /auth/accept-invite: the invited user is created, verified and signed in."""
-    body = request[BODY]
-    response = await invites.accept(request.app, token=body["token"], password=body["password"],
-                                    full_name=body["full_name"], client=identity.client_info(request))
+    """POST /auth/accept-invite: checks on one snapshot → Argon2 (no connection held) → the invited user created,
+    verified and signed in, in one transaction that re-checks the invite under a lock."""
+    body, app = request[BODY], request.app
+    token_hash = invites.hash_token(body["token"])
+    async with app[DATABASE].connection() as conn:
+        invite = await invites.acceptable_invite(conn, app[QUERIES], token_hash, body["password"])
+    password_hash = await app[PASSWORDS].hash(body["password"])
+    async with app[DATABASE].transaction() as conn:
+        response = await invites.accept(conn, app[QUERIES], app[SETTINGS], invite, token_hash=token_hash,
+                                        password_hash=password_hash, full_name=body["full_name"],
+                                        client=client_info(request))
     return json_response(response, status=201)
 
 

@@ -6,8 +6,8 @@ from aiohttp import web
 
 from voyagent.handlers_types import Handler
 from voyagent.jsonio import json_response
-from voyagent.keys import BODY, DATABASE, PRINCIPAL, QUERIES
-from voyagent.services import api_key_auth, tenant_settings
+from voyagent.keys import API_KEY_CACHE, BODY, DATABASE, PRINCIPAL, QUERIES
+from voyagent.services import tenant_settings
 
 
 async def get_tenant_settings(request: web.Request) -> web.Response:
@@ -29,7 +29,7 @@ async def patch_tenant_settings(request: web.Request) -> web.Response:
             row = await tenant_settings.update(conn, sql, tenant_id=principal.tenant_id, actor_id=principal.user_id,
                                                changes=changes)
     if "rate_limit_per_minute" in changes:  # the tenant's keys size their bucket with it from the next request
-        await api_key_auth.announce_settings_change(request.app, principal.tenant_id, row["updated_at"])
+        await request.app[API_KEY_CACHE].announce_settings_change(principal.tenant_id, row["updated_at"])
     return json_response(tenant_settings.wire(row))
 
 
