@@ -15,6 +15,7 @@ from pypika import functions as fn
 from pypika.terms import Criterion, Tuple
 
 from voyagent.db import transaction
+from voyagent.degradation import report_best_effort
 from voyagent.errors import ApiError, not_found
 from voyagent.pagination import Page
 from voyagent.services import audit
@@ -209,8 +210,8 @@ async def _audit_decision(pool: asyncpg.Pool, sql: Any, row: ApprovalRow, resolv
                 inputs={"approval_id": row.id, "session_id": str(row.session_id), "tool_name": row.tool_name,
                         "reason": row.reason},
                 entity_refs={"approval_id": row.id, "session_id": str(row.session_id)})
-    except Exception:
-        log.warning("could not write %s audit event for approval %s", kind, row.id, exc_info=True)
+    except Exception as exc:
+        report_best_effort(log, "could not write %s audit event for approval %s", exc, kind, row.id)
 
 
 # --- the list ------------------------------------------------------------------------------------------
