@@ -146,7 +146,10 @@ def _run_workers(settings: Settings, database: Database, multiproc_dir: str | No
 
     from voyagent.supervisor import Supervisor
 
-    context = multiprocessing.get_context("spawn")
+    # Workers fork from a server process that imported the application once (never from this parent, which
+    # runs a logging thread): a replacement for a dead worker skips a second or more of imports.
+    context = multiprocessing.get_context("forkserver")
+    context.set_forkserver_preload(["voyagent.cli", "voyagent.app", "voyagent.http_server"])
 
     def start_worker(index: int) -> BaseProcess:
         process = context.Process(target=_worker_process, args=(settings, database.dsn, database.mode),

@@ -10,6 +10,7 @@ then ``down → up`` with the total.
 from __future__ import annotations
 
 import asyncio
+import contextvars
 import logging
 import time
 from collections import Counter
@@ -56,7 +57,8 @@ class PeriodicCount:
             except RuntimeError:  # no loop (a synchronous caller): the next flush() reports it
                 return
             self._started = time.monotonic()
-            self._handle = loop.call_later(self.period, self.flush)
+            # An empty context: the summary belongs to no request (no request id on its line).
+            self._handle = loop.call_later(self.period, self.flush, context=contextvars.Context())
 
     def take(self) -> Counter[str]:
         """The counts so far (the pending line is cancelled: the caller reports them)."""
