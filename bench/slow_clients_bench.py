@@ -1,6 +1,7 @@
 """Slow and silent clients, and killed workers (issue 9, operations.md §1.2–§1.3).
 
-    .venv/bin/python -m bench.slow_clients_bench [--timeout 10] [--silent 2000] [--slowloris 200] [--kills 3]
+    .venv/bin/python -m bench.slow_clients_bench [--timeout 10] [--silent 2000] [--slowloris 200] [--rounds 3]
+        [--kills 3]
 
 1. ``GET /health`` p99 (wrk, 8 connections, one worker) alone, then while ``--silent`` sockets that never
    send a byte and ``--slowloris`` connections that send their head one byte per second are open.
@@ -78,24 +79,26 @@ async def _under_slow_clients(url: str, port: int, silent: int, slowloris: int, 
     return load, holds, answered
 
 
-def slow_clients(dsn: str, timeout: int, silent: int, slowloris: int) -> None:
+def slow_clients(dsn: str, timeout: int, silent: int, slowloris: int, rounds: int) -> None:
     soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
     resource.setrlimit(resource.RLIMIT_NOFILE, (hard, hard))
     window = max(1, timeout - 3)  # the load runs while every slow client is still inside its timeout
+    print(f"GET /health ({LOAD_CONNECTIONS} connections, 1 worker, VOYAGENT_CLIENT_TIMEOUT_SECONDS={timeout}), "
+          f"alone and with {silent} silent + {slowloris} slowloris connections open, alternately", flush=True)
     with voyagent_server(dsn, VOYAGENT_CLIENT_TIMEOUT_SECONDS=str(timeout)) as url:
         port = int(url.rsplit(":", 1)[1])
         run_wrk(url + "/health", LOAD_CONNECTIONS, 2, {})  # warm-up
-        alone = run_wrk(url + "/health", LOAD_CONNECTIONS, window, {})
-        loaded, holds, answered = asyncio.run(_under_slow_clients(url, port, silent, slowloris, window))
-    held_too_long = sum(h > timeout + SLACK_SECONDS for h in holds)
-    print(f"GET /health ({LOAD_CONNECTIONS} connections, 1 worker, VOYAGENT_CLIENT_TIMEOUT_SECONDS={timeout})")
-    print(f"  alone                                   {alone.row()}")
-    print(f"  with {silent} silent + {slowloris} slowloris open    {loaded.row()}  "
-          f"(target p99 < 20 ms: {'met' if loaded.p99_ms < 20 else 'MISSED'})")
-    print(f"  slow connections closed by the server: {len(holds)} of {silent + slowloris}, answered 408: "
-          f"{sum(answered)}; held min {min(holds):.2f} s, median {statistics.median(holds):.2f} s, "
-          f"max {max(holds):.2f} s; held past timeout + {SLACK_SECONDS} s: {held_too_long} "
-          f"(target 0: {'met' if held_too_long == 0 else 'MISSED'})", flush=True)
+        for round_ in range(1, rounds + 1):
+            alone = run_wrk(url + "/health", LOAD_CONNECTIONS, window, {})
+            loaded, holds, answered = asyncio.run(_under_slow_clients(url, port, silent, slowloris, window))
+            held_too_long = sum(h > timeout + SLACK_SECONDS for h in holds)
+            print(f"  round {round_} alone      {alone.row()}")
+            print(f"  round {round_} with slow  {loaded.row()}  (target p99 < 20 ms: "
+                  f"{'met' if loaded.p99_ms < 20 else 'MISSED'})")
+            print(f"    slow connections closed by the server: {len(holds)} of {silent + slowloris}, answered 408: "
+                  f"{sum(answered)}; held min {min(holds):.2f} s, median {statistics.median(holds):.2f} s, "
+                  f"max {max(holds):.2f} s; held past timeout + {SLACK_SECONDS} s: {held_too_long} "
+                  f"(target 0: {'met' if held_too_long == 0 else 'MISSED'})", flush=True)
     resource.setrlimit(resource.RLIMIT_NOFILE, (soft, hard))
 
 
@@ -163,9 +166,10 @@ def main() -> None:
     parser.add_argument("--silent", type=int, default=2000)
     parser.add_argument("--slowloris", type=int, default=200)
     parser.add_argument("--kills", type=int, default=3)
+    parser.add_argument("--rounds", type=int, default=3)
     args = parser.parse_args()
     with scratch_database() as dsn:
-        slow_clients(dsn, args.timeout, args.silent, args.slowloris)
+        slow_clients(dsn, args.timeout, args.silent, args.slowloris, args.rounds)
         killed_worker(dsn, args.kills)
 
 

@@ -38,6 +38,7 @@ log = logging.getLogger("voyagent.http")
 
 SHUTDOWN_TIMEOUT = 10.0  # operations.md §1.4: open requests and streams get this long to finish
 BACKLOG = 2048  # a burst of connections waits in the kernel instead of being refused
+LINGER_SECONDS = 10.0  # aiohttp's default
 _NR_OPEN = "/proc/sys/fs/nr_open"
 
 _TIMEOUT_BODY = b'{"detail":"request_timeout"}'
@@ -145,13 +146,16 @@ class _AppRunner(web.AppRunner):
 
 async def serve(app: web.Application, settings: Settings, *, reuse_port: bool) -> None:
     """Listen and serve until SIGTERM/SIGINT, then stop accepting and drain (operations.md §1.4)."""
-    runner = _AppRunner(app, access_log=None, keepalive_timeout=float(settings.client_timeout),
+    timeout = float(settings.client_timeout)
+    # lingering_time: after answering without reading a whole body, aiohttp reads (and drops) the rest for
+    # this long; a client stalling there must not be held past its timeout either.
+    runner = _AppRunner(app, access_log=None, keepalive_timeout=timeout, lingering_time=min(LINGER_SECONDS, timeout),
                         shutdown_timeout=SHUTDOWN_TIMEOUT)
-    await runner.setup()
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
-    for signum in (signal.SIGTERM, signal.SIGINT):
+    for signum in (signal.SIGTERM, signal.SIGINT):  # before start-up: a stop during it is honoured after it
         loop.add_signal_handler(signum, stop.set)
+    await runner.setup()
     try:
         site = web.TCPSite(runner, settings.host, settings.port, backlog=BACKLOG, reuse_port=reuse_port or None)
         await site.start()

@@ -79,7 +79,8 @@ class BucketResult:
 class RateLimiter:
     """Takes tokens from named buckets, in Redis when given a client, else in this process."""
 
-    def __init__(self, redis: Any = None, prefix: str = "voyagent:", redis_state: DependencyState | None = None) -> None:
+    def __init__(self, redis: Any = None, prefix: str = "voyagent:",
+                 redis_state: DependencyState | None = None) -> None:
         self.redis = redis
         self.prefix = prefix
         self.redis_state = redis_state or DependencyState("redis")
