@@ -42,6 +42,14 @@ def test_defaults_need_no_configuration_with_the_embedded_database():
         ({"VOYAGENT_SSE_HEARTBEAT_SECONDS": "301"}, "VOYAGENT_SSE_HEARTBEAT_SECONDS"),
         ({"VOYAGENT_REDIS_URL": "memcached://x"}, "VOYAGENT_REDIS_URL"),
         ({"VOYAGENT_RATE_LIMIT_USER_PER_MINUTE": "-1"}, "VOYAGENT_RATE_LIMIT_USER_PER_MINUTE"),
+        ({"VOYAGENT_RATE_LIMIT_SIGNUP_IP_PER_MINUTE": "-1"}, "VOYAGENT_RATE_LIMIT_SIGNUP_IP_PER_MINUTE"),
+        ({"VOYAGENT_RATE_LIMIT_SIGNUP_IP_PER_MINUTE": "ten"}, "VOYAGENT_RATE_LIMIT_SIGNUP_IP_PER_MINUTE"),
+        ({"VOYAGENT_TRUSTED_PROXY_HOPS": "11"}, "VOYAGENT_TRUSTED_PROXY_HOPS"),
+        ({"VOYAGENT_TRUSTED_PROXY_HOPS": "-1"}, "VOYAGENT_TRUSTED_PROXY_HOPS"),
+        ({"VOYAGENT_TRUSTED_PROXY_HOPS": "1.5"}, "VOYAGENT_TRUSTED_PROXY_HOPS"),
+        ({"VOYAGENT_TRUSTED_PROXY_HOPS": "true"}, "VOYAGENT_TRUSTED_PROXY_HOPS"),
+        # the deprecated alias is still validated, even where the new variable wins
+        ({"VOYAGENT_TRUSTED_PROXY_HOPS": "2", "VOYAGENT_TRUST_FORWARDED_FOR": "maybe"}, "VOYAGENT_TRUST_FORWARDED_FOR"),
     ],
 )
 def test_a_bad_value_names_its_variable(env, variable):
@@ -60,9 +68,41 @@ def test_asyncpg_scheme_is_accepted_and_public_url_loses_its_trailing_slash():
 
 
 def test_zero_disables_a_bucket_and_booleans_accept_the_documented_words():
-    settings = load_settings({"VOYAGENT_RATE_LIMIT_AUTH_IP_PER_MINUTE": "0", "VOYAGENT_TRUST_FORWARDED_FOR": "On"})
+    settings = load_settings({"VOYAGENT_RATE_LIMIT_AUTH_IP_PER_MINUTE": "0", "VOYAGENT_TRUST_FORWARDED_FOR": "On",
+                              "VOYAGENT_RATE_LIMIT_SIGNUP_IP_PER_MINUTE": "0"})
     assert settings.rate_limit_auth_ip_per_minute == 0
-    assert settings.trust_forwarded_for is True
+    assert settings.rate_limit_signup_ip_per_minute == 0
+    assert settings.trusted_proxy_hops == 1  # "On" is true
+
+
+def test_the_sign_up_bucket_defaults_to_10_and_the_client_ip_to_the_tcp_peer():
+    settings = load_settings({})
+    assert settings.rate_limit_signup_ip_per_minute == 10
+    assert settings.trusted_proxy_hops == 0
+    assert settings.start_warnings == ()
+
+
+@pytest.mark.parametrize(
+    ("env", "hops", "warning"),
+    [
+        ({"VOYAGENT_TRUSTED_PROXY_HOPS": "0"}, 0, None),
+        ({"VOYAGENT_TRUSTED_PROXY_HOPS": "3"}, 3, None),
+        ({"VOYAGENT_TRUSTED_PROXY_HOPS": "10"}, 10, None),
+        ({"VOYAGENT_TRUSTED_PROXY_HOPS": " "}, 0, None),  # blank is unset
+        ({"VOYAGENT_TRUST_FORWARDED_FOR": "true"}, 1, "read as VOYAGENT_TRUSTED_PROXY_HOPS=1"),
+        ({"VOYAGENT_TRUST_FORWARDED_FOR": "false"}, 0, "read as VOYAGENT_TRUSTED_PROXY_HOPS=0"),
+        ({"VOYAGENT_TRUST_FORWARDED_FOR": "true", "VOYAGENT_TRUSTED_PROXY_HOPS": "2"}, 2, "ignored"),
+        ({"VOYAGENT_TRUST_FORWARDED_FOR": "true", "VOYAGENT_TRUSTED_PROXY_HOPS": "0"}, 0, "ignored"),
+    ],
+)
+def test_trusted_proxy_hops_and_its_deprecated_alias(env, hops, warning):
+    settings = load_settings(env)
+    assert settings.trusted_proxy_hops == hops
+    if warning is None:
+        assert settings.start_warnings == ()
+    else:
+        [message] = settings.start_warnings
+        assert message.startswith("VOYAGENT_TRUST_FORWARDED_FOR is deprecated") and warning in message
 
 
 def test_generated_secret_is_created_once_with_mode_0600_and_reused(tmp_path):
@@ -82,6 +122,25 @@ def test_cli_exits_non_zero_with_one_line_naming_the_variable():
     lines = [line for line in result.stderr.splitlines() if line.strip()]
     assert len(lines) == 1
     assert "VOYAGENT_PORT" in lines[0]
+
+
+def test_cli_names_a_bad_proxy_hop_count_in_one_line():
+    result = subprocess.run([sys.executable, "-m", "voyagent", "serve"], capture_output=True, text=True,
+                            env={"VOYAGENT_TRUSTED_PROXY_HOPS": "11", "PATH": "/usr/bin:/bin"}, timeout=60)
+    assert result.returncode != 0
+    lines = [line for line in result.stderr.splitlines() if line.strip()]
+    assert len(lines) == 1 and "VOYAGENT_TRUSTED_PROXY_HOPS" in lines[0] and "at most 10" in lines[0]
+
+
+def test_cli_logs_the_deprecated_alias_at_start():
+    # `migrate` against a closed port: the start-up path runs (and logs) without leaving a server behind
+    result = subprocess.run([sys.executable, "-m", "voyagent", "migrate"], capture_output=True, text=True, timeout=60,
+                            env={"VOYAGENT_TRUST_FORWARDED_FOR": "true", "VOYAGENT_DB_URL": "postgresql://127.0.0.1:1/x",
+                                 "VOYAGENT_AUTH_SECRET": SECRET, "PATH": "/usr/bin:/bin"})
+    warnings = [line for line in result.stderr.splitlines() if " WARNING " in line]
+    assert len(warnings) == 1, result.stderr
+    assert "VOYAGENT_TRUST_FORWARDED_FOR is deprecated" in warnings[0]
+    assert "VOYAGENT_TRUSTED_PROXY_HOPS=1" in warnings[0]
 
 
 def test_cli_flags_are_validated_like_the_variables():

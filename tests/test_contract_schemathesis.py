@@ -33,7 +33,7 @@ async def test_every_routed_operation_conforms_to_openapi(database, make_user, r
            "VOYAGENT_REDIS_PREFIX": redis_prefix, **extra_env,
            # Buckets off: the fuzzer's volume would otherwise turn most answers into (documented) 429s.
            "VOYAGENT_RATE_LIMIT_USER_PER_MINUTE": "0", "VOYAGENT_RATE_LIMIT_AUTH_IP_PER_MINUTE": "0",
-           "VOYAGENT_RATE_LIMIT_AUTH_EMAIL_PER_MINUTE": "0"}
+           "VOYAGENT_RATE_LIMIT_AUTH_EMAIL_PER_MINUTE": "0", "VOYAGENT_RATE_LIMIT_SIGNUP_IP_PER_MINUTE": "0"}
     # Sign-out revokes the presented token, so it runs last, alone, with a token of its own.
     batches = [([op for op in routed if op != "sign_out"], admin.token)]
     if "sign_out" in routed:

@@ -89,12 +89,13 @@ SCOPES = [
     "chat:read", "chat:write", "tenant:read", "tenant:write", "full",
 ]
 
-# README "Rate limiting": the four credential routes and their buckets.
+# README "Rate limiting": the public routes with a client-IP or e-mail bucket, and their buckets.
 CREDENTIAL_BUCKETS = {
     ("post", "/auth/sign-in"): ["auth_ip", "auth_email"],
     ("post", "/auth/sign-in-totp"): ["auth_ip", "auth_email"],
     ("post", "/auth/request-password-reset"): ["auth_ip", "auth_email"],
     ("post", "/auth/accept-invite"): ["auth_ip"],
+    ("post", "/auth/sign-up"): ["signup_ip"],
 }
 IDEMPOTENT = {("post", "/enquiries"), ("post", "/chat/sessions")}
 

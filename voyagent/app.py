@@ -77,7 +77,7 @@ def create_app(settings: Settings, *, dsn: str, db_mode: str = "external", contr
     app[DB_MODE] = db_mode
     app[CONTRACT] = contract
     app[QUERIES] = queries or load_queries()
-    app[DOCS_HTML] = render_docs_html(contract.document, base_path=settings.base_path)
+    app[DOCS_HTML] = render_docs_html(contract, base_path=settings.base_path)
     app[METRICS] = Metrics(settings.version, settings.git_sha)
     app[API_KEY_CACHE] = ApiKeyCache()
     # A CSV export holds a pooled connection while a (possibly slow) client reads: at most half the pool.

@@ -187,6 +187,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         print(f"voyagent: configuration error: {exc}", file=sys.stderr)
         return 2
     setup_logging(settings.log_level)
+    for warning in settings.start_warnings:
+        log.warning("configuration: %s", warning)
     try:
         if args.command == "serve":
             return _serve(settings)

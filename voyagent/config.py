@@ -39,7 +39,7 @@ class Settings:
     log_level: str = "INFO"
     cors_origins: tuple[str, ...] = ("http://localhost:3000",)
     public_url: str = "http://localhost:3000"
-    trust_forwarded_for: bool = False
+    trusted_proxy_hops: int = 0
     version: str = "0.0.0-dev"
     git_sha: str = "unknown"
 
@@ -66,6 +66,7 @@ class Settings:
     rate_limit_user_per_minute: int = 600
     rate_limit_auth_ip_per_minute: int = 30
     rate_limit_auth_email_per_minute: int = 10
+    rate_limit_signup_ip_per_minute: int = 10
 
     smtp_url: str | None = None
     smtp_from: str = "Voyagent <no-reply@localhost>"
@@ -84,6 +85,9 @@ class Settings:
     sse_heartbeat: int = 15
     sse_replay_buffer_cap: int = 200
     sandbox_latency_ms: int = 0
+
+    # Problems worth a WARNING line at every start (deprecated variables…); logged by the CLI once logging is set.
+    start_warnings: tuple[str, ...] = dataclasses.field(default=(), compare=False)
 
     @property
     def embedded_db(self) -> bool:
@@ -164,6 +168,26 @@ def _db_url(reader: _Reader) -> str | None:
     return _check_url("VOYAGENT_DB_URL", value, ("postgresql", "postgres"))
 
 
+MAX_PROXY_HOPS = 10
+
+
+def _trusted_proxy_hops(reader: _Reader) -> tuple[int, list[str]]:
+    """VOYAGENT_TRUSTED_PROXY_HOPS, or its deprecated alias VOYAGENT_TRUST_FORWARDED_FOR (true → 1), and warnings."""
+    legacy = reader.boolean("VOYAGENT_TRUST_FORWARDED_FOR", False)
+    legacy_set = reader.raw("VOYAGENT_TRUST_FORWARDED_FOR") is not None
+    if reader.raw("VOYAGENT_TRUSTED_PROXY_HOPS") is not None:
+        hops = reader.integer("VOYAGENT_TRUSTED_PROXY_HOPS", 0, 0, MAX_PROXY_HOPS)
+        if legacy_set:
+            return hops, ["VOYAGENT_TRUST_FORWARDED_FOR is deprecated and ignored because "
+                          f"VOYAGENT_TRUSTED_PROXY_HOPS={hops} is set; remove it"]
+        return hops, []
+    if not legacy_set:
+        return 0, []
+    hops = 1 if legacy else 0
+    return hops, [f"VOYAGENT_TRUST_FORWARDED_FOR is deprecated; it is read as VOYAGENT_TRUSTED_PROXY_HOPS={hops}. "
+                  "Set VOYAGENT_TRUSTED_PROXY_HOPS to the number of proxies in front of the server instead"]
+
+
 def _base_path(reader: _Reader) -> str:
     value = reader.text("VOYAGENT_BASE_PATH", "")
     if value and (not value.startswith("/") or value.endswith("/") or "//" in value or " " in value):
@@ -214,6 +238,7 @@ def load_settings(env: Mapping[str, str] | None = None) -> Settings:
     public_url = r.text("VOYAGENT_PUBLIC_URL", "http://localhost:3000").rstrip("/")
     _check_url("VOYAGENT_PUBLIC_URL", public_url, ("http", "https"))
     origins = tuple(o.strip() for o in r.text("VOYAGENT_API_CORS_ORIGINS", "http://localhost:3000").split(",") if o.strip())
+    proxy_hops, start_warnings = _trusted_proxy_hops(r)
     backend = r.text("VOYAGENT_AGENT_BACKEND", "offline")
     if backend not in ("offline", "anthropic") and ":" not in backend:
         raise ConfigError("VOYAGENT_AGENT_BACKEND", "must be offline, anthropic or <module>:<factory>")
@@ -228,7 +253,7 @@ def load_settings(env: Mapping[str, str] | None = None) -> Settings:
         log_level=r.choice("VOYAGENT_LOG_LEVEL", "INFO", _LOG_LEVELS, str.upper),
         cors_origins=origins,
         public_url=public_url,
-        trust_forwarded_for=r.boolean("VOYAGENT_TRUST_FORWARDED_FOR", False),
+        trusted_proxy_hops=proxy_hops,
         version=r.text("VOYAGENT_VERSION", "0.0.0-dev"),
         git_sha=r.text("VOYAGENT_GIT_SHA", "unknown"),
         db_url=db_url,
@@ -252,6 +277,7 @@ def load_settings(env: Mapping[str, str] | None = None) -> Settings:
         rate_limit_user_per_minute=r.integer("VOYAGENT_RATE_LIMIT_USER_PER_MINUTE", 600, 0),
         rate_limit_auth_ip_per_minute=r.integer("VOYAGENT_RATE_LIMIT_AUTH_IP_PER_MINUTE", 30, 0),
         rate_limit_auth_email_per_minute=r.integer("VOYAGENT_RATE_LIMIT_AUTH_EMAIL_PER_MINUTE", 10, 0),
+        rate_limit_signup_ip_per_minute=r.integer("VOYAGENT_RATE_LIMIT_SIGNUP_IP_PER_MINUTE", 10, 0),
         smtp_url=_check_url("VOYAGENT_SMTP_URL", r.raw("VOYAGENT_SMTP_URL"), ("smtp", "smtp+starttls", "smtps")),
         smtp_from=r.text("VOYAGENT_SMTP_FROM", "Voyagent <no-reply@localhost>"),
         smtp_timeout=r.integer("VOYAGENT_SMTP_TIMEOUT_SECONDS", 10, 1, 120),
@@ -267,4 +293,5 @@ def load_settings(env: Mapping[str, str] | None = None) -> Settings:
         sse_heartbeat=r.integer("VOYAGENT_SSE_HEARTBEAT_SECONDS", 15, 1, 300),
         sse_replay_buffer_cap=r.integer("VOYAGENT_SSE_REPLAY_BUFFER_CAP", 200, 1, 10000),
         sandbox_latency_ms=r.integer("VOYAGENT_SANDBOX_LATENCY_MS", 0, 0, 60000),
+        start_warnings=tuple(start_warnings),
     )

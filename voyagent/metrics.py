@@ -12,6 +12,9 @@ from prometheus_client.metrics_core import Metric
 disable_created_metrics()  # the *_created series add nothing for SREs and double the scrape size
 
 DURATION_BUCKETS = (0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10)
+# The ``bucket`` label values of voyagent_api_rate_limited_total (operations.md §3), exported at 0 from the start
+# so that a dashboard or an alert on a bucket sees the series before its first refusal.
+RATE_LIMIT_BUCKETS = ("api_key", "user", "auth_ip", "auth_email", "signup_ip")
 
 
 def multiprocess_dir() -> str | None:
@@ -47,6 +50,8 @@ class Metrics:
         self.duration = Histogram("voyagent_api_request_duration_seconds", "Request duration to end of body.",
                                   ["method", "path"], buckets=DURATION_BUCKETS, registry=r)
         self.rate_limited = Counter("voyagent_api_rate_limited", "Requests refused with 429.", ["bucket"], registry=r)
+        for bucket in RATE_LIMIT_BUCKETS:
+            self.rate_limited.labels(bucket)
         self.auth_failures = Counter("voyagent_api_auth_failures", "401 and 403 responses by detail code.",
                                      ["reason"], registry=r)
         self.agent_turns = Counter("voyagent_agent_turns", "Agent turns by outcome.", ["backend", "outcome"], registry=r)

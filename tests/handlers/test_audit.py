@@ -383,3 +383,120 @@ async def test_a_tenant_with_an_audit_log_can_still_be_deleted(admin, db):
     await add_many(db, admin.tenant_id, 3, start=at(1))
     await db.execute("DELETE FROM tenants WHERE id = $1", admin.tenant_id)
     assert await db.fetchval("SELECT count(*) FROM audit_event_counts WHERE tenant_id = $1", admin.tenant_id) == 0
+
+
+# --- spreadsheet safety of the export (endpoints.md, GET /audit/export.csv) ----------------------------------
+
+FORMULA_STARTS = ("=", "+", "-", "@", "\t", "\r")
+
+
+def neutralised(value):
+    """What the export must write for a wire value: a leading ' before a formula start, null → empty."""
+    if value is None:
+        return ""
+    return "'" + value if value[:1] in FORMULA_STARTS else value
+
+
+async def test_the_export_neutralises_formulas_in_every_column_a_user_controls(client, admin, make_user, db):
+    tag = uuid.uuid4().hex[:8]
+    # actor_email: the e-mail rule lets an address begin with = + - (not @, TAB or CR: those never reach the log)
+    actors = [await make_user("agent", tenant_id=admin.tenant_id, email=f"{start}cmd{tag}@example.com")
+              for start in ("=", "+", "-")]
+    # kind (and the summary, which begins with it): every formula start, with commas and quotes to be quoted after
+    kinds = ['=HYPERLINK("http://evil.example/?x=1","click")', "+1+2", "-2+3", "@SUM(1,2)", "\t=1+2", "\r=1+2",
+             "=1\r\n=2"]
+    payload = {"note": "=cmd|' /C calc'!A0", "+x": "-1", "list": ["@SUM(A1)", "\t=1"]}
+    for n, actor in enumerate(actors):
+        await add_event(db, admin.tenant_id, kind="invite.created", at=at(9, 8, n), actor_id=actor.id,
+                        inputs=payload)
+    for n, kind in enumerate(kinds):
+        await add_event(db, admin.tenant_id, kind=kind, at=at(9, 9, n), actor_id=actors[0].id, inputs=payload)
+    await add_event(db, admin.tenant_id, kind="book_offer", at=at(9, 10), status="failed", error="=1+2",
+                    driver="-sandbox")  # the summary begins with the kind: only the start of a field matters
+
+    response = await client.get("/audit/export.csv", headers=admin.headers)
+    assert response.status == 200
+    text = await response.text()
+    records = list(csv.reader(io.StringIO(text, newline="")))[1:]
+    items = (await get_page(client, admin.headers))["items"]
+    assert len(records) == len(items) == 11
+    for record, item in zip(records, items):
+        assert record[:7] == [item["created_at"], neutralised(item["kind"]), item["actor_kind"], item["actor_id"] or "",
+                              neutralised(item["actor_email"]), item["status"], neutralised(item["summary"])]
+        assert record[7].startswith("{") and json.loads(record[7]) == item["payload"]  # values inside stay as they are
+    by_kind = {record[1]: record for record in records}
+    for kind in kinds:
+        assert by_kind["'" + kind][6] == "'" + kind + " (succeeded)"
+    assert {record[4] for record in records if record[4]} == {"'" + actor.email for actor in actors}
+    assert by_kind["book_offer"][6] == "book_offer: =1+2"
+    # the quote is part of the value, so RFC 4180 quoting applies after it
+    assert '"\'=HYPERLINK(""http://evil.example/?x=1"",""click"")"' in text
+    assert "\"'\r=1+2\"," in text and "\"'\t=1+2 (succeeded)\"" not in text  # a TAB alone needs no quotes
+    assert "'\t=1+2 (succeeded)," in text
+
+
+async def test_get_audit_still_returns_the_values_without_the_quote(client, admin, make_user, db):
+    actor = await make_user("agent", tenant_id=admin.tenant_id, email=f"=1+2{uuid.uuid4().hex[:8]}@example.com")
+    await add_event(db, admin.tenant_id, kind="@SUM(1,2)", actor_id=actor.id, inputs={"note": "-5"})
+    [item] = (await get_page(client, admin.headers))["items"]
+    assert item["kind"] == "@SUM(1,2)" and item["summary"] == "@SUM(1,2) (succeeded)"
+    assert item["actor_email"] == actor.email and actor.email.startswith("=")
+    assert item["payload"]["inputs"] == {"note": "-5"}
+
+
+# --- auth.verify: at most 5 per minute per (principal, route template) (data-model.md) -------------------------
+
+
+async def verify_rows(db, tenant_id):
+    rows = await db.fetch("SELECT actor_id, error, inputs FROM audit_events WHERE tenant_id = $1 "
+                          "AND tool = 'auth.verify' ORDER BY started_at, id", tenant_id)
+    return [{"actor_id": r["actor_id"], "error": r["error"], **json.loads(r["inputs"])} for r in rows]
+
+
+async def test_varying_ids_in_the_path_cannot_flood_the_audit_log(make_client, admin, make_user, db):
+    client = await make_client(trusted_proxy_hops=1)
+    agent = await make_user("agent", tenant_id=admin.tenant_id)
+    paths = [f"/auth/invites/{uuid.uuid4()}/revoke" for _ in range(6)]
+    for n, path in enumerate(paths):  # a new id and a new client address every time
+        response = await client.post(path + "?attempt=1", headers={**agent.headers, "X-Forwarded-For": f"192.0.2.{n}"})
+        assert (response.status, await response.json()) == (403, {"detail": "forbidden_role"})
+    rows = await verify_rows(db, admin.tenant_id)
+    assert len(rows) == 5
+    # the row keeps the raw request path (not the template), without the query string, and the client address
+    assert [(r["path"], r["remote_addr"]) for r in rows] == [(paths[n], f"192.0.2.{n}") for n in range(5)]
+    assert all(r["actor_id"] == agent.id and r["error"] == "forbidden_role" and r["method"] == "POST" for r in rows)
+
+    # the same principal on another route template, and another principal on this one, are counted apart
+    assert (await client.post(f"/auth/api-keys/{uuid.uuid4()}/revoke", headers=agent.headers)).status == 403
+    other = await make_user("agent", tenant_id=admin.tenant_id)
+    assert (await client.post(paths[5], headers=other.headers)).status == 403
+    assert (await client.post(paths[0], headers=agent.headers)).status == 403  # still over its allowance
+    rows = await verify_rows(db, admin.tenant_id)
+    assert len(rows) == 7
+    assert {(r["actor_id"], r["path"].split("/")[2]) for r in rows[5:]} == {(agent.id, "api-keys"),
+                                                                            (other.id, "invites")}
+
+
+async def test_an_api_key_is_its_own_principal_for_the_audit_limiter(client, admin, make_user, make_api_key, db):
+    agent = await make_user("agent", tenant_id=admin.tenant_id)
+    key = await make_api_key(agent, ["enquiries:read"])
+    for _ in range(6):
+        response = await client.post(f"/auth/api-keys/{uuid.uuid4()}/revoke", headers=key.headers)
+        assert (response.status, await response.json()) == (403, {"detail": "api_key_not_allowed"})
+    rows = await verify_rows(db, admin.tenant_id)
+    assert len(rows) == 5 and all(r["api_key_id"] == str(key.id) for r in rows)
+    # the key's creator, with a JWT, on the same route template: another principal, so still recorded
+    assert (await client.post(f"/auth/api-keys/{uuid.uuid4()}/revoke", headers=agent.headers)).status == 403
+    rows = await verify_rows(db, admin.tenant_id)
+    assert len(rows) == 6 and "api_key_id" not in rows[-1] and rows[-1]["error"] == "forbidden_role"
+
+
+@pytest.mark.redis
+async def test_with_redis_workers_share_the_audit_limiter(make_client, admin, make_user, db, redis_url, settings):
+    prefix = f"{settings.redis_prefix}{uuid.uuid4().hex[:8]}:"
+    worker_a = await make_client(redis_url=redis_url, redis_prefix=prefix)
+    worker_b = await make_client(redis_url=redis_url, redis_prefix=prefix)
+    agent = await make_user("agent", tenant_id=admin.tenant_id)
+    for worker in (worker_a, worker_b, worker_a, worker_b, worker_a, worker_b):
+        assert (await worker.post(f"/auth/invites/{uuid.uuid4()}/revoke", headers=agent.headers)).status == 403
+    assert len(await verify_rows(db, admin.tenant_id)) == 5

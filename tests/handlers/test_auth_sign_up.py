@@ -7,8 +7,9 @@ import re
 
 import pytest
 
-from tests.handlers.auth_flows import PASSWORD, bearer, new_email, sign_in, sign_up
+from tests.handlers.auth_flows import PASSWORD, bearer, fresh_prefix, new_email, sign_in, sign_up
 
+RATE_LIMIT_HEADERS = ("RateLimit-Limit", "RateLimit-Remaining", "RateLimit-Reset", "RateLimit-Policy", "RateLimit")
 USER_KEYS = {"id", "email", "full_name", "role", "tenant_id", "tenant_name", "created_at", "email_verified",
              "totp_enabled"}
 
@@ -192,3 +193,76 @@ async def test_redis_down_makes_an_unverified_sign_up_503_and_creates_nothing(ma
     response = await client.post("/auth/sign-up", json=_body(email=email))
     assert response.status == 503 and await response.json() == {"detail": "redis_unreachable"}
     assert await db.fetchval("SELECT count(*) FROM users WHERE email = $1", email) == 0
+
+
+# --- the sign-up IP bucket (README, Rate limiting; check 2 of the order of checks) -------------------------
+
+
+async def test_sign_ups_are_limited_per_client_ip_with_headers_429_and_a_metric(make_client, db):
+    client = await make_client(rate_limit_signup_ip_per_minute=2, trusted_proxy_hops=1)
+    proxy = {"X-Forwarded-For": "203.0.113.40"}
+    first = await client.post("/auth/sign-up", json=_body(email=new_email()), headers=proxy)
+    assert first.status == 201
+    assert {name: first.headers.get(name) for name in RATE_LIMIT_HEADERS} == {
+        "RateLimit-Limit": "2", "RateLimit-Remaining": "1", "RateLimit-Reset": "30",
+        "RateLimit-Policy": '"signup_ip";q=2;w=60', "RateLimit": '"signup_ip";r=1;t=30'}
+    second = await client.post("/auth/sign-up", json=_body(email=new_email()), headers=proxy)
+    assert second.status == 201 and second.headers["RateLimit"] == '"signup_ip";r=0;t=60'
+
+    refused_email = new_email()
+    refused = await client.post("/auth/sign-up", json=_body(email=refused_email), headers=proxy)
+    assert refused.status == 429 and await refused.json() == {"detail": "rate_limited"}
+    assert 1 <= int(refused.headers["Retry-After"]) <= 30
+    assert refused.headers["RateLimit-Policy"] == '"signup_ip";q=2;w=60'
+    assert refused.headers["RateLimit-Remaining"] == "0"
+    assert 50 <= int(refused.headers["RateLimit-Reset"]) <= 60
+    assert await db.fetchval("SELECT count(*) FROM users WHERE email = $1", refused_email) == 0
+
+    metrics = await (await client.get("/internal/metrics")).text()
+    assert 'voyagent_api_rate_limited_total{bucket="signup_ip"} 1.0' in metrics
+    assert 'voyagent_api_rate_limited_total{bucket="auth_ip"} 0.0' in metrics  # every bucket label is exported
+
+    # another client behind the same proxy has a bucket of its own
+    other = await client.post("/auth/sign-up", json=_body(email=new_email()),
+                              headers={"X-Forwarded-For": "203.0.113.41"})
+    assert other.status == 201 and other.headers["RateLimit-Remaining"] == "1"
+
+
+async def test_the_default_is_10_per_minute_checked_before_validation(client, db):
+    for left in range(9, -1, -1):
+        response = await client.post("/auth/sign-up", json=_body(email="not-an-email"))
+        assert response.status == 422  # the token is taken at step 2, before the body is validated at step 6
+        assert response.headers["RateLimit-Remaining"] == str(left)
+        assert response.headers["RateLimit-Policy"] == '"signup_ip";q=10;w=60'
+    email = new_email()
+    refused = await client.post("/auth/sign-up", json=_body(email=email))
+    assert refused.status == 429 and "Retry-After" in refused.headers
+    assert (await client.post("/auth/sign-up", json=[1, 2])).status == 429  # even a malformed body
+    assert await db.fetchval("SELECT count(*) FROM users WHERE email = $1", email) == 0
+
+
+async def test_the_sign_up_bucket_is_its_own(make_client):
+    client = await make_client(rate_limit_signup_ip_per_minute=1, rate_limit_auth_ip_per_minute=5)
+    assert (await client.post("/auth/sign-up", json=_body(email="x"))).status == 422
+    assert (await client.post("/auth/sign-up", json=_body(email="x"))).status == 429
+    sign_in_attempt = await sign_in(client, new_email())  # the credential IP bucket is untouched
+    assert sign_in_attempt.status == 401
+    assert sign_in_attempt.headers["RateLimit"] == '"auth_ip";r=4;t=12'  # full before this one
+    assert (await client.post("/auth/sign-up", json=_body(email="x"))).status == 429
+
+
+async def test_a_capacity_of_zero_disables_the_sign_up_bucket(make_client):
+    client = await make_client(rate_limit_signup_ip_per_minute=0)
+    for _ in range(12):
+        response = await client.post("/auth/sign-up", json=_body(email="not-an-email"))
+        assert response.status == 422 and "RateLimit-Limit" not in response.headers
+
+
+@pytest.mark.redis
+async def test_with_redis_workers_share_the_sign_up_bucket(make_client, redis_url, settings):
+    options = {"redis_url": redis_url, "redis_prefix": fresh_prefix(settings), "rate_limit_signup_ip_per_minute": 2}
+    worker_a, worker_b = await make_client(**options), await make_client(**options)
+    assert (await worker_a.post("/auth/sign-up", json=_body(email="x"))).headers["RateLimit-Remaining"] == "1"
+    assert (await worker_b.post("/auth/sign-up", json=_body(email="x"))).headers["RateLimit-Remaining"] == "0"
+    refused = await worker_a.post("/auth/sign-up", json=_body(email="x"))
+    assert refused.status == 429 and refused.headers["RateLimit-Policy"] == '"signup_ip";q=2;w=60'

@@ -1,11 +1,16 @@
 """Rate limiting end to end (README, Rate limiting): credential IP and e-mail buckets, user buckets, headers,
 429 with Retry-After, the IP token given back, Redis shared by workers, fail open, capacity 0."""
 
+import json
 import logging
 
+import aiohttp
 import pytest
+from multidict import CIMultiDict
 
+from tests.conftest import TEST_SECRET
 from tests.handlers.auth_flows import PASSWORD, fresh_prefix, new_email, sign_up
+from tests.server_process import ServerProcess
 
 RATE_LIMITED = {"detail": "rate_limited"}
 HEADERS = ("RateLimit-Limit", "RateLimit-Remaining", "RateLimit-Reset", "RateLimit-Policy", "RateLimit")
@@ -181,3 +186,196 @@ async def test_with_redis_unreachable_requests_are_admitted(make_client, make_us
             assert response.status == 200 and "RateLimit-Limit" not in response.headers
             assert (await client.get("/auth/me", headers=user.headers)).status == 200
     assert any("fail open" in r.getMessage() for r in caplog.records)
+
+
+# --- the client IP (operations.md §4 VOYAGENT_TRUSTED_PROXY_HOPS; README, Rate limiting) ---------------------
+# Every request below goes over real TCP to a real listening socket, so the TCP peer is whatever the kernel says.
+
+FORGED_CHAIN = "198.51.100.66, 203.0.113.7, 192.0.2.10"  # client-written, then what two proxies appended
+
+
+async def _client_ip_logged(client, caplog, headers=None, url="/health"):
+    """The ``client_ip`` of the access-log line of one request (the line every request gets)."""
+    caplog.clear()
+    with caplog.at_level(logging.INFO, logger="voyagent.access"):
+        if url.startswith("http"):
+            async with client.session.get(url, headers=headers) as response:
+                assert response.status == 200
+        else:
+            assert (await client.get(url, headers=headers)).status == 200
+    [line] = [r.getMessage() for r in caplog.records if r.name == "voyagent.access"]
+    return line.split("client_ip=", 1)[1].split(" ", 1)[0]
+
+
+async def _ip_bucket_remaining(client, xff, path="/auth/sign-in"):
+    """RateLimit-Remaining of the client-IP bucket after one request carrying ``X-Forwarded-For: xff``."""
+    body = {"email": "not-an-email"}  # refused at validation (step 6): the IP token is taken, no e-mail bucket
+    response = await client.post(path, json=body, headers={"X-Forwarded-For": xff} if xff is not None else None)
+    assert response.status in (422, 429), await response.text()
+    return response.status, response.headers.get("RateLimit-Remaining")
+
+
+@pytest.mark.parametrize(("hops", "expected"), [
+    (0, "127.0.0.1"),  # the TCP peer: the header is not looked at
+    (1, "192.0.2.10"),  # what the nearest proxy saw
+    (2, "203.0.113.7"),
+    (3, "198.51.100.66"),
+    (4, "198.51.100.66"),  # fewer entries than hops: the left-most
+    (10, "198.51.100.66"),
+])
+async def test_trusted_proxy_hops_pick_the_nth_address_from_the_right(make_client, caplog, hops, expected):
+    client = await make_client(trusted_proxy_hops=hops)
+    assert await _client_ip_logged(client, caplog, {"X-Forwarded-For": FORGED_CHAIN}) == expected
+    assert await _client_ip_logged(client, caplog) == "127.0.0.1"  # no header: the peer
+
+
+@pytest.mark.parametrize(("hops", "expected"), [(1, "192.0.2.30"), (2, "192.0.2.20"), (3, "192.0.2.10"),
+                                                (4, "192.0.2.10")])
+async def test_several_header_fields_are_one_list_joined_in_order_with_entries_trimmed(make_client, caplog, hops,
+                                                                                       expected):
+    client = await make_client(trusted_proxy_hops=hops)
+    headers = CIMultiDict([("X-Forwarded-For", " 192.0.2.10 ,\t192.0.2.20"), ("X-Forwarded-For", "192.0.2.30 ")])
+    assert await _client_ip_logged(client, caplog, headers) == expected
+
+
+@pytest.mark.parametrize("forwarded", [
+    "not-an-ip", "203.0.113.7:8080", "[2001:db8::1]", "[2001:db8::1]:443", "", " , ", "198.51.100.1, ",
+    "fe80::1%eth0", "192.0.2.300", "1.2.3.4.5", "01.2.3.4", "2001:db8::1::2", "unknown", "x" * 8000,
+    "198.51.100.1, 203.0.113.9 garbage", "203.0.113.9;", "::ffff:999.1.1.1",
+])
+async def test_a_chosen_entry_that_is_not_an_ip_address_means_the_peer(make_client, caplog, forwarded):
+    client = await make_client(trusted_proxy_hops=1)
+    assert await _client_ip_logged(client, caplog, {"X-Forwarded-For": forwarded}) == "127.0.0.1"
+
+
+async def test_only_the_chosen_entry_counts_garbage_elsewhere_is_ignored(make_client, caplog):
+    client = await make_client(trusted_proxy_hops=2)
+    assert await _client_ip_logged(client, caplog, {"X-Forwarded-For": "junk,, 203.0.113.7, 192.0.2.1"}) == \
+        "203.0.113.7"
+    assert await _client_ip_logged(client, caplog, {"X-Forwarded-For": "203.0.113.7,,192.0.2.1"}) == "127.0.0.1"
+    # addresses are written in one canonical form
+    assert await _client_ip_logged(client, caplog, {"X-Forwarded-For": "2001:DB8:0:0:0:0:0:A, 192.0.2.1"}) == \
+        "2001:db8::a"
+    assert await _client_ip_logged(client, caplog, {"X-Forwarded-For": "::ffff:198.51.100.7, 192.0.2.1"}) == \
+        "198.51.100.7"
+
+
+async def test_forged_left_entries_cannot_escape_the_bucket(make_client):
+    client = await make_client(trusted_proxy_hops=1, rate_limit_auth_ip_per_minute=3)
+    assert await _ip_bucket_remaining(client, "10.0.0.1, 192.0.2.44") == (422, "2")
+    assert await _ip_bucket_remaining(client, "10.9.9.9, 172.16.0.1, 192.0.2.44") == (422, "1")
+    assert await _ip_bucket_remaining(client, "192.0.2.44") == (422, "0")
+    status, _ = await _ip_bucket_remaining(client, "203.0.113.250, 192.0.2.44")
+    assert status == 429
+    # another address seen by the proxy is another client; the peer itself (no header) is a third
+    assert await _ip_bucket_remaining(client, "192.0.2.44, 192.0.2.45") == (422, "2")
+    assert await _ip_bucket_remaining(client, None) == (422, "2")
+
+
+async def test_without_trusted_proxies_the_header_changes_nothing(make_client):
+    client = await make_client(rate_limit_auth_ip_per_minute=2)
+    assert await _ip_bucket_remaining(client, "192.0.2.1") == (422, "1")
+    assert await _ip_bucket_remaining(client, "192.0.2.2") == (422, "0")
+    assert (await _ip_bucket_remaining(client, "192.0.2.3"))[0] == 429
+
+
+async def test_unparseable_entries_share_the_peer_bucket(make_client):
+    client = await make_client(trusted_proxy_hops=1, rate_limit_auth_ip_per_minute=3)
+    assert await _ip_bucket_remaining(client, "garbage-1") == (422, "2")
+    assert await _ip_bucket_remaining(client, "192.0.2.1:1234") == (422, "1")
+    assert await _ip_bucket_remaining(client, None) == (422, "0")
+    assert (await _ip_bucket_remaining(client, f"garbage-{'x' * 100}"))[0] == 429
+
+
+async def test_one_client_ip_for_buckets_audit_refresh_tokens_and_the_log(make_client, make_user, db, caplog):
+    client = await make_client(trusted_proxy_hops=2, rate_limit_auth_email_per_minute=0)
+    chain = {"X-Forwarded-For": "6.6.6.6, 198.51.100.23, 10.0.0.2"}
+    user = await make_user("agent", password=PASSWORD)
+    signed_in = await client.post("/auth/sign-in", json={"email": user.email, "password": PASSWORD}, headers=chain)
+    assert signed_in.status == 200
+    ips = await db.fetch("SELECT ip FROM auth_refresh_tokens WHERE user_id = $1", user.id)
+    assert [row["ip"] for row in ips] == ["198.51.100.23"]
+    assert (await client.get("/audit", headers={**user.headers, **chain})).status == 403
+    inputs = await db.fetchval("SELECT inputs FROM audit_events WHERE tenant_id = $1 AND tool = 'auth.verify'",
+                               user.tenant_id)
+    assert json.loads(inputs)["remote_addr"] == "198.51.100.23"
+    assert await _client_ip_logged(client, caplog, chain) == "198.51.100.23"
+    assert await _ip_bucket_remaining(client, "1.1.1.1, 198.51.100.23, 10.0.0.3") == (422, "28")  # sign-in took one
+    # the metrics access rule reads the TCP peer only: a loopback peer is allowed whatever the header claims
+    scrape = await client.get("/internal/metrics", headers={"X-Forwarded-For": "203.0.113.1, 203.0.113.2"})
+    assert scrape.status == 200
+
+
+async def test_ipv6_peers_are_seen_and_bucketed_over_real_ipv6(aiohttp_client, make_app, caplog):
+    client = await aiohttp_client(make_app(rate_limit_auth_ip_per_minute=3), server_kwargs={"host": "::1"})
+    assert await _client_ip_logged(client, caplog) == "::1"
+    assert await _ip_bucket_remaining(client, None) == (422, "2")
+    assert await _ip_bucket_remaining(client, None) == (422, "1")
+
+
+@pytest.mark.parametrize(("path", "bucket_setting"), [("/auth/sign-in", "rate_limit_auth_ip_per_minute"),
+                                                      ("/auth/sign-up", "rate_limit_signup_ip_per_minute")])
+async def test_ipv6_clients_share_a_bucket_per_64_prefix(aiohttp_client, make_app, path, bucket_setting):
+    app = make_app(trusted_proxy_hops=1, **{bucket_setting: 3})
+    client = await aiohttp_client(app, server_kwargs={"host": "::1"})  # an IPv6 proxy in front
+
+    async def remaining(xff):
+        return await _ip_bucket_remaining(client, xff, path)
+
+    assert await remaining("2001:db8:aa:1::1") == (422, "2")
+    assert await remaining("2001:db8:aa:1:ffff:ffff:ffff:ffff") == (422, "1")  # same first 64 bits
+    assert await remaining("2001:DB8:AA:1:0:0:0:2") == (422, "0")  # same prefix, another spelling
+    assert (await remaining("2001:db8:aa:1:1234::9"))[0] == 429
+    assert await remaining("2001:db8:aa:2::1") == (422, "2")  # the neighbouring /64 is another client
+    assert await remaining("2001:db8:ab:1::1") == (422, "2")
+    assert await remaining("2001:db9:aa:1::1") == (422, "2")
+    # IPv4 addresses stay one by one, however close
+    assert await remaining("192.0.2.1") == (422, "2")
+    assert await remaining("192.0.2.2") == (422, "2")
+
+
+async def test_ipv4_mapped_addresses_count_as_the_ipv4_address(aiohttp_client, make_app, caplog):
+    # a dual-stack socket ("::") sees an IPv4 client as ::ffff:a.b.c.d
+    app = make_app(trusted_proxy_hops=0, rate_limit_auth_ip_per_minute=3)
+    client = await aiohttp_client(app, server_kwargs={"host": "::"})
+    port = client.port
+    assert await _client_ip_logged(client, caplog, url=f"http://127.0.0.1:{port}/health") == "127.0.0.1"
+    assert await _client_ip_logged(client, caplog, url=f"http://[::1]:{port}/health") == "::1"
+
+    async def remaining(host):
+        async with client.session.post(f"http://{host}:{port}/auth/sign-in", json={"email": "x"}) as response:
+            return response.status, response.headers.get("RateLimit-Remaining")
+
+    assert await remaining("127.0.0.1") == (422, "2")
+    assert await remaining("[::ffff:127.0.0.1]") == (422, "1")  # the same IPv4 client, however it is reached
+    assert await remaining("[::1]") == (422, "2")  # IPv6 loopback is another client
+
+
+async def test_an_ipv4_mapped_forwarded_address_shares_the_ipv4_bucket(make_client):
+    client = await make_client(trusted_proxy_hops=1, rate_limit_signup_ip_per_minute=3)
+    assert await _ip_bucket_remaining(client, "::ffff:198.51.100.7", "/auth/sign-up") == (422, "2")
+    assert await _ip_bucket_remaining(client, "198.51.100.7", "/auth/sign-up") == (422, "1")
+    assert await _ip_bucket_remaining(client, "0:0:0:0:0:ffff:c633:6407", "/auth/sign-up") == (422, "0")
+    assert (await _ip_bucket_remaining(client, "198.51.100.8", "/auth/sign-up"))[1] == "2"
+
+
+async def test_a_real_server_reads_the_deprecated_alias_as_one_hop_and_warns(database, redis_prefix):
+    env = {"VOYAGENT_DB_URL": database.dsn, "VOYAGENT_AUTH_SECRET": TEST_SECRET, "VOYAGENT_LOG_LEVEL": "INFO",
+           "VOYAGENT_TRUST_FORWARDED_FOR": "true", "VOYAGENT_RATE_LIMIT_AUTH_IP_PER_MINUTE": "2"}
+    server = ServerProcess(env).start()
+    try:
+        async with aiohttp.ClientSession() as session:
+            async def attempt(xff):
+                async with session.post(f"{server.url}/auth/sign-in", json={"email": "x"},
+                                        headers={"X-Forwarded-For": xff}) as response:
+                    return response.status
+
+            assert [await attempt("6.6.6.6, 192.0.2.77"), await attempt("7.7.7.7, 192.0.2.77")] == [422, 422]
+            assert await attempt("8.8.8.8, 192.0.2.77") == 429  # one hop: the forged left entries are ignored
+            assert await attempt("192.0.2.78") == 422
+    finally:
+        code, output = server.stop()
+    assert code == 0
+    warnings = [line for line in output.splitlines() if " WARNING " in line and "VOYAGENT_TRUST_FORWARDED_FOR" in line]
+    assert len(warnings) == 1 and "deprecated" in warnings[0] and "VOYAGENT_TRUSTED_PROXY_HOPS=1" in warnings[0]
+    assert "client_ip=192.0.2.77" in output and "client_ip=6.6.6.6" not in output

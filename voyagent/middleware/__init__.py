@@ -5,7 +5,7 @@ Outermost first:
 2. errors    – contract error bodies; nothing a client sends reaches a bare 500
 3. cors      – preflights answered before routing errors or credentials matter
 4. gate      – the order of checks, each step from its own module:
-               route (404/405) → body limit (413) → credential IP bucket (429) → authenticate (401)
+               route (404/405) → body limit (413) → client-IP bucket (429) → authenticate (401)
                → principal bucket (429) → authorize (403) → validate (422)
 The e-mail bucket (check 7) runs inside the credential handlers, after the body is parsed.
 One ``on_response_prepare`` hook adds X-Request-Id, CORS and rate-limit headers to every response,

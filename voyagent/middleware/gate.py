@@ -9,7 +9,7 @@ from voyagent.handlers_types import Handler
 from voyagent.keys import BODY, PRINCIPAL, QUERY
 from voyagent.middleware.auth import authenticate_request, authorize
 from voyagent.middleware.body_limit import enforce_body_limit
-from voyagent.middleware.ratelimit import take_credential_ip, take_principal
+from voyagent.middleware.ratelimit import take_credential_ip, take_principal, take_signup_ip
 from voyagent.middleware.route_context import match_operation
 from voyagent.middleware.validation import validate_request
 
@@ -17,6 +17,7 @@ from voyagent.middleware.validation import validate_request
 def gate_middleware(settings: Settings) -> web.middleware:
     body_limit = settings.max_body_bytes
     ip_capacity = settings.rate_limit_auth_ip_per_minute
+    signup_capacity = settings.rate_limit_signup_ip_per_minute
     user_capacity = settings.rate_limit_user_per_minute
 
     @web.middleware
@@ -30,6 +31,8 @@ def gate_middleware(settings: Settings) -> web.middleware:
             return await handler(request)
         if "auth_ip" in operation.buckets:
             await take_credential_ip(request, ip_capacity)  # 2. credential IP bucket → 429
+        elif "signup_ip" in operation.buckets:
+            await take_signup_ip(request, signup_capacity)  # 2. sign-up IP bucket → 429
         principal = None
         if operation.authenticated:
             principal = await authenticate_request(request)  # 3. → 401

@@ -11,20 +11,10 @@ from voyagent.config import Settings
 from voyagent.handlers_types import Handler
 from voyagent.keys import CLIENT_IP, METRICS, OPERATION, PRINCIPAL, REQUEST_ID
 from voyagent.logs import request_id_var
+from voyagent.middleware.client_ip import client_ip
 from voyagent.middleware.request_id import accept_request_id
 
 log = logging.getLogger("voyagent.access")
-
-
-def client_ip(request: web.BaseRequest, trust_forwarded_for: bool) -> str:
-    """The TCP peer, or the first X-Forwarded-For address when configured to trust it."""
-    if trust_forwarded_for:
-        forwarded = request.headers.get("X-Forwarded-For")
-        if forwarded:
-            first = forwarded.split(",", 1)[0].strip()
-            if first:
-                return first[:64]
-    return request.remote or "unknown"
 
 
 def route_template(request: web.Request, base_path: str) -> str:
@@ -39,7 +29,7 @@ def route_template(request: web.Request, base_path: str) -> str:
 
 
 def observe_middleware(settings: Settings) -> web.middleware:
-    trust = settings.trust_forwarded_for
+    hops = settings.trusted_proxy_hops
     base_path = settings.base_path
 
     @web.middleware
@@ -48,7 +38,7 @@ def observe_middleware(settings: Settings) -> web.middleware:
         rid = accept_request_id(request.headers.get("X-Request-Id"))
         request[REQUEST_ID] = rid
         token = request_id_var.set(rid)
-        ip = request[CLIENT_IP] = client_ip(request, trust)
+        ip = request[CLIENT_IP] = client_ip(request, hops)
         status = 500
         try:
             response = await handler(request)

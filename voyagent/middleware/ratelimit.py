@@ -1,4 +1,4 @@
-"""Rate-limit checks 2 (credential IP), 4 (principal) and 7 (credential e-mail), and their headers."""
+"""Rate-limit checks 2 (credential IP, sign-up IP), 4 (principal) and 7 (credential e-mail), and their headers."""
 
 from __future__ import annotations
 
@@ -7,7 +7,7 @@ from aiohttp import web
 from voyagent.errors import ApiError
 from voyagent.keys import CLIENT_IP, CREDENTIAL_IP_RESULT, METRICS, RATE_LIMITER, RATE_LIMIT_HEADERS, SETTINGS
 from voyagent.principal import Principal
-from voyagent.services.ratelimit import BucketResult
+from voyagent.services.ratelimit import BucketResult, ip_bucket_key
 
 
 def refuse(request: web.Request, result: BucketResult) -> ApiError:
@@ -32,19 +32,28 @@ async def check_credential_email(request: web.Request, email: str) -> None:
     ip_result = request.get(CREDENTIAL_IP_RESULT)
     if result is not None and not result.allowed:
         if ip_result is not None:
-            await limiter.take("auth_ip", request[CLIENT_IP], ip_result.capacity, cost=-1)
+            await limiter.take("auth_ip", ip_bucket_key(request[CLIENT_IP]), ip_result.capacity, cost=-1)
         raise refuse(request, result)
     if result is not None and (ip_result is None or result.remaining < ip_result.remaining):
         _report(request, result)
 
 
-async def take_credential_ip(request: web.Request, capacity: int) -> None:
-    """Check 2: the IP bucket shared by the credential routes."""
-    result = await request.app[RATE_LIMITER].take("auth_ip", request[CLIENT_IP], capacity)
-    request[CREDENTIAL_IP_RESULT] = result
+async def _take_client_ip(request: web.Request, bucket: str, capacity: int) -> BucketResult | None:
+    result = await request.app[RATE_LIMITER].take(bucket, ip_bucket_key(request[CLIENT_IP]), capacity)
     if result is not None and not result.allowed:
         raise refuse(request, result)
     _report(request, result)
+    return result
+
+
+async def take_credential_ip(request: web.Request, capacity: int) -> None:
+    """Check 2: the IP bucket shared by the credential routes."""
+    request[CREDENTIAL_IP_RESULT] = await _take_client_ip(request, "auth_ip", capacity)
+
+
+async def take_signup_ip(request: web.Request, capacity: int) -> None:
+    """Check 2: the IP bucket of sign-up, so one client cannot mint tenants (and verification mails) at will."""
+    await _take_client_ip(request, "signup_ip", capacity)
 
 
 async def take_principal(request: web.Request, principal: Principal, user_capacity: int) -> None:

@@ -14,7 +14,7 @@ from aiohttp import web
 from voyagent.db import transaction
 from voyagent.degradation import DependencyState, report_best_effort
 from voyagent.ids import new_id
-from voyagent.keys import AUDIT_LIMITER, CLIENT_IP, DB_POOL, QUERIES
+from voyagent.keys import AUDIT_LIMITER, CLIENT_IP, DB_POOL, OPERATION, QUERIES
 from voyagent.principal import Principal
 
 log = logging.getLogger("voyagent.audit")
@@ -41,7 +41,11 @@ async def write_event(conn: asyncpg.Connection, sql: Any, *, tenant_id: uuid.UUI
 
 
 class AuditVerifyLimiter:
-    """At most N ``auth.verify`` events per minute per (client IP, path): Redis when configured."""
+    """At most N ``auth.verify`` events per minute per (principal, route template): Redis when configured.
+
+    Keyed by the route template, not the raw path, so a caller cycling ids in the path cannot flood the log;
+    keyed by the principal, not the IP, so proxies and IPv6 address changes neither merge nor split callers.
+    """
 
     def __init__(self, redis: Any, prefix: str, per_minute: int = AUTH_VERIFY_PER_MINUTE,
                  redis_state: DependencyState | None = None) -> None:
@@ -51,8 +55,9 @@ class AuditVerifyLimiter:
         self.redis_state = redis_state or DependencyState("redis")
         self._local: dict[str, tuple[int, int]] = {}
 
-    async def allow(self, ip: str, path: str) -> bool:
-        key = f"{ip}|{path}"
+    async def allow(self, principal: str, route: str) -> bool:
+        """Count one event of ``principal`` on ``route``; True while within the per-minute allowance."""
+        key = f"{principal}|{route}"
         if self.redis is not None:
             try:
                 redis_key = f"{self.prefix}auditfail:{key}"
@@ -79,8 +84,10 @@ async def record_forbidden(request: web.Request, principal: Principal, code: str
     limiter = app[AUDIT_LIMITER]
     path = request.raw_path.split("?", 1)[0]
     remote_addr = request.get(CLIENT_IP, request.remote or "")
+    operation = request.get(OPERATION)
+    route = operation.path if operation is not None else path
     try:
-        if not await limiter.allow(remote_addr, path):
+        if not await limiter.allow(principal.rate_limit_key[1], route):
             return
         inputs: dict[str, Any] = {"method": request.method, "path": path, "remote_addr": remote_addr}
         if principal.api_key_id is not None:

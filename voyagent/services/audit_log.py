@@ -244,10 +244,17 @@ def wire_event(row: Any) -> dict[str, Any]:
             "status": _status(status), "created_at": row["started_at"]}
 
 
+# A spreadsheet reads a cell starting with one of these as a formula (CSV injection); OWASP's remedy is a leading "'".
+_FORMULA_STARTS = frozenset("=+-@\t\r")
+
+
 def _csv_field(value: str | None) -> str:
-    """One RFC 4180 field: quoted (quotes doubled) only when it holds a comma, a quote, CR or LF; null → empty."""
-    if value is None:
+    """One RFC 4180 field: formula-neutralised, then quoted (quotes doubled) only when it holds a comma, a quote,
+    CR or LF; null → empty."""
+    if not value:
         return ""
+    if value[0] in _FORMULA_STARTS:
+        value = "'" + value
     if '"' in value or "," in value or "\n" in value or "\r" in value:
         return '"' + value.replace('"', '""') + '"'
     return value
@@ -267,7 +274,8 @@ def csv_header() -> bytes:
 
 
 def csv_records(rows: Iterable[Any]) -> bytes:
-    """RFC 4180 records of ``EXPORT_COLUMNS`` rows: the wire values, CRLF after each, quotes only where needed.
+    """RFC 4180 records of ``EXPORT_COLUMNS`` rows: the wire values (text that a spreadsheet would take for a formula
+    gets a leading ``'``), CRLF after each, quotes only where needed.
 
     ``payload_json`` is spliced from the JSON text PostgreSQL renders for inputs/outputs/entity_refs anyway (the
     same JSON values as in ``GET /audit``) instead of being decoded and encoded again, and timestamps arrive as
@@ -281,7 +289,8 @@ def csv_records(rows: Iterable[Any]) -> bytes:
                            timestamp(completed_at))
         tail = "," + dumps(extras)[1:].decode() if extras else "}"
         payload = f'{{"inputs":{inputs},"outputs":{outputs},"entity_refs":{entity_refs}{tail}'.replace('"', '""')
-        # created_at, actor_kind, actor_id and status never need quoting
+        # created_at, actor_kind, actor_id and status never need quoting nor neutralising (digits and fixed words),
+        # and payload_json always begins with "{"
         lines.append(f'{timestamp(started_at)},{field(kind)},{_actor_kind(actor_kind)},{actor_id or ""},'
                      f'{field(actor_email)},{_status(status)},{field(summary(kind, status, error, driver))},'
                      f'"{payload}"\r\n')

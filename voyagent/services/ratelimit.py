@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import dataclasses
+import ipaddress
 import math
 import time
 from typing import Any
@@ -42,6 +43,23 @@ redis.call('HSET', KEYS[1], 'tokens', tostring(tokens), 'ts', tostring(now))
 redis.call('EXPIRE', KEYS[1], 120)
 return {allowed, tostring(tokens)}
 """
+
+
+def ip_bucket_key(ip: str) -> str:
+    """The bucket key of a client IP: an IPv4 address itself, an IPv6 address its /64 (``2001:db8:1:2::/64``).
+
+    One IPv6 subscriber usually holds a whole /64, so per-address buckets would be no limit at all. An IPv4-mapped
+    address (``::ffff:a.b.c.d``) is the IPv4 address; text that is no address (``unknown``) is its own key.
+    """
+    if ":" not in ip:
+        return ip
+    try:
+        address = ipaddress.IPv6Address(ip)
+    except ValueError:
+        return ip
+    if address.ipv4_mapped is not None:
+        return str(address.ipv4_mapped)
+    return f"{ipaddress.IPv6Address(int(address) >> 64 << 64)}/64"
 
 
 @dataclasses.dataclass(frozen=True, slots=True)
