@@ -7,6 +7,7 @@ import asyncio
 import dataclasses
 import os
 import secrets
+import shutil
 import socket
 import tempfile
 import uuid
@@ -53,6 +54,16 @@ def test_output_dir() -> Path:
     return path
 
 
+@pytest.fixture
+def pg_tmp_path() -> Iterator[Path]:
+    """A fresh directory for an embedded PostgreSQL's data, removed afterwards. Not under pytest's base directory:
+    as root the server runs as ``voyagent-pg``, which must traverse every parent, and pytest sessions (other
+    runs on the same machine included) chmod that base back to 0700."""
+    path = Path(tempfile.mkdtemp(prefix="voyagent-test-"))
+    yield path
+    shutil.rmtree(path, ignore_errors=True)
+
+
 @pytest.fixture(scope="session")
 def database() -> Iterator[TestDatabase]:
     """A migrated database of its own for this run, dropped afterwards."""
@@ -63,7 +74,8 @@ def database() -> Iterator[TestDatabase]:
         from voyagent.embedded_pg import EmbeddedPostgres
 
         embedded = EmbeddedPostgres(Path(tempfile.mkdtemp(prefix="voyagent-test-pg-")))
-        admin_dsn = embedded.start().rsplit("/", 1)[0] + "/postgres"
+        embedded.start()
+        admin_dsn = embedded.superuser_dsn  # test databases are created, migrated and dropped as the superuser
 
     async def create() -> None:
         conn = await asyncpg.connect(admin_dsn)
@@ -88,6 +100,7 @@ def database() -> Iterator[TestDatabase]:
         asyncio.run(drop())
         if embedded is not None:
             embedded.stop()
+            shutil.rmtree(embedded.data_dir, ignore_errors=True)
 
 
 @pytest.fixture(scope="session")
