@@ -38,18 +38,28 @@ LOAD_CONNECTIONS = 8
 # --- 1. /health under silent and slowloris connections ---------------------------------------------------
 
 
-async def _silent(host: str, port: int, holds: list[float], answered: list[bool]) -> None:
-    opened = time.monotonic()
+async def _read_to_end(reader: asyncio.StreamReader, data: bytes = b"") -> bytes:
+    try:
+        return data + await reader.read()
+    except ConnectionError:  # a reset instead of an orderly close: the connection is gone all the same
+        return data
+
+
+async def _silent(host: str, port: int, opened: asyncio.Semaphore, holds: list[float], answered: list[bool]) -> None:
+    started = time.monotonic()
     reader, writer = await asyncio.open_connection(host, port)
-    data = await reader.read()  # until the server closes it
-    holds.append(time.monotonic() - opened)
+    opened.release()
+    data = await _read_to_end(reader)  # until the server closes it
+    holds.append(time.monotonic() - started)
     answered.append(data.startswith(b"HTTP/1.1 408"))
     writer.close()
 
 
-async def _slowloris(host: str, port: int, holds: list[float], answered: list[bool]) -> None:
-    opened = time.monotonic()
+async def _slowloris(host: str, port: int, opened: asyncio.Semaphore, holds: list[float], answered: list[bool]
+                     ) -> None:
+    started = time.monotonic()
     reader, writer = await asyncio.open_connection(host, port)
+    opened.release()
     head = b"GET /health HTTP/1.1\r\nHost: slow\r\nX-Padding: " + b"a" * 1000
     data = b""
     for byte in head:
@@ -61,19 +71,26 @@ async def _slowloris(host: str, port: int, holds: list[float], answered: list[bo
             continue
         except ConnectionError:
             break
-    data += await reader.read()
-    holds.append(time.monotonic() - opened)
+    data = await _read_to_end(reader, data)
+    holds.append(time.monotonic() - started)
     answered.append(data.startswith(b"HTTP/1.1 408"))
     writer.close()
 
 
-async def _under_slow_clients(url: str, port: int, silent: int, slowloris: int, seconds: float
+async def _under_slow_clients(url: str, port: int, silent: int, slowloris: int, seconds: float, timeout: float
                               ) -> tuple[Result, list[float], list[bool]]:
+    """Open the slow connections, then measure while all of them are open (never past the first one's timeout)."""
+    began = time.monotonic()
     holds: list[float] = []
     answered: list[bool] = []
-    tasks = [asyncio.create_task(_silent("127.0.0.1", port, holds, answered)) for _ in range(silent)]
-    tasks += [asyncio.create_task(_slowloris("127.0.0.1", port, holds, answered)) for _ in range(slowloris)]
-    await asyncio.sleep(0.5)  # let the connections open before the measurement starts
+    opened = asyncio.Semaphore(0)
+    tasks = [asyncio.create_task(_silent("127.0.0.1", port, opened, holds, answered)) for _ in range(silent)]
+    tasks += [asyncio.create_task(_slowloris("127.0.0.1", port, opened, holds, answered)) for _ in range(slowloris)]
+    for _ in tasks:  # the load starts once every slow connection is open
+        await opened.acquire()
+    await asyncio.sleep(0.2)  # and the server has set them up
+    seconds = min(seconds, int(timeout - (time.monotonic() - began) - 0.5))
+    assert seconds >= 1, "opening the slow connections took nearly the whole timeout: use a larger --timeout"
     load = await asyncio.to_thread(run_wrk, url + "/health", LOAD_CONNECTIONS, seconds, {})
     await asyncio.gather(*tasks)
     return load, holds, answered
@@ -90,7 +107,7 @@ def slow_clients(dsn: str, timeout: int, silent: int, slowloris: int, rounds: in
         run_wrk(url + "/health", LOAD_CONNECTIONS, 2, {})  # warm-up
         for round_ in range(1, rounds + 1):
             alone = run_wrk(url + "/health", LOAD_CONNECTIONS, window, {})
-            loaded, holds, answered = asyncio.run(_under_slow_clients(url, port, silent, slowloris, window))
+            loaded, holds, answered = asyncio.run(_under_slow_clients(url, port, silent, slowloris, window, timeout))
             held_too_long = sum(h > timeout + SLACK_SECONDS for h in holds)
             print(f"  round {round_} alone      {alone.row()}")
             print(f"  round {round_} with slow  {loaded.row()}  (target p99 < 20 ms: "

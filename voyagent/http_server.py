@@ -6,8 +6,8 @@ body that stalls. :class:`ClientTimeoutProtocol` keeps that single, lazily re-ar
 contract's three rules, with ``keepalive_timeout`` = ``VOYAGENT_CLIENT_TIMEOUT_SECONDS``:
 
 * waiting for a request head: at the deadline a connection that sent part of a head, or nothing at all
-  since it opened, gets ``408 {"detail":"request_timeout"}`` and is closed; an idle keep-alive connection
-  (nothing sent since its last response) is closed silently;
+  since it opened, gets ``408 {"detail":"request_timeout"}`` and is closed (half-closed at once, fully a
+  second later); an idle keep-alive connection (nothing sent since its last response) is closed silently;
 * receiving a body: when no byte arrived for the timeout while the server was ready to read, the body
   read fails with ``ApiError(408, "request_timeout")`` (the errors middleware answers it) and the
   connection is closed after the answer instead of lingering for the rest of the body;
@@ -39,6 +39,7 @@ log = logging.getLogger("voyagent.http")
 SHUTDOWN_TIMEOUT = 10.0  # operations.md §1.4: open requests and streams get this long to finish
 BACKLOG = 2048  # a burst of connections waits in the kernel instead of being refused
 LINGER_SECONDS = 10.0  # aiohttp's default
+DRAIN_SECONDS = 1.0  # after a 408 on a connection without a complete head
 _NR_OPEN = "/proc/sys/fs/nr_open"
 
 _TIMEOUT_BODY = b'{"detail":"request_timeout"}'
@@ -97,9 +98,18 @@ class ClientTimeoutProtocol(RequestHandler):
         self._count_timeout("body stalled")
 
     def _close_with_timeout(self, reason: str) -> None:
-        assert self.transport is not None
-        self.transport.write(_timeout_response())
-        self.force_close()  # the transport flushes the answer, then closes
+        """Answer 408 and half-close at once; drop what still arrives for DRAIN_SECONDS, then close.
+
+        Closing a socket that still receives makes the kernel send a reset, which can destroy the 408 on its
+        way to a client that keeps trickling bytes; after our FIN the client sees the end of the connection.
+        """
+        transport = self.transport
+        assert transport is not None
+        transport.write(_timeout_response())
+        self._close = True  # data_received() drops everything from now on
+        if transport.can_write_eof():
+            transport.write_eof()
+        self._keepalive_handle = self._loop.call_later(DRAIN_SECONDS, self.force_close)  # cancelled on close
         self._count_timeout(reason)
 
     def _count_timeout(self, reason: str) -> None:
