@@ -121,7 +121,8 @@ def test_2000_silent_sockets_get_408_and_are_closed_while_health_answers(server,
         for sock in sockets:
             sock.close()
     answers = list(received.values())
-    assert all(a.startswith(b"HTTP/1.1 408 Request Timeout\r\n") and a.endswith(TIMEOUT_BODY) for a in answers)
+    wrong = [a for a in answers if not (a.startswith(b"HTTP/1.1 408 Request Timeout\r\n") and a.endswith(TIMEOUT_BODY))]
+    assert not wrong, (len(wrong), wrong[:3])
     assert all(b"\r\nConnection: close\r\n" in a for a in answers)
     assert _health(server) == 200
     server.wait_for_output(r"client timeouts in the last \d+ s: \d+ connection\(s\) answered 408")
@@ -157,6 +158,22 @@ def test_a_stalled_body_gets_408_with_connection_close(server):
     assert json.loads(body) == {"detail": "request_timeout"}
     assert b"Connection: close" in headers and b"X-Request-Id: stalled-body-1" in headers
     assert 'path="/auth/sign-in",status="408"' in _metrics(server)
+
+
+def test_a_body_that_turns_malformed_mid_way_is_a_4xx_not_a_hang_nor_a_5xx(server):
+    head = (b"POST /auth/sign-in HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\n"
+            b"Transfer-Encoding: chunked\r\nExpect: 100-continue\r\nX-Request-Id: bad-chunk-1\r\n\r\n")
+    with _connect(server) as sock:
+        sock.sendall(head)
+        assert sock.recv(65536) == b"HTTP/1.1 100 Continue\r\n\r\n"  # the request is being handled now
+        sock.sendall(b'3\r\n{"e\r\nzz\r\nnot a chunk\r\n0\r\n\r\n')  # and its body breaks
+        answer = _read_until_eof(sock)
+    status_line, _, rest = answer.partition(b"\r\n")
+    assert status_line in (b"HTTP/1.1 408 Request Timeout", b"HTTP/1.1 400 Bad Request"), answer
+    assert b"X-Request-Id: bad-chunk-1" in rest
+    access = server.wait_for_output(r".*request_id=bad-chunk-1 method=POST route=/auth/sign-in status=(\d+).*")
+    assert access[0].group(1).startswith("4")
+    assert "Traceback" not in server.read_output()
 
 
 def test_an_idle_keep_alive_connection_is_closed_without_a_word(server):

@@ -74,7 +74,10 @@ class ClientTimeoutProtocol(RequestHandler):
         now = loop.time()
         timeout = self._keepalive_timeout
         waiter = self._waiter
-        if waiter is not None and not waiter.done():  # waiting for a request head
+        # Waiting for a request head; or not started yet: on a loop starved by a burst of connections the
+        # timer can come before the connection's first step (which would then wait with no timer armed).
+        not_started = waiter is None and self._request_count == 0
+        if not_started or (waiter is not None and not waiter.done()):
             deadline = self._next_keepalive_close_time
             if now < deadline:
                 self._keepalive_handle = loop.call_at(deadline, self._process_keepalive)
