@@ -49,6 +49,7 @@ from voyagent.services.api_key_auth import ApiKeyCache
 from voyagent.services.audit import AuditVerifyLimiter
 from voyagent.services.enquiries import TotalsCache
 from voyagent.services.email import Mailer
+from voyagent.services.identity import warn_if_verification_skipped
 from voyagent.services.passwords import PasswordService
 from voyagent.services.ratelimit import RateLimiter
 from voyagent.services.token_store import create_token_store
@@ -114,6 +115,7 @@ def create_app(settings: Settings, *, dsn: str, db_mode: str = "external", contr
         app[TOKEN_STORE] = create_token_store(app[REDIS], settings.redis_prefix, app[REDIS_STATE])
         app[PASSWORDS] = await PasswordService.start(settings)
         app[MAILER] = Mailer(settings, app[METRICS])
+        warn_if_verification_skipped(settings)
         yield
         app[PASSWORDS].close()
 

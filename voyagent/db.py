@@ -51,8 +51,8 @@ async def _reset_connection(conn: asyncpg.Connection) -> None:
     """Replace asyncpg's default reset query (a second round trip on every release) with nothing.
 
     asyncpg still rolls back a leaked transaction and drops listeners before calling this. Safe because
-    the code leaves no other session state behind: no SET (a setting changed for one query is reset
-    explicitly), LISTEN, session advisory locks, open cursors or temporary tables.
+    the code leaves no other session state behind: no SET (a setting for one query is ``SET LOCAL``, which
+    its transaction ends), LISTEN, session advisory locks, open cursors or temporary tables.
     """
 
 
@@ -137,4 +137,12 @@ async def transaction(pool: asyncpg.Pool, timeout: float = ACQUIRE_TIMEOUT) -> A
 async def connection(pool: asyncpg.Pool, timeout: float = ACQUIRE_TIMEOUT) -> AsyncIterator[asyncpg.Connection]:
     """A pooled connection for reads (acquired fairly, with a timeout)."""
     async with _acquire(pool, timeout) as conn:
+        yield conn
+
+
+@contextlib.asynccontextmanager
+async def read_transaction(pool: asyncpg.Pool, timeout: float = ACQUIRE_TIMEOUT) -> AsyncIterator[asyncpg.Connection]:
+    """A pooled connection inside one read-only REPEATABLE READ transaction: every statement sees the same
+    snapshot (a list page and its total agree), and a ``SET LOCAL`` ends with it."""
+    async with _acquire(pool, timeout) as conn, conn.transaction(isolation="repeatable_read", readonly=True):
         yield conn

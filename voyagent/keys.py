@@ -66,3 +66,4 @@ BODY: web.RequestKey[Any] = web.RequestKey("body")  # parsed and validated JSON 
 QUERY: web.RequestKey[dict[str, Any]] = web.RequestKey("query")  # coerced query parameters
 RATE_LIMIT_HEADERS: web.RequestKey[dict[str, str]] = web.RequestKey("rate_limit_headers")
 CREDENTIAL_IP_RESULT: web.RequestKey[BucketResult | None] = web.RequestKey("credential_ip_result")
+PRINCIPAL_BUCKET_RESULT: web.RequestKey[BucketResult | None] = web.RequestKey("principal_bucket_result")

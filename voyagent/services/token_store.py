@@ -1,7 +1,8 @@
-"""The jti denylist and the single-use token store (operations.md §6): Redis when configured, else in-process.
+"""The jti denylist, the single-use token store and the wrong-code counters of TOTP intermediate tokens
+(operations.md §6): Redis when configured, else in-process.
 
 Both implementations share one interface. Reads of the denylist fail open (a warning is logged); a write or
-a take that a request needs fails with ``503 redis_unreachable``.
+a take that a request needs (counting a TOTP attempt included) fails with ``503 redis_unreachable``.
 """
 
 from __future__ import annotations
@@ -42,9 +43,13 @@ class TokenStore(Protocol):
     async def take(self, kind: str, token: str) -> dict[str, Any] | None:
         """Atomically read and delete; None when unknown or expired."""
 
+    async def count_totp_attempt(self, jti: str, exp: int) -> int:
+        """Atomically add one to the code counter of intermediate token ``jti`` (kept until ``exp``); the new count."""
+
 
 class RedisTokenStore:
-    """Keys ``<prefix>revoked_jti:<jti>``, ``<prefix>email_verify:<token>``, ``<prefix>pwreset:<token>``."""
+    """Keys ``<prefix>revoked_jti:<jti>``, ``<prefix>email_verify:<token>``, ``<prefix>pwreset:<token>``,
+    ``<prefix>totp_fail:<jti>``."""
 
     def __init__(self, redis: Any, prefix: str = "voyagent:", redis_state: DependencyState | None = None) -> None:
         self.redis = redis
@@ -94,6 +99,18 @@ class RedisTokenStore:
         self.redis_state.success()
         return _decode(raw)
 
+    async def count_totp_attempt(self, jti: str, exp: int) -> int:
+        key = f"{self.prefix}totp_fail:{jti}"
+        try:
+            async with self.redis.pipeline(transaction=True) as pipe:  # MULTI: the count never outlives exp
+                pipe.incr(key)
+                pipe.expireat(key, int(exp))
+                count, _ = await pipe.execute()
+        except Exception:
+            log.warning("token store: redis error while counting a TOTP code", exc_info=True)
+            raise redis_unreachable() from None
+        return int(count)
+
 
 class LocalTokenStore:
     """The same in this process (single worker only; lost on restart). Every operation is atomic on the loop."""
@@ -101,6 +118,7 @@ class LocalTokenStore:
     def __init__(self) -> None:
         self._denied: dict[str, float] = {}  # jti → exp (epoch seconds)
         self._tokens: dict[str, tuple[float, bytes]] = {}  # "<kind>:<token>" → (expiry, value)
+        self._totp_attempts: dict[str, tuple[float, int]] = {}  # jti → (exp, count)
         self._last_sweep = time.time()
 
     def _sweep(self, now: float) -> None:
@@ -109,6 +127,7 @@ class LocalTokenStore:
         self._last_sweep = now
         self._denied = {jti: exp for jti, exp in self._denied.items() if exp > now}
         self._tokens = {key: entry for key, entry in self._tokens.items() if entry[0] > now}
+        self._totp_attempts = {jti: entry for jti, entry in self._totp_attempts.items() if entry[0] > now}
 
     async def revoke_jti(self, jti: str, exp: int) -> bool:
         now = time.time()
@@ -137,6 +156,14 @@ class LocalTokenStore:
         if entry is None or entry[0] <= time.time():
             return None
         return _decode(entry[1])
+
+    async def count_totp_attempt(self, jti: str, exp: int) -> int:
+        now = time.time()
+        self._sweep(now)
+        known = self._totp_attempts.get(jti)
+        count = known[1] + 1 if known is not None and known[0] > now else 1
+        self._totp_attempts[jti] = (float(exp), count)
+        return count
 
 
 def _decode(raw: bytes | str | None) -> dict[str, Any] | None:
