@@ -19,6 +19,7 @@ from aiohttp import web
 
 from voyagent.config import Settings
 from voyagent.db import connection, transaction
+from voyagent.degradation import report_best_effort
 from voyagent.errors import ApiError, unauthorized
 from voyagent.ids import new_id, parse_uuid
 from voyagent.jsonio import timestamp
@@ -245,8 +246,8 @@ async def sign_out(app: web.Application, refresh_token: str | None, access: Prin
         try:
             async with transaction(app[DB_POOL]) as conn:
                 await refresh_tokens.revoke_signed_out(conn, app[QUERIES], refresh_token)
-        except Exception:
-            log.warning("sign-out: could not revoke the refresh token", exc_info=True)
+        except Exception as exc:
+            report_best_effort(log, "sign-out: could not revoke the refresh token", exc)
     if access is not None and access.jti is not None and access.token_exp is not None:
         try:
             await app[TOKEN_STORE].revoke_jti(access.jti, access.token_exp)

@@ -106,9 +106,9 @@ class RedisTokenStore:
                 pipe.incr(key)
                 pipe.expireat(key, int(exp))
                 count, _ = await pipe.execute()
-        except Exception:
-            log.warning("token store: redis error while counting a TOTP code", exc_info=True)
-            raise redis_unreachable() from None
+        except Exception as exc:
+            raise self._unreachable("token store (count a wrong TOTP code)", exc) from None
+        self.redis_state.success()
         return int(count)
 
 
