@@ -4,7 +4,7 @@ import asyncio
 
 import pytest
 
-from voyagent.db import Database
+from voyagent.db import Database, DatabaseUnavailable
 
 
 @pytest.fixture
@@ -39,7 +39,7 @@ async def test_waiters_get_the_connection_in_the_order_they_asked(one_connection
 
 async def test_acquisition_gives_up_after_its_timeout_and_frees_its_place(one_connection):
     async with one_connection.connection():
-        with pytest.raises(TimeoutError):
+        with pytest.raises(DatabaseUnavailable):  # answered 503 db_unavailable
             async with one_connection.connection(timeout=0.05):
                 pass
     async with one_connection.connection(timeout=0.05) as conn:  # the gate let go of the timed-out waiter

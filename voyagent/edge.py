@@ -16,6 +16,7 @@ from typing import Any
 import orjson
 from aiohttp import web
 
+from voyagent.degradation import report_best_effort
 from voyagent.jsonio import json_response
 from voyagent.keys import (
     API_KEY_CACHE,
@@ -94,8 +95,8 @@ async def record_forbidden(request: web.Request, principal: Principal, code: str
         async with app[DATABASE].transaction() as conn:
             await audit.write_event(conn, app[QUERIES], tenant_id=principal.tenant_id, actor_id=principal.user_id,
                                     kind="auth.verify", status="rejected", error=code, inputs=inputs)
-    except Exception:
-        log.warning("could not write auth.verify audit event", exc_info=True)
+    except Exception as exc:
+        report_best_effort(log, "could not write auth.verify audit event", exc)
 
 
 # --- idempotent creates ---------------------------------------------------------------------------------
@@ -138,6 +139,6 @@ async def respond_once(request: web.Request, create: Create) -> web.Response:
         try:
             async with db.connection() as conn:
                 await idempotency.sweep_expired(conn, sql)
-        except Exception:
-            log.warning("idempotency key sweep failed", exc_info=True)
+        except Exception as exc:
+            report_best_effort(log, "idempotency key sweep failed", exc)
     return json_response(body, status=status)

@@ -16,6 +16,7 @@ if TYPE_CHECKING:
     from voyagent.config import Settings
     from voyagent.contract import Contract, Operation
     from voyagent.db import Database
+    from voyagent.degradation import DependencyState
     from voyagent.metrics import Metrics
     from voyagent.pagination import CursorCodec
     from voyagent.principal import Principal
@@ -35,6 +36,9 @@ SETTINGS: web.AppKey[Settings] = web.AppKey("settings")
 DATABASE: web.AppKey[Database] = web.AppKey("database")
 DB_MODE: web.AppKey[str] = web.AppKey("db_mode")  # "external" | "embedded"
 REDIS: web.AppKey[aioredis.Redis | None] = web.AppKey("redis")
+# Whether PostgreSQL / Redis answer, as this worker last saw it (voyagent/degradation.py).
+DB_STATE: web.AppKey[DependencyState] = web.AppKey("db_state")
+REDIS_STATE: web.AppKey[DependencyState] = web.AppKey("redis_state")
 QUERIES: web.AppKey[Queries] = web.AppKey("queries")
 CONTRACT: web.AppKey[Contract] = web.AppKey("contract")
 DOCS_HTML: web.AppKey[str] = web.AppKey("docs_html")

@@ -14,6 +14,7 @@ from typing import Any
 import asyncpg
 from aiohttp import web
 
+from voyagent.degradation import report_best_effort
 from voyagent.edge import client_info
 from voyagent.errors import ApiError
 from voyagent.handlers_types import Handler
@@ -146,8 +147,8 @@ async def sign_out(request: web.Request) -> web.Response:
         try:
             async with app[DATABASE].transaction() as conn:
                 await refresh_tokens.revoke_signed_out(conn, app[QUERIES], refresh_token)
-        except Exception:
-            log.warning("sign-out: could not revoke the refresh token", exc_info=True)
+        except Exception as exc:
+            report_best_effort(log, "sign-out: could not revoke the refresh token", exc)
     credential = bearer_credential(request)
     if credential is not None and not credential.startswith("vy_"):  # API keys are never revoked here
         access = await principal_from_jwt(app, credential)

@@ -34,6 +34,7 @@ from typing import Any
 
 import asyncpg
 
+from voyagent.degradation import DependencyState
 from voyagent.principal import Principal
 
 log = logging.getLogger("voyagent.api_keys")
@@ -106,9 +107,11 @@ class ApiKeyCache:
     """Key rows by prefix for at most ``ttl`` seconds (unknown prefixes too), kept honest through Redis markers
     (``redis`` None: one worker, changes drop entries directly), plus last-use bookkeeping."""
 
-    def __init__(self, redis: Any = None, redis_prefix: str = "", ttl: float = CACHE_SECONDS) -> None:
+    def __init__(self, redis: Any = None, redis_prefix: str = "", ttl: float = CACHE_SECONDS,
+                 redis_state: DependencyState | None = None) -> None:
         self.redis = redis
         self.redis_prefix = redis_prefix
+        self.redis_state = redis_state or DependencyState("redis")
         self.ttl = ttl
         self._rows: dict[str, tuple[float, CachedKey | None]] = {}
         self._last_used: dict[uuid.UUID, float] = {}  # key id → newest known use (row or our own touch)
@@ -160,8 +163,9 @@ class ApiKeyCache:
             revoked, version = await self.redis.mget(self._revoked_marker(key.id),
                                                      self._settings_marker(key.tenant_id))
         except Exception as exc:  # Redis down: trust the database, not the cache
-            log.warning("api key cache: redis error (%s), reading the key row again", type(exc).__name__)
+            self.redis_state.failure("api key cache check (key row read again)", exc)
             return False
+        self.redis_state.success()
         if revoked is not None and not key.revoked:
             return False
         return version is None or int(version) <= key.settings_version

@@ -12,6 +12,7 @@ import asyncpg
 from pypika import Table
 
 from voyagent.db import Database
+from voyagent.degradation import report_best_effort
 from voyagent.errors import ApiError, not_found
 from voyagent.listing import Filter, Listing
 from voyagent.pagination import Page
@@ -203,8 +204,8 @@ async def _audit_decision(db: Database, sql: Any, row: ApprovalRow, resolver_id:
                 inputs={"approval_id": row.id, "session_id": str(row.session_id), "tool_name": row.tool_name,
                         "reason": row.reason},
                 entity_refs={"approval_id": row.id, "session_id": str(row.session_id)})
-    except Exception:
-        log.warning("could not write %s audit event for approval %s", kind, row.id, exc_info=True)
+    except Exception as exc:
+        report_best_effort(log, "could not write %s audit event for approval %s", exc, kind, row.id)
 
 
 # --- the list ------------------------------------------------------------------------------------------

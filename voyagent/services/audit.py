@@ -10,6 +10,7 @@ from typing import Any
 
 import asyncpg
 
+from voyagent.degradation import DependencyState
 from voyagent.ids import new_id
 
 log = logging.getLogger("voyagent.audit")
@@ -42,10 +43,12 @@ class AuditVerifyLimiter:
     keyed by the principal, not the IP, so proxies and IPv6 address changes neither merge nor split callers.
     """
 
-    def __init__(self, redis: Any, prefix: str, per_minute: int = AUTH_VERIFY_PER_MINUTE) -> None:
+    def __init__(self, redis: Any, prefix: str, per_minute: int = AUTH_VERIFY_PER_MINUTE,
+                 redis_state: DependencyState | None = None) -> None:
         self.redis = redis
         self.prefix = prefix
         self.per_minute = per_minute
+        self.redis_state = redis_state or DependencyState("redis")
         self._local: dict[str, tuple[int, int]] = {}
 
     async def allow(self, principal: str, route: str) -> bool:
@@ -57,9 +60,10 @@ class AuditVerifyLimiter:
                 count = await self.redis.incr(redis_key)
                 if count == 1:
                     await self.redis.expire(redis_key, 60)
+                self.redis_state.success()
                 return int(count) <= self.per_minute
-            except Exception:  # Redis down: fall back to this process's own window
-                log.warning("audit limiter: redis error, using in-process window", exc_info=True)
+            except Exception as exc:  # Redis down: fall back to this process's own window
+                self.redis_state.failure("audit limiter (in-process window used)", exc)
         window = int(time.monotonic() // 60)
         seen_window, count = self._local.get(key, (window, 0))
         if seen_window != window:

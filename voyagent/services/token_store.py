@@ -7,15 +7,13 @@ a take that a request needs (counting a TOTP attempt included) fails with ``503 
 
 from __future__ import annotations
 
-import logging
 import time
 from typing import Any, Protocol
 
 import orjson
 
+from voyagent.degradation import DependencyState
 from voyagent.errors import ApiError
-
-log = logging.getLogger("voyagent.token_store")
 
 KINDS = ("email_verify", "pwreset")
 _SWEEP_EVERY_SECONDS = 60.0
@@ -53,9 +51,14 @@ class RedisTokenStore:
     """Keys ``<prefix>revoked_jti:<jti>``, ``<prefix>email_verify:<token>``, ``<prefix>pwreset:<token>``,
     ``<prefix>totp_fail:<jti>``."""
 
-    def __init__(self, redis: Any, prefix: str = "voyagent:") -> None:
+    def __init__(self, redis: Any, prefix: str = "voyagent:", redis_state: DependencyState | None = None) -> None:
         self.redis = redis
         self.prefix = prefix
+        self.redis_state = redis_state or DependencyState("redis")
+
+    def _unreachable(self, what: str, exc: Exception) -> ApiError:
+        self.redis_state.failure(what, exc)
+        return redis_unreachable()
 
     def _jti_key(self, jti: str) -> str:
         return f"{self.prefix}revoked_jti:{jti}"
@@ -65,33 +68,35 @@ class RedisTokenStore:
             return True  # already expired: the token is refused anyway, nothing to remember
         try:
             created = await self.redis.set(self._jti_key(jti), b"1", exat=int(exp), nx=True)
-        except Exception:
-            log.warning("token store: redis error while revoking a jti", exc_info=True)
-            raise redis_unreachable() from None
+        except Exception as exc:
+            raise self._unreachable("token store (revoke a jti)", exc) from None
+        self.redis_state.success()
         return bool(created)
 
     async def is_revoked(self, jti: str) -> bool:
         try:
-            return bool(await self.redis.exists(self._jti_key(jti)))
-        except Exception:
-            log.warning("token store: redis error on the denylist check, token accepted (fail open)", exc_info=True)
+            revoked = bool(await self.redis.exists(self._jti_key(jti)))
+        except Exception as exc:
+            self.redis_state.failure("denylist check (token accepted: fail open)", exc)
             return False
+        self.redis_state.success()
+        return revoked
 
     async def put(self, kind: str, token: str, value: dict[str, Any], ttl: int) -> None:
         _check_kind(kind)
         try:
             await self.redis.set(f"{self.prefix}{kind}:{token}", orjson.dumps(value), ex=int(ttl))
-        except Exception:
-            log.warning("token store: redis error while storing a %s token", kind, exc_info=True)
-            raise redis_unreachable() from None
+        except Exception as exc:
+            raise self._unreachable(f"token store (store a {kind} token)", exc) from None
+        self.redis_state.success()
 
     async def take(self, kind: str, token: str) -> dict[str, Any] | None:
         _check_kind(kind)
         try:
             raw = await self.redis.getdel(f"{self.prefix}{kind}:{token}")
-        except Exception:
-            log.warning("token store: redis error while taking a %s token", kind, exc_info=True)
-            raise redis_unreachable() from None
+        except Exception as exc:
+            raise self._unreachable(f"token store (take a {kind} token)", exc) from None
+        self.redis_state.success()
         return _decode(raw)
 
     async def count_totp_attempt(self, jti: str, exp: int) -> int:
@@ -101,9 +106,9 @@ class RedisTokenStore:
                 pipe.incr(key)
                 pipe.expireat(key, int(exp))
                 count, _ = await pipe.execute()
-        except Exception:
-            log.warning("token store: redis error while counting a TOTP code", exc_info=True)
-            raise redis_unreachable() from None
+        except Exception as exc:
+            raise self._unreachable("token store (count a wrong TOTP code)", exc) from None
+        self.redis_state.success()
         return int(count)
 
 
@@ -171,6 +176,7 @@ def _decode(raw: bytes | str | None) -> dict[str, Any] | None:
     return value if isinstance(value, dict) else None
 
 
-def create_token_store(redis: Any, prefix: str) -> RedisTokenStore | LocalTokenStore:
+def create_token_store(redis: Any, prefix: str,
+                       redis_state: DependencyState | None = None) -> RedisTokenStore | LocalTokenStore:
     """Redis when a client is configured, else in-process."""
-    return RedisTokenStore(redis, prefix) if redis is not None else LocalTokenStore()
+    return RedisTokenStore(redis, prefix, redis_state) if redis is not None else LocalTokenStore()
