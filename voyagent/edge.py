@@ -1,15 +1,16 @@
 """The edge: the steps of a request that need the application itself, so that no service ever does.
 
 Services take a connection and explicit collaborators; the code here takes the request (or the app), finds the
-database, queries and caches under their keys, owns the transaction and calls the service. Shared by the
-middleware (API-key authentication, the audit of refused requests), the response hook (last-used touches) and
-the create handlers (idempotent creates).
+database, queries and caches under their keys, owns the transactions and calls the services. Shared by the
+middleware (API-key authentication, the audit of refused requests), the response hook (last-used touches), the
+create handlers (idempotent creates) and the two ways an approval is resolved (HTTP and the chat map).
 """
 
 from __future__ import annotations
 
 import logging
 import random
+import datetime as dt
 import uuid
 from typing import Any
 
@@ -29,7 +30,9 @@ from voyagent.keys import (
     QUERIES,
 )
 from voyagent.principal import Principal
-from voyagent.services import api_key_auth, audit, idempotency
+from voyagent.db import Database
+from voyagent.services import api_key_auth, approvals, audit, idempotency
+from voyagent.services.approvals import ApprovalRow
 from voyagent.services.idempotency import Create, KeyScope
 from voyagent.services.refresh_tokens import ClientInfo
 
@@ -142,3 +145,41 @@ async def respond_once(request: web.Request, create: Create) -> web.Response:
         except Exception as exc:
             report_best_effort(log, "idempotency key sweep failed", exc)
     return json_response(body, status=status)
+
+
+# --- resolving an approval ------------------------------------------------------------------------------
+
+
+async def resolve_approval(db: Database, sql: Any, *, tenant_id: uuid.UUID, approval_id: str, granted: bool,
+                           reason: str | None, resolver_id: uuid.UUID, resolver_role: str,
+                           session_id: uuid.UUID | None = None, same_decision_is_noop: bool = False,
+                           now: dt.datetime | None = None) -> ApprovalRow:
+    """Grant or reject one approval (§6.4), for ``POST /approvals/{id}/resolve`` and the chat ``approvals`` map.
+
+    Three transactions, in the contract's order: the decision (``approvals.decide``: 404, 403, 409, or the
+    expiry) commits first; a 409 for an approval found past its deadline follows that commit; the
+    ``approval.granted`` / ``approval.rejected`` event is written in its own transaction afterwards, and a
+    failure to write it is only logged (the decision stands). With ``same_decision_is_noop``, an approval another
+    resolver decided the same way meanwhile is returned unchanged.
+    """
+    async with db.transaction() as conn:
+        resolution = await approvals.decide(conn, sql, tenant_id=tenant_id, approval_id=approval_id,
+                                            granted=granted, reason=reason, resolver_id=resolver_id,
+                                            resolver_role=resolver_role, session_id=session_id,
+                                            same_decision_is_noop=same_decision_is_noop, now=now)
+    if resolution.outcome == "unchanged":
+        assert resolution.row is not None
+        return resolution.row
+    if resolution.outcome == "lost" and same_decision_is_noop:
+        async with db.transaction() as conn:
+            return await approvals.settle_lost_race(conn, sql, tenant_id=tenant_id, approval_id=approval_id,
+                                                    session_id=session_id, granted=granted)
+    if resolution.row is None:  # expired (now committed) or another resolver won the race
+        raise approvals.already_resolved()
+    try:
+        async with db.transaction() as conn:
+            await approvals.write_decision_audit(conn, sql, resolution.row, resolver_id)
+    except Exception as exc:
+        report_best_effort(log, "could not write %s audit event for approval %s", exc,
+                           approvals.decision_kind(resolution.row), resolution.row.id)
+    return resolution.row

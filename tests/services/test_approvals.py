@@ -7,6 +7,7 @@ import logging
 
 import pytest
 
+from voyagent import edge
 from voyagent.errors import ApiError
 from voyagent.keys import DATABASE, QUERIES
 from voyagent.services import approvals, tools
@@ -35,7 +36,7 @@ async def request(app, user, session_id, *, turn_id="t-0123456789ab", tool_name=
 
 
 async def resolve(app, user, approval_id, granted=True, **kwargs):
-    return await approvals.resolve_approval(app[DATABASE], app[QUERIES], tenant_id=user.tenant_id,
+    return await edge.resolve_approval(app[DATABASE], app[QUERIES], tenant_id=user.tenant_id,
                                             approval_id=approval_id, granted=granted, reason=kwargs.pop("reason", None),
                                             resolver_id=user.id, resolver_role=user.role, **kwargs)
 
@@ -133,7 +134,7 @@ class _AuditFails:
 async def test_a_failed_audit_write_is_logged_and_the_decision_stands(app, admin, db, caplog):
     row = await request(app, admin, await new_session(app, admin), turn_id="t-121212121212")
     with caplog.at_level(logging.WARNING):
-        decided = await approvals.resolve_approval(
+        decided = await edge.resolve_approval(
             app[DATABASE], _AuditFails(app[QUERIES]), tenant_id=admin.tenant_id, approval_id=row.id, granted=False,
             reason="no", resolver_id=admin.id, resolver_role="agency_admin")
     assert decided.status == "rejected"

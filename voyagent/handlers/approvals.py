@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from aiohttp import web
 
+from voyagent import edge
 from voyagent.errors import ApiError
 from voyagent.handlers_types import Handler
 from voyagent.ids import parse_uuid
@@ -45,7 +46,7 @@ async def resolve_approval(request: web.Request) -> web.Response:
     """POST /approvals/{approval_id}/resolve — grant or reject (404 → 403 → 409, in that order)."""
     principal = request[PRINCIPAL]
     body = request[BODY]
-    row = await approvals.resolve_approval(
+    row = await edge.resolve_approval(
         request.app[DATABASE], request.app[QUERIES], tenant_id=principal.tenant_id,
         approval_id=request.match_info["approval_id"], granted=body["granted"], reason=body.get("reason"),
         resolver_id=principal.user_id, resolver_role=principal.role)
