@@ -30,7 +30,7 @@ import secrets
 import string
 import time
 import uuid
-from typing import Any
+from typing import Any, Callable
 
 from aiohttp import web
 
@@ -105,16 +105,23 @@ class CachedKey:
 
 
 class ApiKeyCache:
-    """Key rows by prefix for at most ``ttl`` seconds (unknown prefixes too), plus last-use bookkeeping."""
+    """Key rows by prefix for at most ``ttl`` seconds (unknown prefixes too), plus last-use bookkeeping.
 
-    def __init__(self, ttl: float = CACHE_SECONDS) -> None:
+    ``clock`` reads epoch seconds (key expiry, last use) and ``timer`` ages the entries; tests pass their own
+    to move time instead of waiting for it.
+    """
+
+    def __init__(self, ttl: float = CACHE_SECONDS, *, clock: Callable[[], float] = time.time,
+                 timer: Callable[[], float] = time.monotonic) -> None:
         self.ttl = ttl
+        self.clock = clock
+        self.timer = timer
         self._rows: dict[str, tuple[float, CachedKey | None]] = {}
         self._last_used: dict[uuid.UUID, float] = {}  # key id → newest known use (row or our own touch)
 
     def get(self, prefix: str) -> tuple[bool, CachedKey | None]:
         entry = self._rows.get(prefix)
-        if entry is None or entry[0] < time.monotonic():
+        if entry is None or entry[0] < self.timer():
             return False, None
         return True, entry[1]
 
@@ -122,7 +129,7 @@ class ApiKeyCache:
         if len(self._rows) >= _MAX_ENTRIES:
             self._rows.clear()
             self._last_used.clear()
-        self._rows[prefix] = (time.monotonic() + self.ttl, key)
+        self._rows[prefix] = (self.timer() + self.ttl, key)
         if key is not None and key.last_used_at is not None:
             self._last_used[key.id] = max(key.last_used_at, self._last_used.get(key.id, 0.0))
 
@@ -137,7 +144,7 @@ class ApiKeyCache:
 
     def touch_due(self, key_id: uuid.UUID) -> bool:
         """Whether ``last_used_at`` should be written now (at most once a minute per key and worker)."""
-        now = time.time()
+        now = self.clock()
         last = self._last_used.get(key_id)
         if last is not None and now - last < TOUCH_INTERVAL_SECONDS:
             return False
@@ -191,7 +198,7 @@ async def authenticate_api_key(app: web.Application, credential: str) -> Princip
     key = await load_key(app, match.group(1))
     if key is None or not hmac.compare_digest(key.key_hash, hash_key(credential)):
         return None
-    if key.revoked or (key.expires_at is not None and key.expires_at <= time.time()):
+    if key.revoked or (key.expires_at is not None and key.expires_at <= app[API_KEY_CACHE].clock()):
         return None
     return key.principal
 
