@@ -78,7 +78,10 @@ def test_each_description_states_the_access_rule_its_extensions_enforce(contract
             assert (f"`{operation.role}`" if operation.role else "(any role)") in access, operation.operation_id
         assert ("credential IP" in limit) == ("auth_ip" in operation.buckets), operation.operation_id
         assert ("credential e-mail" in limit) == ("auth_email" in operation.buckets), operation.operation_id
-        expected = {"public": "none (not rate limited)" if not operation.buckets else "credential",
+        assert ("sign-up IP" in limit) == ("signup_ip" in operation.buckets), operation.operation_id
+        public_limit = ("none (not rate limited)" if not operation.buckets
+                        else "sign-up IP" if "signup_ip" in operation.buckets else "credential")
+        expected = {"public": public_limit,
                     "jwt": "user.", "key": "principal (the user bucket for a JWT, the key's bucket for an API key)."}
         assert limit.startswith("**Rate limit:** " + expected[operation.access]), operation.operation_id
 

@@ -14,6 +14,7 @@ from voyagent.background import BackgroundTasks
 from voyagent.config import Settings
 from voyagent.contract import Contract
 from voyagent.db import close_pool, create_pool
+from voyagent.degradation import DependencyState
 from voyagent.docs_page import render_docs_html
 from voyagent.keys import (
     ACCESS_TOKENS,
@@ -25,6 +26,7 @@ from voyagent.keys import (
     CURSORS,
     DB_MODE,
     DB_POOL,
+    DB_STATE,
     DOCS_HTML,
     ENQUIRY_TOTALS,
     MAILER,
@@ -33,6 +35,7 @@ from voyagent.keys import (
     QUERIES,
     RATE_LIMITER,
     REDIS,
+    REDIS_STATE,
     SETTINGS,
     TOKEN_STORE,
 )
@@ -46,6 +49,7 @@ from voyagent.services.api_key_auth import ApiKeyCache
 from voyagent.services.audit import AuditVerifyLimiter
 from voyagent.services.enquiries import TotalsCache
 from voyagent.services.email import Mailer
+from voyagent.services.identity import warn_if_verification_skipped
 from voyagent.services.passwords import PasswordService
 from voyagent.services.ratelimit import RateLimiter
 from voyagent.services.token_store import create_token_store
@@ -82,9 +86,11 @@ def create_app(settings: Settings, *, dsn: str, db_mode: str = "external", contr
     app[ACCESS_TOKENS] = VerifiedAccessTokens(settings)
     app[CURSORS] = CursorCodec(settings.auth_secret)
     app[ENQUIRY_TOTALS] = TotalsCache()
+    app[DB_STATE] = DependencyState("postgresql")
+    app[REDIS_STATE] = DependencyState("redis")
 
     async def database(app: web.Application) -> AsyncIterator[None]:
-        app[DB_POOL] = await create_pool(dsn, settings.db_pool_min, settings.db_pool_max)
+        app[DB_POOL] = await create_pool(dsn, settings.db_pool_min, settings.db_pool_max, app[DB_STATE])
         yield
         await close_pool(app[DB_POOL])
 
@@ -94,8 +100,8 @@ def create_app(settings: Settings, *, dsn: str, db_mode: str = "external", contr
             client = aioredis.from_url(settings.redis_url, socket_timeout=2.0, socket_connect_timeout=2.0,
                                        health_check_interval=30)
         app[REDIS] = client
-        app[RATE_LIMITER] = RateLimiter(client, settings.redis_prefix)
-        app[AUDIT_LIMITER] = AuditVerifyLimiter(client, settings.redis_prefix)
+        app[RATE_LIMITER] = RateLimiter(client, settings.redis_prefix, app[REDIS_STATE])
+        app[AUDIT_LIMITER] = AuditVerifyLimiter(client, settings.redis_prefix, redis_state=app[REDIS_STATE])
         yield
         if client is not None:
             await client.aclose()
@@ -106,9 +112,10 @@ def create_app(settings: Settings, *, dsn: str, db_mode: str = "external", contr
         await app[BACKGROUND].close()  # before the pool and Redis close (cleanup runs in reverse order)
 
     async def identity_services(app: web.Application) -> AsyncIterator[None]:
-        app[TOKEN_STORE] = create_token_store(app[REDIS], settings.redis_prefix)
+        app[TOKEN_STORE] = create_token_store(app[REDIS], settings.redis_prefix, app[REDIS_STATE])
         app[PASSWORDS] = await PasswordService.start(settings)
         app[MAILER] = Mailer(settings, app[METRICS])
+        warn_if_verification_skipped(settings)
         yield
         app[PASSWORDS].close()
 

@@ -9,6 +9,8 @@ import asyncio
 import logging
 from typing import Any, Coroutine
 
+from voyagent.degradation import report_best_effort
+
 log = logging.getLogger("voyagent.background")
 
 
@@ -30,8 +32,9 @@ class BackgroundTasks:
 
     def _done(self, task: asyncio.Task[Any]) -> None:
         self._tasks.discard(task)
-        if not task.cancelled() and task.exception() is not None:
-            log.warning("background task %s failed", task.get_name(), exc_info=task.exception())
+        exc = None if task.cancelled() else task.exception()
+        if exc is not None:
+            report_best_effort(log, "background task %s failed", exc, task.get_name())
 
     def __len__(self) -> int:
         return len(self._tasks)

@@ -16,6 +16,7 @@ if TYPE_CHECKING:
 
     from voyagent.config import Settings
     from voyagent.contract import Contract, Operation
+    from voyagent.degradation import DependencyState
     from voyagent.metrics import Metrics
     from voyagent.pagination import CursorCodec
     from voyagent.principal import Principal
@@ -35,6 +36,9 @@ SETTINGS: web.AppKey[Settings] = web.AppKey("settings")
 DB_POOL: web.AppKey[asyncpg.Pool] = web.AppKey("db_pool")
 DB_MODE: web.AppKey[str] = web.AppKey("db_mode")  # "external" | "embedded"
 REDIS: web.AppKey[aioredis.Redis | None] = web.AppKey("redis")
+# Whether PostgreSQL / Redis answer, as this worker last saw it (voyagent/degradation.py).
+DB_STATE: web.AppKey[DependencyState] = web.AppKey("db_state")
+REDIS_STATE: web.AppKey[DependencyState] = web.AppKey("redis_state")
 QUERIES: web.AppKey[Queries] = web.AppKey("queries")
 CONTRACT: web.AppKey[Contract] = web.AppKey("contract")
 DOCS_HTML: web.AppKey[str] = web.AppKey("docs_html")
@@ -62,3 +66,4 @@ BODY: web.RequestKey[Any] = web.RequestKey("body")  # parsed and validated JSON 
 QUERY: web.RequestKey[dict[str, Any]] = web.RequestKey("query")  # coerced query parameters
 RATE_LIMIT_HEADERS: web.RequestKey[dict[str, str]] = web.RequestKey("rate_limit_headers")
 CREDENTIAL_IP_RESULT: web.RequestKey[BucketResult | None] = web.RequestKey("credential_ip_result")
+PRINCIPAL_BUCKET_RESULT: web.RequestKey[BucketResult | None] = web.RequestKey("principal_bucket_result")

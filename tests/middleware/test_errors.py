@@ -1,10 +1,15 @@
 """Errors middleware: contract bodies for routing errors, bad input and real bugs; never a bare 500."""
 
+import dataclasses
 import logging
 
+import pytest
 from aiohttp import web
 
 from tests.middleware.echo_route import add_echo_route
+from voyagent.app import create_app
+from voyagent.db import connection
+from voyagent.keys import DB_POOL, DB_STATE, SETTINGS
 
 
 async def test_unknown_route_and_trailing_slash_are_404_not_found(make_bare_client):
@@ -23,9 +28,12 @@ async def test_wrong_method_is_405_with_allow(make_bare_client):
     assert response.headers["Allow"] == "GET"
 
 
-async def test_a_bug_is_500_internal_error_logged_with_the_request_id(make_app, aiohttp_client, caplog):
+@pytest.mark.parametrize("error", [RuntimeError("database password is hunter2"),
+                                   # an OSError of our own while the client is still connected: a bug, not an outage
+                                   ConnectionResetError("database password is hunter2")])
+async def test_a_bug_is_500_internal_error_logged_with_the_request_id(make_app, aiohttp_client, caplog, error):
     async def broken(request: web.Request) -> web.Response:
-        raise RuntimeError("database password is hunter2")
+        raise error
 
     app = make_app()
     app.router.add_get("/boom", broken)
@@ -37,18 +45,28 @@ async def test_a_bug_is_500_internal_error_logged_with_the_request_id(make_app, 
     assert response.headers["Content-Type"].startswith("application/json")
     assert "hunter2" not in await response.text()
     assert any(r.exc_info for r in caplog.records)
+    assert not app[DB_STATE].down
 
 
-async def test_database_outage_is_503_db_unavailable(make_app, aiohttp_client):
+async def test_database_outage_is_503_db_unavailable_logged_once_without_traceback(make_app, aiohttp_client,
+                                                                                     caplog):
     async def needs_db(request: web.Request) -> web.Response:
-        raise ConnectionRefusedError("connect failed")
+        async with connection(request.app[DB_POOL]) as conn:
+            return web.json_response({"one": await conn.fetchval("SELECT 1")})
 
-    app = make_app()
+    settings = dataclasses.replace(make_app()[SETTINGS], db_pool_min=0)
+    app = create_app(settings, dsn="postgresql://nobody@127.0.0.1:1/none")  # nothing listens on port 1
     app.router.add_get("/needs-db", needs_db)
     client = await aiohttp_client(app)
-    response = await client.get("/needs-db")
-    assert response.status == 503
-    assert await response.json() == {"detail": "db_unavailable"}
+    with caplog.at_level(logging.INFO):
+        for _ in range(20):
+            response = await client.get("/needs-db")
+            assert response.status == 503
+            assert await response.json() == {"detail": "db_unavailable"}
+    warnings = [r for r in caplog.records if r.levelno >= logging.WARNING]
+    assert [r.getMessage().split(":")[0] for r in warnings] == ["postgresql unavailable"]
+    assert not any(r.exc_info for r in warnings)
+    assert app[DB_STATE].down
 
 
 async def test_malformed_json_is_422_json_invalid(make_bare_client, caller):

@@ -14,6 +14,7 @@ from voyagent.metrics import Metrics
 from voyagent.services.email import Mailer, build_message, parse_smtp_url
 from voyagent.services.email_messages import (
     describe_duration,
+    email_changed_message,
     password_reset_message,
     verification_message,
 )
@@ -44,6 +45,17 @@ def test_messages_hold_the_link_once_alone_on_its_line(build, subject, path, val
     assert [line for line in lines if line.startswith(PUBLIC)] == [message.link]
     assert message.body.count("TOKEN_abc-123") == 1
     assert f"valid for {validity}" in message.body
+
+
+def test_the_email_changed_notice_names_the_new_address_and_has_no_link():
+    message = email_changed_message("new-home@example.org")
+    assert (message.kind, message.subject, message.link) == (
+        "email_changed", "Your Voyagent e-mail address was changed", "")
+    assert "new-home@example.org" in message.body
+    assert "contact your agency admin at once" in message.body
+    assert "password reset would now be sent to the new" in message.body
+    assert "://" not in message.body and "token" not in message.body
+    assert not any(line.startswith(PUBLIC) for line in message.body.splitlines())
 
 
 @pytest.mark.parametrize(("seconds", "words"), [
@@ -186,3 +198,28 @@ async def test_imitate_takes_as_long_as_recent_real_deliveries():
     assert set(waits) <= {0.2, 0.4} and len(waits) == 21  # a recent real duration, every time
     await mailer.imitate("invite")  # durations are per kind
     assert len(waits) == 21
+
+
+async def test_the_email_changed_notice_is_delivered_to_a_real_smtp_server(smtp_sink):
+    metrics = Metrics("t", "t")
+    mailer = Mailer(_settings(smtp_url=smtp_sink.url), metrics)
+    message = email_changed_message("new-home@example.org")
+    await mailer.send(kind=message.kind, to="old-home@example.com", subject=message.subject, body=message.body,
+                      link=message.link)
+    mail = await smtp_sink.wait_for("old-home@example.com")
+    assert mail.message["Subject"] == "Your Voyagent e-mail address was changed"
+    assert "new-home@example.org" in mail.text
+    assert not any(line.startswith(PUBLIC) for line in mail.text.splitlines())
+    assert _count(metrics, "email_changed", "sent") == 1
+
+
+async def test_without_smtp_a_message_without_a_link_logs_an_empty_link(caplog):
+    metrics = Metrics("t", "t")
+    mailer = Mailer(_settings(), metrics)
+    message = email_changed_message("new-home@example.org")
+    with caplog.at_level(logging.INFO, logger="voyagent.email"):
+        await mailer.send(kind=message.kind, to="old-home@example.com", subject=message.subject, body=message.body,
+                          link=message.link)
+    assert [r.getMessage() for r in caplog.records if r.name == "voyagent.email"] == [
+        'email kind=email_changed to=old-home@example.com subject="Your Voyagent e-mail address was changed" link=']
+    assert _count(metrics, "email_changed", "logged") == 1

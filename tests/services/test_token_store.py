@@ -127,6 +127,21 @@ async def test_an_already_expired_jti_is_not_stored(store):
     assert await store.is_revoked(jti) is False
 
 
+async def test_totp_attempts_are_counted_atomically_per_jti(store):
+    jti, other = uuid.uuid4().hex, uuid.uuid4().hex
+    exp = int(time.time()) + 300
+    counts = await asyncio.gather(*(store.count_totp_attempt(jti, exp) for _ in range(20)))
+    assert sorted(counts) == list(range(1, 21))  # every caller sees its own number
+    assert await store.count_totp_attempt(other, exp) == 1
+
+
+async def test_a_totp_counter_past_its_exp_starts_over(store):
+    jti = uuid.uuid4().hex
+    gone = int(time.time()) - 1
+    assert await store.count_totp_attempt(jti, gone) == 1
+    assert await store.count_totp_attempt(jti, gone) == 1
+
+
 @pytest.mark.redis
 async def test_redis_keys_are_the_documented_ones(redis_url, redis_prefix):
     client = aioredis.from_url(redis_url)
@@ -136,9 +151,13 @@ async def test_redis_keys_are_the_documented_ones(redis_url, redis_prefix):
         await store.put("email_verify", "tok1", {"user_id": "u"}, 100)
         await store.put("pwreset", "tok2", {"user_id": "u"}, 100)
         await store.revoke_jti("j" * 32, int(time.time()) + 100)
+        exp = int(time.time()) + 300
+        await store.count_totp_attempt("t" * 32, exp)
         keys = sorted(k.decode() for k in await client.keys(f"{prefix}*"))
-        assert keys == [f"{prefix}email_verify:tok1", f"{prefix}pwreset:tok2", f"{prefix}revoked_jti:{'j' * 32}"]
+        assert keys == [f"{prefix}email_verify:tok1", f"{prefix}pwreset:tok2", f"{prefix}revoked_jti:{'j' * 32}",
+                        f"{prefix}totp_fail:{'t' * 32}"]
         assert 98 <= await client.ttl(f"{prefix}revoked_jti:{'j' * 32}") <= 100
+        assert await client.expiretime(f"{prefix}totp_fail:{'t' * 32}") == exp
     finally:
         await client.aclose()
 
@@ -155,7 +174,7 @@ async def test_unreachable_redis_fails_reads_open_and_writes_with_503(caplog):
             assert await store.is_revoked("a" * 32) is False
         assert any("fail open" in r.getMessage() for r in caplog.records)
         for call in (store.revoke_jti("a" * 32, int(time.time()) + 60), store.put("pwreset", "t", {}, 60),
-                     store.take("email_verify", "t")):
+                     store.take("email_verify", "t"), store.count_totp_attempt("a" * 32, int(time.time()) + 60)):
             with pytest.raises(ApiError) as caught:
                 await call
             assert (caught.value.status, caught.value.detail) == (503, "redis_unreachable")

@@ -14,41 +14,24 @@ from aiohttp import web
 from voyagent.db import connection
 from voyagent.errors import ApiError
 from voyagent.handlers_types import Handler
-from voyagent.ids import parse_uuid
 from voyagent.jsonio import json_response
 from voyagent.keys import AUDIT_EXPORTS, CURSORS, DB_POOL, PRINCIPAL, QUERIES, QUERY, SETTINGS
-from voyagent.pagination import invalid_cursor, paginated
 from voyagent.services import audit_log
 
 log = logging.getLogger("voyagent.audit_export")
 
 EXPORT_BATCH_ROWS = 1000
-INT8_MAX = 2**63 - 1
 
 
 async def list_audit_events(request: web.Request) -> web.Response:
     """GET /audit: filters, limit/offset or cursor, total unless include_total=false."""
     tenant_id = request[PRINCIPAL].tenant_id
-    query = request[QUERY]
-    filters = audit_log.parse_filters(query)
-    fingerprint = filters.fingerprint()
-    codec = request.app[CURSORS]
-    page = codec.page(query, audit_log.CURSOR_SCOPE, tenant_id, fingerprint)
-    after = None
-    if page.after is not None:
-        after_id = parse_uuid(page.after[1])
-        if after_id is None:
-            raise invalid_cursor()
-        after = (page.after[0], after_id)
-    rows_sql, rows_args = audit_log.rows_statement(tenant_id, filters, after=after, limit=page.limit + 1,
-                                                   offset=min(page.offset, INT8_MAX))
-    sql = request.app[QUERIES]
-    async with connection(request.app[DB_POOL]) as conn:
-        rows = await conn.fetch(rows_sql, *rows_args)
-        total = await audit_log.count(conn, sql, tenant_id, filters) if page.include_total else None
-    next_cursor = codec.next_cursor(rows, page, audit_log.CURSOR_SCOPE, tenant_id, fingerprint, time_key="started_at")
-    items = [audit_log.wire_event(row) for row in rows[:page.limit]]
-    return json_response(paginated("items", items, total, page, next_cursor))
+    filters = audit_log.parse_filters(request[QUERY])
+    paging = audit_log.LISTING.paging(request.app[CURSORS], request[QUERY], tenant_id, filters.fingerprint())
+    async with audit_log.LISTING.reader(request.app[DB_POOL], filters.values()) as conn:
+        rows, total = await audit_log.list_events(conn, request.app[QUERIES], tenant_id=tenant_id, filters=filters,
+                                                  page=paging.page)
+    return json_response(paging.envelope(rows, total, audit_log.wire_event))
 
 
 async def export_audit_csv(request: web.Request) -> web.StreamResponse:

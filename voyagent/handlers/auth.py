@@ -15,7 +15,7 @@ from voyagent.keys import BODY, PRINCIPAL
 from voyagent.middleware.auth import bearer_credential, principal_from_jwt
 from voyagent.middleware.ratelimit import check_credential_email
 from voyagent.principal import Principal
-from voyagent.services import identity, totp
+from voyagent.services import identity
 
 
 def _principal(request: web.Request) -> Principal:
@@ -46,7 +46,7 @@ async def sign_in(request: web.Request) -> web.Response:
 
 
 async def sign_in_totp(request: web.Request) -> web.Response:
-    """POST /auth/sign-in-totp: credentials or intermediate token → verified → 2FA on → code → 200."""
+    """POST /auth/sign-in-totp: credentials, or intermediate token then e-mail bucket → verified → 2FA on → code."""
     body = request[BODY]
     ticket = None
     password = body.get("password")
@@ -55,16 +55,16 @@ async def sign_in_totp(request: web.Request) -> web.Response:
         user = await identity.check_password(request.app, body["email"], body["password"])
         if user is None:
             raise ApiError(401, "invalid_credentials")
-    else:  # token form
+    else:  # token form: a token that does not verify takes no e-mail token
         user, ticket = await identity.user_for_totp_token(request.app, body["totp_token"])
+        await check_credential_email(request, user["email"])
     if not user["email_verified"]:
         raise ApiError(401, "email_not_verified")
     if not user["totp_enabled"]:
         raise ApiError(400, "totp_not_enabled")
-    if not totp.code_matches(user["totp_secret"], body["totp_code"]):
-        raise ApiError(401, "totp_invalid")
-    return json_response(await identity.complete_sign_in(request.app, user, identity.client_info(request),
-                                                         password=password, ticket=ticket))
+    return json_response(await identity.sign_in_with_totp(request.app, user, body["totp_code"],
+                                                          identity.client_info(request), password=password,
+                                                          ticket=ticket))
 
 
 async def refresh_tokens(request: web.Request) -> web.Response:
@@ -98,8 +98,10 @@ async def update_profile(request: web.Request) -> web.Response:
 
 
 async def send_verification_email(request: web.Request) -> web.Response:
-    """POST /auth/send-verification-email: mint and mail → 200 {queued, debug_token}."""
-    token = await identity.send_verification(request.app, _principal(request))
+    """POST /auth/send-verification-email: e-mail bucket of the current address → mint and mail → 200."""
+    user = await identity.current_user(request.app, _principal(request))
+    await check_credential_email(request, user["email"])
+    token = await identity.send_verification(request.app, user)
     return json_response({"queued": True, "debug_token": token})
 
 

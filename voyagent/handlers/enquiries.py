@@ -9,24 +9,20 @@ from voyagent.db import connection, transaction
 from voyagent.handlers_types import Handler
 from voyagent.jsonio import json_response
 from voyagent.keys import BODY, CURSORS, DB_POOL, ENQUIRY_TOTALS, PRINCIPAL, QUERIES, QUERY
-from voyagent.pagination import paginated
 from voyagent.services import enquiries, idempotency
 from voyagent.services.enquiries import EnquiryFilters, enquiry_json
 
 
 async def list_enquiries(request: web.Request) -> web.Response:
     """GET /enquiries — filtered page, newest first, with offset or keyset paging."""
-    principal = request[PRINCIPAL]
+    tenant_id = request[PRINCIPAL].tenant_id
     filters = EnquiryFilters.from_query(request[QUERY])
-    cursors = request.app[CURSORS]
-    fingerprint = filters.fingerprint()
-    page = cursors.page(request[QUERY], enquiries.LIST_SCOPE, principal.tenant_id, fingerprint)
-    async with connection(request.app[DB_POOL]) as conn:
-        rows, total = await enquiries.list_enquiries(conn, request.app[QUERIES], tenant_id=principal.tenant_id,
-                                                     filters=filters, page=page, totals=request.app[ENQUIRY_TOTALS])
-    next_cursor = cursors.next_cursor(rows, page, enquiries.LIST_SCOPE, principal.tenant_id, fingerprint)
-    items = [enquiry_json(row) for row in rows[:page.limit]]
-    return json_response(paginated("items", items, total, page, next_cursor))
+    paging = enquiries.LISTING.paging(request.app[CURSORS], request[QUERY], tenant_id, filters.fingerprint())
+    async with enquiries.LISTING.reader(request.app[DB_POOL], filters.values()) as conn:
+        rows, total = await enquiries.list_enquiries(conn, request.app[QUERIES], tenant_id=tenant_id,
+                                                     filters=filters, page=paging.page,
+                                                     totals=request.app[ENQUIRY_TOTALS])
+    return json_response(paging.envelope(rows, total, enquiry_json))
 
 
 async def create_enquiry(request: web.Request) -> web.Response:

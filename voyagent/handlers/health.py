@@ -7,9 +7,10 @@ import asyncio
 from aiohttp import web
 
 from voyagent.db import connection
+from voyagent.degradation import Unavailable
 from voyagent.handlers_types import Handler
 from voyagent.jsonio import json_response
-from voyagent.keys import DB_MODE, DB_POOL, REDIS
+from voyagent.keys import DB_MODE, DB_POOL, DB_STATE, REDIS, REDIS_STATE
 
 PROBE_TIMEOUT = 2.0
 NO_STORE = {"Cache-Control": "no-store"}
@@ -27,7 +28,9 @@ async def health_db(request: web.Request) -> web.Response:
         async with asyncio.timeout(PROBE_TIMEOUT):
             async with connection(request.app[DB_POOL], timeout=PROBE_TIMEOUT) as conn:
                 value = await conn.fetchval("SELECT 1")
-    except Exception:
+    except Exception as exc:
+        if not isinstance(exc, Unavailable):  # not reported by voyagent.db (the probe's own timeout)
+            request.app[DB_STATE].failure("health probe", exc)
         return json_response({"detail": "db_unreachable"}, status=503, headers=NO_STORE)
     return json_response({"status": "ok", "select_1": value, "mode": request.app[DB_MODE]}, headers=NO_STORE)
 
@@ -40,10 +43,12 @@ async def health_redis(request: web.Request) -> web.Response:
     try:
         async with asyncio.timeout(PROBE_TIMEOUT):
             pong = await redis.ping()
-    except Exception:
+    except Exception as exc:
+        request.app[REDIS_STATE].failure("health probe", exc)
         return json_response({"detail": "redis_unreachable"}, status=503, headers=NO_STORE)
     if not pong:
         return json_response({"detail": "redis_unreachable"}, status=503, headers=NO_STORE)
+    request.app[REDIS_STATE].success()
     return json_response({"status": "ok", "ping": True}, headers=NO_STORE)
 
 

@@ -35,7 +35,7 @@ from typing import Any, Callable
 from aiohttp import web
 
 from voyagent.db import connection
-from voyagent.keys import API_KEY_CACHE, BACKGROUND, DB_POOL, PRINCIPAL, QUERIES, REDIS, SETTINGS
+from voyagent.keys import API_KEY_CACHE, BACKGROUND, DB_POOL, PRINCIPAL, QUERIES, REDIS, REDIS_STATE, SETTINGS
 from voyagent.principal import Principal
 
 log = logging.getLogger("voyagent.api_keys")
@@ -170,8 +170,9 @@ async def _still_current(app: web.Application, key: CachedKey) -> bool:
         revoked, version = await redis.mget(_revoked_marker(redis_prefix, key.id),
                                             _settings_marker(redis_prefix, key.tenant_id))
     except Exception as exc:  # Redis down: trust the database, not the cache
-        log.warning("api key cache: redis error (%s), reading the key row again", type(exc).__name__)
+        app[REDIS_STATE].failure("api key cache check (key row read again)", exc)
         return False
+    app[REDIS_STATE].success()
     if revoked is not None and not key.revoked:
         return False
     return version is None or int(version) <= key.settings_version

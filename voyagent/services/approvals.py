@@ -4,32 +4,27 @@ from __future__ import annotations
 
 import dataclasses
 import datetime as dt
-import functools
 import logging
 import uuid
 from typing import Any, Iterator, Mapping
 
 import asyncpg
-from pypika import Order, Parameter, PostgreSQLQuery, Table
-from pypika import functions as fn
-from pypika.terms import Criterion, Tuple
+from pypika import Table
 
 from voyagent.db import transaction
+from voyagent.degradation import report_best_effort
 from voyagent.errors import ApiError, not_found
+from voyagent.listing import Filter, Listing
 from voyagent.pagination import Page
 from voyagent.services import audit
 from voyagent.services.tools import may_decide
 
 log = logging.getLogger(__name__)
 
-LIST_SCOPE = "approvals"  # cursor scope of GET /approvals
-INT8_MAX = 2**63 - 1  # the largest OFFSET PostgreSQL takes; a larger one (up to 19 digits) is echoed as sent
 MAX_ID_LENGTH = 128
 COLUMNS = ("id", "tenant_id", "session_id", "tool_name", "tool_call_id", "summary", "turn_id", "payload",
            "requested_at", "expires_at", "status", "granted", "resolved_at", "resolved_by_user_id", "reason",
            "consumed_at")
-
-pending_approvals = Table("pending_approvals")
 
 
 @dataclasses.dataclass(frozen=True, slots=True)
@@ -209,54 +204,21 @@ async def _audit_decision(pool: asyncpg.Pool, sql: Any, row: ApprovalRow, resolv
                 inputs={"approval_id": row.id, "session_id": str(row.session_id), "tool_name": row.tool_name,
                         "reason": row.reason},
                 entity_refs={"approval_id": row.id, "session_id": str(row.session_id)})
-    except Exception:
-        log.warning("could not write %s audit event for approval %s", kind, row.id, exc_info=True)
+    except Exception as exc:
+        report_best_effort(log, "could not write %s audit event for approval %s", exc, kind, row.id)
 
 
 # --- the list ------------------------------------------------------------------------------------------
 
-
-@functools.lru_cache(maxsize=64)
-def _list_sql(with_status: bool, with_session: bool, keyset: bool, offset: bool, count: bool = False) -> str:
-    """The list (or count) statement of one filter shape: ``$1`` tenant, then status, session, cursor, paging."""
-    placeholders = (Parameter(f"${n}") for n in range(1, 8))
-    where = [pending_approvals.tenant_id == next(placeholders)]
-    if with_status:
-        where.append(pending_approvals.status == next(placeholders))
-    if with_session:
-        where.append(pending_approvals.session_id == next(placeholders))
-    if count:
-        return PostgreSQLQuery.from_(pending_approvals).select(fn.Count("*")).where(Criterion.all(where)).get_sql()
-    if keyset:
-        where.append(Tuple(pending_approvals.requested_at, pending_approvals.id)
-                     < Tuple(next(placeholders), next(placeholders)))
-    query = (PostgreSQLQuery.from_(pending_approvals).select(*COLUMNS).where(Criterion.all(where))
-             .orderby(pending_approvals.requested_at, order=Order.desc)
-             .orderby(pending_approvals.id, order=Order.desc)
-             .limit(next(placeholders)))
-    if offset:
-        query = query.offset(next(placeholders))
-    return query.get_sql()
+_APPROVALS = Table("pending_approvals").as_("p")  # as sql/lists/approvals.sql names it
+LISTING = Listing("approvals", _APPROVALS, "requested_at", cursor_id=str, filters=(
+    Filter("status", lambda ph: _APPROVALS.status == ph),
+    Filter("session_id", lambda ph: _APPROVALS.session_id == ph),
+))
 
 
 async def list_approvals(conn: asyncpg.Connection, *, tenant_id: uuid.UUID, status: str | None,
                          session_id: uuid.UUID | None, page: Page) -> tuple[list[ApprovalRow], int | None]:
     """Up to ``limit + 1`` approvals (requested_at DESC, id DESC) and the exact total when asked for."""
-    filters = [tenant_id] + [value for value in (status, session_id) if value is not None]
-    args = list(filters)
-    if page.after is not None:
-        args += list(page.after)
-    args.append(page.limit + 1)
-    with_offset = page.after is None and page.offset > 0
-    if with_offset:
-        args.append(min(page.offset, INT8_MAX))  # past 2^63 - 1 rows every page is empty anyway
-    text = _list_sql(status is not None, session_id is not None, page.after is not None, with_offset)
-    rows = [ApprovalRow.from_record(r) for r in await conn.fetch(text, *args)]
-    total = None
-    if page.include_total:
-        if page.after is None and len(rows) <= page.limit and (rows or not page.offset):
-            total = page.offset + len(rows)  # this page reaches the end: nothing left to count
-        else:
-            count = _list_sql(status is not None, session_id is not None, False, False, count=True)
-            total = await conn.fetchval(count, *filters)
-    return rows, total
+    rows, total = await LISTING.fetch(conn, tenant_id, {"status": status, "session_id": session_id}, page)
+    return [ApprovalRow.from_record(row) for row in rows], total

@@ -92,11 +92,11 @@ class Mailer:
             self.metrics.emails.labels(kind, result).inc()
 
     async def send(self, *, kind: str, to: str, subject: str, body: str, link: str | None = None) -> None:
-        """Deliver one message; never raises."""
+        """Deliver one message; never raises. Without ``link`` the log line takes it from the body."""
         try:
             if self.target is None:
                 log.info('email kind=%s to=%s subject="%s" link=%s', kind, header_text(to), header_text(subject),
-                         link or link_in(body, self.settings.public_url))
+                         link if link is not None else link_in(body, self.settings.public_url))
                 self._count(kind, "logged")
                 return
             message = build_message(self.settings.smtp_from, to, subject, body)
@@ -130,5 +130,8 @@ class Mailer:
 
 async def send_email(app: web.Application, *, kind: str, to: str, subject: str, body: str,
                      link: str | None = None) -> None:
-    """Send (or log) one e-mail of ``kind`` (``verification``, ``password_reset``, ``invite``); never raises."""
+    """Send (or log) one e-mail of ``kind`` (``verification``, ``password_reset``, ``invite``, ``email_changed``).
+
+    ``link`` is the action link for the fallback log line ("" for a message without one); never raises.
+    """
     await app[MAILER].send(kind=kind, to=to, subject=subject, body=body, link=link)

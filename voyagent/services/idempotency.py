@@ -26,6 +26,7 @@ import orjson
 from aiohttp import web
 
 from voyagent.db import connection, transaction
+from voyagent.degradation import report_best_effort
 from voyagent.errors import ApiError
 from voyagent.jsonio import json_response
 from voyagent.keys import DB_POOL, OPERATION, PRINCIPAL, QUERIES
@@ -124,6 +125,6 @@ async def sweep_expired(pool: asyncpg.Pool, sql: Any, batch: int = SWEEP_BATCH) 
     try:
         async with connection(pool) as conn:
             return int(await sql.delete_expired_idempotency_keys(conn, batch=batch))
-    except Exception:
-        log.warning("idempotency key sweep failed", exc_info=True)
+    except Exception as exc:
+        report_best_effort(log, "idempotency key sweep failed", exc)
         return 0

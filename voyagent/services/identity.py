@@ -6,6 +6,7 @@ runs its writes in one transaction. Argon2 work never holds a database connectio
 
 from __future__ import annotations
 
+import asyncio
 import dataclasses
 import logging
 import secrets
@@ -16,7 +17,9 @@ from typing import Any, Mapping
 import asyncpg
 from aiohttp import web
 
+from voyagent.config import Settings
 from voyagent.db import connection, transaction
+from voyagent.degradation import report_best_effort
 from voyagent.errors import ApiError, unauthorized
 from voyagent.ids import new_id, parse_uuid
 from voyagent.jsonio import timestamp
@@ -24,7 +27,12 @@ from voyagent.keys import CLIENT_IP, DB_POOL, MAILER, PASSWORDS, QUERIES, SETTIN
 from voyagent.principal import Principal
 from voyagent.services import audit, refresh_tokens, totp
 from voyagent.services.email import send_email
-from voyagent.services.email_messages import Message, password_reset_message, verification_message
+from voyagent.services.email_messages import (
+    Message,
+    email_changed_message,
+    password_reset_message,
+    verification_message,
+)
 from voyagent.services.passwords import check_strength
 from voyagent.services.refresh_tokens import ClientInfo
 from voyagent.services.tokens import decode_totp_token, mint_access_token, mint_totp_token
@@ -32,6 +40,22 @@ from voyagent.services.tokens import decode_totp_token, mint_access_token, mint_
 log = logging.getLogger("voyagent.identity")
 
 UserRow = Mapping[str, Any]
+
+# auth.md: an intermediate token presented with this many wrong codes is burned.
+MAX_WRONG_TOTP_CODES = 5
+
+
+class WrongTotpCode(Exception):
+    """The code is wrong: not 6 digits, no step of the window, or a step not later than the last accepted one."""
+
+
+def warn_if_verification_skipped(settings: Settings) -> None:
+    """At every start: say plainly what ``VOYAGENT_AUTH_SKIP_EMAIL_VERIFICATION=true`` gives away."""
+    if settings.skip_email_verification:
+        log.warning("VOYAGENT_AUTH_SKIP_EMAIL_VERIFICATION is true (development/testing only): new sign-ups are "
+                    "verified without any e-mail, and POST /auth/request-password-reset and "
+                    "POST /auth/send-verification-email return their token as debug_token, so anyone who knows "
+                    "an address can reset its password")
 
 
 def client_info(request: web.Request) -> ClientInfo:
@@ -154,21 +178,53 @@ async def user_for_totp_token(app: web.Application, token: str) -> tuple[asyncpg
 
 
 async def complete_sign_in(app: web.Application, user: UserRow, client: ClientInfo, *, password: str | None = None,
-                           ticket: TotpTicket | None = None) -> dict[str, Any]:
+                           ticket: TotpTicket | None = None, totp_step: int | None = None) -> dict[str, Any]:
     """``last_login_at = now``, the hash upgraded when the Argon2 parameters changed, a new pair (AuthResponse).
 
-    With a TOTP ticket, its ``jti`` is spent inside the transaction: a second use of the token loses.
+    With a TOTP step, the step is claimed first (``WrongTotpCode`` when it is not later than the last one).
+    With a TOTP ticket, its ``jti`` is spent inside the transaction: a second use of the token loses, and
+    the step it claimed is rolled back with everything else.
     """
     passwords = app[PASSWORDS]
+    sql = app[QUERIES]
     upgraded = None
     if password is not None and user["password_hash"] and passwords.needs_rehash(user["password_hash"]):
         upgraded = await passwords.hash(password)
     async with transaction(app[DB_POOL]) as conn:
-        await app[QUERIES].record_sign_in(conn, id=user["id"], upgraded_password_hash=upgraded)
+        if totp_step is not None and await sql.accept_totp_step(
+                conn, id=user["id"], totp_secret=user["totp_secret"], step=totp_step) is None:
+            raise WrongTotpCode()
+        await sql.record_sign_in(conn, id=user["id"], upgraded_password_hash=upgraded)
         response = await issue_auth_response(conn, app, user, client)
         if ticket is not None and not await app[TOKEN_STORE].revoke_jti(ticket.jti, ticket.exp):
             raise ApiError(401, "invalid_totp_token")
     return response
+
+
+async def sign_in_with_totp(app: web.Application, user: UserRow, code: str, client: ClientInfo, *,
+                            password: str | None = None, ticket: TotpTicket | None = None) -> dict[str, Any]:
+    """The code step of ``POST /auth/sign-in-totp``: a single-use code, then the sign-in; else ``401 totp_invalid``.
+
+    With an intermediate token every code is counted *before* it is compared, so however many requests race,
+    at most ``MAX_WRONG_TOTP_CODES`` codes are ever compared per token: the one that reaches the limit with a
+    wrong code burns the token (its ``jti`` denied until ``exp``), and any beyond it find the token used up.
+    """
+    store = app[TOKEN_STORE]
+    attempt = 0
+    if ticket is not None:
+        attempt = await store.count_totp_attempt(ticket.jti, ticket.exp)
+        if attempt > MAX_WRONG_TOTP_CODES:  # only requests that raced the burning one get here
+            await store.revoke_jti(ticket.jti, ticket.exp)
+            raise ApiError(401, "invalid_totp_token")
+    step = totp.accepted_step(user["totp_secret"], code)
+    try:
+        if step is None:
+            raise WrongTotpCode()
+        return await complete_sign_in(app, user, client, password=password, ticket=ticket, totp_step=step)
+    except WrongTotpCode:
+        if ticket is not None and attempt >= MAX_WRONG_TOTP_CODES:
+            await store.revoke_jti(ticket.jti, ticket.exp)
+        raise ApiError(401, "totp_invalid") from None
 
 
 async def refresh(app: web.Application, token: str, client: ClientInfo) -> dict[str, Any]:
@@ -190,8 +246,8 @@ async def sign_out(app: web.Application, refresh_token: str | None, access: Prin
         try:
             async with transaction(app[DB_POOL]) as conn:
                 await refresh_tokens.revoke_signed_out(conn, app[QUERIES], refresh_token)
-        except Exception:
-            log.warning("sign-out: could not revoke the refresh token", exc_info=True)
+        except Exception as exc:
+            report_best_effort(log, "sign-out: could not revoke the refresh token", exc)
     if access is not None and access.jti is not None and access.token_exp is not None:
         try:
             await app[TOKEN_STORE].revoke_jti(access.jti, access.token_exp)
@@ -220,12 +276,13 @@ async def _lock_current_user(conn: asyncpg.Connection, app: web.Application, pri
 
 async def update_profile(app: web.Application, principal: Principal, *, full_name: str | None,
                          email: str | None) -> dict[str, Any]:
-    """Change name and/or e-mail (a new e-mail is unverified and gets a verification mail)."""
+    """Change name and/or e-mail (a new e-mail is unverified and gets a verification mail; the old one a notice)."""
     sql = app[QUERIES]
     message = None
     try:
         async with transaction(app[DB_POOL]) as conn:
             user = dict(await _lock_current_user(conn, app, principal))
+            old_email = user["email"]
             new_email = email if email is not None else user["email"]
             new_name = full_name if full_name is not None else user["display_name"]
             email_changed = new_email != user["email"]
@@ -239,17 +296,16 @@ async def update_profile(app: web.Application, principal: Principal, *, full_nam
                 _, message = await _mint_verification(app, user["id"], new_email)
     except asyncpg.UniqueViolationError:  # taken concurrently
         raise ApiError(409, "email_already_registered") from None
-    if message is not None:
-        await _send(app, user["email"], message)
+    if message is not None:  # the old address hears of it too: a takeover leaves a trace
+        await asyncio.gather(_send(app, new_email, message), _send(app, old_email, email_changed_message(new_email)))
     return {"user": public_user(user), "email_verification_required": email_changed}
 
 
 # --- e-mail verification and password reset -------------------------------------------------------------
 
 
-async def send_verification(app: web.Application, principal: Principal) -> str | None:
-    """Mint a verification token for the caller's current e-mail and mail it; the token in debug mode."""
-    user = await current_user(app, principal)
+async def send_verification(app: web.Application, user: UserRow) -> str | None:
+    """Mint a verification token for the user's current e-mail and mail it; the token in debug mode."""
     token, message = await _mint_verification(app, user["id"], user["email"])
     await _send(app, user["email"], message)
     return _debug_token(app, token)
@@ -316,7 +372,7 @@ async def setup_totp(app: web.Application, principal: Principal) -> dict[str, st
 
 
 async def enable_totp(app: web.Application, principal: Principal, code: str) -> None:
-    """Already on → done; no secret → 400; wrong code → 401; else on, audited ``auth.totp_enabled``."""
+    """Already on → done; no secret → 400; wrong or replayed code → 401; else on, audited ``auth.totp_enabled``."""
     sql = app[QUERIES]
     async with transaction(app[DB_POOL]) as conn:
         user = await _lock_current_user(conn, app, principal)
@@ -324,14 +380,15 @@ async def enable_totp(app: web.Application, principal: Principal, code: str) -> 
             return
         if not user["totp_secret"]:
             raise ApiError(400, "totp_not_initialized")
-        if not totp.code_matches(user["totp_secret"], code):
+        step = totp.accepted_step(user["totp_secret"], code)
+        if step is None or await sql.enable_totp(conn, id=user["id"], totp_secret=user["totp_secret"],
+                                                 step=step) is None:
             raise ApiError(401, "totp_invalid")
-        await sql.enable_totp(conn, id=user["id"])
         await audit.write_event(conn, sql, tenant_id=user["tenant_id"], actor_id=user["id"], kind="auth.totp_enabled")
 
 
 async def disable_totp(app: web.Application, principal: Principal, password: str, code: str) -> None:
-    """Wrong password → 403; not on → done; wrong code → 403; else off, audited ``auth.totp_disabled``."""
+    """Wrong password → 403; not on → done; wrong or replayed code → 403; else off, audited ``auth.totp_disabled``."""
     user = await current_user(app, principal)
     if not await app[PASSWORDS].verify(user["password_hash"], password):
         raise ApiError(403, "invalid_password")
@@ -340,8 +397,9 @@ async def disable_totp(app: web.Application, principal: Principal, password: str
         user = await _lock_current_user(conn, app, principal)
         if not user["totp_enabled"]:
             return
-        if not totp.code_matches(user["totp_secret"], code):
+        step = totp.accepted_step(user["totp_secret"], code)
+        if step is None or await sql.disable_totp(conn, id=user["id"], totp_secret=user["totp_secret"],
+                                                  step=step) is None:
             raise ApiError(403, "totp_invalid")
-        await sql.disable_totp(conn, id=user["id"])
         await audit.write_event(conn, sql, tenant_id=user["tenant_id"], actor_id=user["id"],
                                 kind="auth.totp_disabled")
