@@ -61,7 +61,7 @@ async def authenticate_api_key(app: web.Application, credential: str) -> Princip
         async with app[DATABASE].connection() as conn:
             key = await api_key_auth.load_key(conn, app[QUERIES], prefix)
         cache.put(prefix, key)
-    return api_key_auth.principal_of(key, credential)
+    return api_key_auth.principal_of(key, credential, cache.clock())
 
 
 async def record_api_key_use(request: web.BaseRequest, response: web.StreamResponse) -> None:

@@ -30,7 +30,7 @@ import secrets
 import string
 import time
 import uuid
-from typing import Any
+from typing import Any, Callable
 
 import asyncpg
 
@@ -105,20 +105,27 @@ class CachedKey:
 
 class ApiKeyCache:
     """Key rows by prefix for at most ``ttl`` seconds (unknown prefixes too), kept honest through Redis markers
-    (``redis`` None: one worker, changes drop entries directly), plus last-use bookkeeping."""
+    (``redis`` None: one worker, changes drop entries directly), plus last-use bookkeeping.
+
+    ``clock`` reads epoch seconds (key expiry, last use) and ``timer`` ages the entries; tests pass their own
+    to move time instead of waiting for it.
+    """
 
     def __init__(self, redis: Any = None, redis_prefix: str = "", ttl: float = CACHE_SECONDS,
-                 redis_state: DependencyState | None = None) -> None:
+                 redis_state: DependencyState | None = None, *, clock: Callable[[], float] = time.time,
+                 timer: Callable[[], float] = time.monotonic) -> None:
         self.redis = redis
         self.redis_prefix = redis_prefix
         self.redis_state = redis_state or DependencyState("redis")
         self.ttl = ttl
+        self.clock = clock
+        self.timer = timer
         self._rows: dict[str, tuple[float, CachedKey | None]] = {}
         self._last_used: dict[uuid.UUID, float] = {}  # key id → newest known use (row or our own touch)
 
     def get(self, prefix: str) -> tuple[bool, CachedKey | None]:
         entry = self._rows.get(prefix)
-        if entry is None or entry[0] < time.monotonic():
+        if entry is None or entry[0] < self.timer():
             return False, None
         return True, entry[1]
 
@@ -126,7 +133,7 @@ class ApiKeyCache:
         if len(self._rows) >= _MAX_ENTRIES:
             self._rows.clear()
             self._last_used.clear()
-        self._rows[prefix] = (time.monotonic() + self.ttl, key)
+        self._rows[prefix] = (self.timer() + self.ttl, key)
         if key is not None and key.last_used_at is not None:
             self._last_used[key.id] = max(key.last_used_at, self._last_used.get(key.id, 0.0))
 
@@ -141,7 +148,7 @@ class ApiKeyCache:
 
     def touch_due(self, key_id: uuid.UUID) -> bool:
         """Whether ``last_used_at`` should be written now (at most once a minute per key and worker)."""
-        now = time.time()
+        now = self.clock()
         last = self._last_used.get(key_id)
         if last is not None and now - last < TOUCH_INTERVAL_SECONDS:
             return False
@@ -214,10 +221,11 @@ async def load_key(conn: asyncpg.Connection, sql: Any, prefix: str) -> CachedKey
     return CachedKey.from_row(row) if row is not None else None
 
 
-def principal_of(key: CachedKey | None, credential: str) -> Principal | None:
-    """The principal of ``credential`` when it is the whole key (constant-time), unrevoked and unexpired; else None."""
+def principal_of(key: CachedKey | None, credential: str, now: float) -> Principal | None:
+    """The principal of ``credential`` when it is the whole key (constant-time), unrevoked and unexpired at
+    ``now`` (epoch seconds); else None."""
     if key is None or not hmac.compare_digest(key.key_hash, hash_key(credential)):
         return None
-    if key.revoked or (key.expires_at is not None and key.expires_at <= time.time()):
+    if key.revoked or (key.expires_at is not None and key.expires_at <= now):
         return None
     return key.principal

@@ -16,7 +16,7 @@ import logging
 import random
 import time
 from email.message import EmailMessage
-from typing import Any, Iterator
+from typing import Any, Awaitable, Callable, Iterator
 from urllib.parse import unquote, urlsplit
 
 import aiosmtplib
@@ -79,9 +79,11 @@ def link_in(body: str, public_url: str) -> str:
 class Mailer:
     """Sends over SMTP or writes the fallback log line; counts every outcome in ``voyagent_emails_total``."""
 
-    def __init__(self, settings: Settings, metrics: Any = None) -> None:
+    def __init__(self, settings: Settings, metrics: Any = None, *,
+                 sleep: Callable[[float], Awaitable[None]] = asyncio.sleep) -> None:
         self.settings = settings
         self.metrics = metrics
+        self.sleep = sleep  # how ``imitate`` waits; tests pass a recorder instead of measuring the wait
         self.target = parse_smtp_url(settings.smtp_url) if settings.smtp_url else None
         self._durations: dict[str, collections.deque[float]] = {}
 
@@ -134,4 +136,4 @@ class Mailer:
         """
         samples = self._durations.get(kind)
         if samples:
-            await asyncio.sleep(random.choice(samples))
+            await self.sleep(random.choice(samples))
