@@ -8,8 +8,8 @@ seeded by ``bench.seed_audit`` (200 000 audit events in one tenant, 50 small ten
    the admitted rate stays within 5 % of the limit over 60 s.
 3. ``GET /audit/export.csv`` of 100 000 rows: time, rows/s (≥ 100 000), server RSS growth (< 30 MB) and
    ``GET /health`` p99 during the export (< 50 ms).
-4. ``GET /audit?limit=50``: the first page vs a page 150 000 rows deep by cursor (deep p50 ≤ 1.5× first), and
-   the ratio to the bare ceiling app serving the same SQL (target ≥ 0.7).
+4. ``GET /audit?limit=50``: the first page vs a page 150 000 rows deep by cursor (deep p50 ≤ 1.5× first) and by
+   offset, and the ratio to the bare ceiling app serving the same SQL (target ≥ 0.7).
 
 The load driver is aiohttp in a separate (spawned) process, bounded in time, loopback only. When called with
 ``--port … --dsn …`` this module is instead the ceiling of benchmark 4 (``bench.ceiling`` plus an audit route).
@@ -344,6 +344,8 @@ def bench_deep_pages(pool: concurrent.futures.Executor, dsn: str, seeded: Seeded
                 "first page": (f"{url}/audit?limit=50&include_total={total}", f"{bare}&include_total={total}"),
                 "150k deep": (f"{url}/audit?limit=50&include_total={total}&cursor={cursor}",
                               f"{bare}&include_total={total}&after_ts={micros}&after_id={deep_id}"),
+                "150k deep by offset": (f"{url}/audit?limit=50&include_total={total}&offset={depth}",
+                                        f"{bare}&include_total={total}&offset={depth}"),
             }
             print(f"  include_total={total}:")
             results: dict[str, dict[str, list[dict[str, Any]]]] = {}
@@ -377,10 +379,11 @@ def ceiling_main() -> None:
 
     from bench import ceiling
     from voyagent.app import load_queries
+    from voyagent.pagination import Page
     from voyagent.services import audit_log
 
     queries = load_queries()
-    no_filters = audit_log.AuditFilters(actor_id=None, kinds=(), start=None, end=None)
+    no_filters = audit_log.AuditFilters()
 
     async def audit(request: web.Request) -> web.Response:
         tenant_id = uuid.UUID(request.query["tenant"])
@@ -389,7 +392,9 @@ def ceiling_main() -> None:
         if "after_ts" in request.query:
             after = (dt.datetime(1970, 1, 1, tzinfo=dt.timezone.utc)
                      + dt.timedelta(microseconds=int(request.query["after_ts"])), uuid.UUID(request.query["after_id"]))
-        rows_sql, rows_args = audit_log.rows_statement(tenant_id, no_filters, after=after, limit=limit + 1)
+        offset = int(request.query.get("offset", "0"))
+        page = Page(limit=limit, offset=offset, after=after, include_total=True)
+        rows_sql, rows_args = audit_log.LISTING.page_sql(tenant_id, no_filters.values(), page)
         async with request.app[ceiling.POOL].acquire() as conn:
             rows = await conn.fetch(rows_sql, *rows_args)
             total = None
@@ -402,7 +407,7 @@ def ceiling_main() -> None:
                 event[column] = orjson.loads(event[column])
             items.append(audit_log.wire_event(event))
         last = rows[limit - 1] if len(rows) > limit else None
-        body = {"items": items, "total": total, "limit": limit, "offset": 0,
+        body = {"items": items, "total": total, "limit": limit, "offset": offset,
                 "next_cursor": f"{last['started_at'].timestamp()}:{last['id']}" if last else None}
         return web.Response(body=orjson.dumps(body, option=orjson.OPT_UTC_Z), content_type="application/json")
 

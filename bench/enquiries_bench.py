@@ -1,6 +1,7 @@
 """Enquiries benchmark: GET /enquiries on 1,000,000 rows of one tenant (+200,000 in 50 others), one worker.
 
     .venv/bin/python -m bench.enquiries_bench [--reseed] [--seconds 10] [--rounds 2] [--connections 8]
+        [--big 1000000 --small 200000 --tenants 50] [--offset 150000]
 
 Seeds the scratch database with bench/seed_enquiries.py unless it is already there, runs ``voyagent serve``
 (one worker, user rate limit disabled so the bucket is not what we measure) and the ceiling
@@ -9,7 +10,8 @@ from this process with a bounded aiohttp load driver over loopback. Three reques
 ``include_total=true`` and with ``include_total=false``:
 
 * the first page ``?limit=50``;
-* a cursor page 500,000 rows deep;
+* a cursor page 500,000 rows deep (at most three quarters of the tenant's rows);
+* an offset page ``?offset=150000`` (the skip runs on an index-only scan, then the page's rows are read by id);
 * ``?destination=isbo`` (only "Lisbon" contains it: ~1 % of the tenant) — its total is counted by the first
   request and then validated by the tenant's change counter; a last case makes every request count anew.
 
@@ -116,13 +118,14 @@ async def bench_info(dsn: str) -> dict:
     conn = await asyncpg.connect(dsn)
     try:
         user = await conn.fetchrow("SELECT id, tenant_id, email FROM users WHERE email = 'bench-0@example.com'")
+        rows = await conn.fetchval("SELECT count(*) FROM enquiries WHERE tenant_id = $1", user["tenant_id"])
+        depth = min(DEEP, rows * 3 // 4)  # a cursor from the row before must exist
         deep = await conn.fetchrow(
             "SELECT created_at, id FROM enquiries WHERE tenant_id = $1 ORDER BY created_at DESC, id DESC "
-            "OFFSET $2 LIMIT 1", user["tenant_id"], DEEP - 1)
-        rows = await conn.fetchval("SELECT count(*) FROM enquiries WHERE tenant_id = $1", user["tenant_id"])
+            "OFFSET $2 LIMIT 1", user["tenant_id"], depth - 1)
     finally:
         await conn.close()
-    return {"user": user, "deep": deep, "rows": rows}
+    return {"user": user, "deep": deep, "depth": depth, "rows": rows}
 
 
 async def database_ready(dsn: str) -> bool:
@@ -140,7 +143,7 @@ async def database_ready(dsn: str) -> bool:
 async def run(args: argparse.Namespace) -> dict:
     results: dict = {}
     if args.reseed or not await database_ready(args.dsn):
-        results["seed"] = await seed(args.dsn, 1_000_000, 200_000, 50)
+        results["seed"] = await seed(args.dsn, args.big, args.small, args.tenants)
         print("seeded:", json.dumps(results["seed"]["timings"]), flush=True)
     info = await bench_info(args.dsn)
     user = info["user"]
@@ -152,7 +155,7 @@ async def run(args: argparse.Namespace) -> dict:
     with voyagent_server(args.dsn, VOYAGENT_RATE_LIMIT_USER_PER_MINUTE="0", VOYAGENT_WORKERS="1") as ours, \
             ceiling_server(args.dsn, module="bench.ceiling_enquiries") as bare:
         async with aiohttp.ClientSession() as session:
-            async with session.get(f"{ours}/enquiries?limit=1&include_total=false&offset={DEEP - 1}",
+            async with session.get(f"{ours}/enquiries?limit=1&include_total=false&offset={info['depth'] - 1}",
                                    headers=headers) as response:
                 assert response.status == 200, await response.text()
                 cursor = (await response.json())["next_cursor"]
@@ -161,6 +164,7 @@ async def run(args: argparse.Namespace) -> dict:
             "first page": ({"limit": 50}, {}),
             "deep cursor page": ({"limit": 50, "cursor": cursor},
                                  {"after_ts": deep["created_at"].isoformat(), "after_id": str(deep["id"])}),
+            f"offset {args.offset:,} page": ({"limit": 50, "offset": args.offset}, {"offset": args.offset}),
             "destination filter": ({"limit": 50, "destination": FILTER_TERM}, {"destination": FILTER_TERM}),
         }
         for name, (ours_q, bare_q) in cases.items():
@@ -203,6 +207,10 @@ def main() -> None:
     parser.add_argument("--seconds", type=float, default=10)
     parser.add_argument("--rounds", type=int, default=2)
     parser.add_argument("--connections", type=int, default=8)
+    parser.add_argument("--big", type=int, default=1_000_000, help="rows of the measured tenant (when seeding)")
+    parser.add_argument("--small", type=int, default=200_000, help="rows over the other tenants (when seeding)")
+    parser.add_argument("--tenants", type=int, default=50, help="other tenants (when seeding)")
+    parser.add_argument("--offset", type=int, default=150_000, help="depth of the offset page")
     args = parser.parse_args()
     asyncio.run(run(args))
 

@@ -1,5 +1,5 @@
--- Approvals (endpoints.md, Approvals; chat-and-agent.md §6.3–6.4). The paginated list is built with pypika in
--- voyagent/services/approvals.py (status and session filters are optional).
+-- Approvals (endpoints.md, Approvals; chat-and-agent.md §6.3–6.4). The paginated list's SELECT is
+-- sql/lists/approvals.sql, completed by voyagent/listing.py (status and session filters are optional).
 
 -- name: insert-approval^
 -- A pending approval requested by the agent; returns nothing when the id is already taken (caller retries -2, -3, …).

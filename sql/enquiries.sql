@@ -1,6 +1,7 @@
--- Enquiries (endpoints.md, Enquiries). The list query is built with pypika in voyagent/services/enquiries.py
--- because only the filters a request names may reach the SQL; everything else is here. Every query returns
--- the EnquiryResponse columns, UUIDs as text (the row is the response object as it is).
+-- Enquiries (endpoints.md, Enquiries). The list's SELECT is sql/lists/enquiries.sql, completed by
+-- voyagent/listing.py with only the filters a request names (declared in voyagent/services/enquiries.py);
+-- everything else is here. Every query returns the EnquiryResponse columns, UUIDs as text (the row is the
+-- response object as it is).
 
 -- name: insert-enquiry^
 -- Create one enquiry in the caller's tenant (POST /enquiries).

@@ -62,22 +62,34 @@ WHERE id = :id
 RETURNING tenant_id;
 
 -- name: set-totp-secret!
--- POST /auth/totp/setup: a fresh, unconfirmed secret (replaces an unconfirmed one; 2FA stays off).
+-- POST /auth/totp/setup: a fresh, unconfirmed secret (replaces an unconfirmed one; 2FA stays off, no step yet).
 UPDATE users
-SET totp_secret = :totp_secret, totp_enabled = false, updated_at = now()
+SET totp_secret = :totp_secret, totp_enabled = false, totp_last_step = NULL, updated_at = now()
 WHERE id = :id AND NOT totp_enabled
 RETURNING id;
 
--- name: enable-totp!
--- POST /auth/totp/verify: switch 2FA on with the stored secret.
+-- name: enable-totp$
+-- POST /auth/totp/verify: switch 2FA on and store the code's step, only if that step is later than the last
+-- accepted one (no row: a replayed code); the secret must still be the one the code was checked against.
 UPDATE users
-SET totp_enabled = true, updated_at = now()
-WHERE id = :id AND totp_secret IS NOT NULL
+SET totp_enabled = true, totp_last_step = :step, updated_at = now()
+WHERE id = :id AND totp_secret = :totp_secret AND (totp_last_step IS NULL OR totp_last_step < :step)
 RETURNING id;
 
--- name: disable-totp!
--- POST /auth/totp/disable: switch 2FA off and erase the secret.
+-- name: accept-totp-step$
+-- POST /auth/sign-in-totp: store the code's step only if it is later than the last accepted one (no row: a
+-- replayed code, or 2FA switched off or re-keyed meanwhile). Of concurrent requests with one code, one wins.
 UPDATE users
-SET totp_enabled = false, totp_secret = NULL, updated_at = now()
-WHERE id = :id
+SET totp_last_step = :step
+WHERE id = :id AND totp_enabled AND totp_secret = :totp_secret
+  AND (totp_last_step IS NULL OR totp_last_step < :step)
+RETURNING id;
+
+-- name: disable-totp$
+-- POST /auth/totp/disable: switch 2FA off and erase the secret and step, only if the code's step is later than
+-- the last accepted one (no row: a replayed code).
+UPDATE users
+SET totp_enabled = false, totp_secret = NULL, totp_last_step = NULL, updated_at = now()
+WHERE id = :id AND totp_enabled AND totp_secret = :totp_secret
+  AND (totp_last_step IS NULL OR totp_last_step < :step)
 RETURNING id;

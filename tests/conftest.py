@@ -7,6 +7,7 @@ import asyncio
 import dataclasses
 import os
 import secrets
+import shutil
 import socket
 import tempfile
 import uuid
@@ -23,6 +24,7 @@ from voyagent import resources
 from voyagent.app import create_app, load_queries
 from voyagent.config import Settings
 from voyagent.contract import Contract
+from voyagent.keys import BACKGROUND
 from voyagent.migrations import migrate_dsn
 
 LOCAL_PG_ADMIN = os.environ.get("VOYAGENT_TEST_PG_ADMIN_URL", "postgresql://postgres@127.0.0.1:5432/postgres")
@@ -53,6 +55,16 @@ def test_output_dir() -> Path:
     return path
 
 
+@pytest.fixture
+def pg_tmp_path() -> Iterator[Path]:
+    """A fresh directory for an embedded PostgreSQL's data, removed afterwards. Not under pytest's base directory:
+    as root the server runs as ``voyagent-pg``, which must traverse every parent, and pytest sessions (other
+    runs on the same machine included) chmod that base back to 0700."""
+    path = Path(tempfile.mkdtemp(prefix="voyagent-test-"))
+    yield path
+    shutil.rmtree(path, ignore_errors=True)
+
+
 @pytest.fixture(scope="session")
 def database() -> Iterator[TestDatabase]:
     """A migrated database of its own for this run, dropped afterwards."""
@@ -63,7 +75,8 @@ def database() -> Iterator[TestDatabase]:
         from voyagent.embedded_pg import EmbeddedPostgres
 
         embedded = EmbeddedPostgres(Path(tempfile.mkdtemp(prefix="voyagent-test-pg-")))
-        admin_dsn = embedded.start().rsplit("/", 1)[0] + "/postgres"
+        embedded.start()
+        admin_dsn = embedded.superuser_dsn  # test databases are created, migrated and dropped as the superuser
 
     async def create() -> None:
         conn = await asyncpg.connect(admin_dsn)
@@ -88,6 +101,7 @@ def database() -> Iterator[TestDatabase]:
         asyncio.run(drop())
         if embedded is not None:
             embedded.stop()
+            shutil.rmtree(embedded.data_dir, ignore_errors=True)
 
 
 @pytest.fixture(scope="session")
@@ -165,6 +179,28 @@ def make_client(aiohttp_client: Any, make_app: MakeApp) -> MakeClient:
 @pytest.fixture
 async def client(make_client: MakeClient) -> TestClient:
     return await make_client()
+
+
+async def wait_until(condition: Callable[[], Any], *, what: str, timeout: float = 10.0) -> None:
+    """Poll ``condition`` (sync or async) until it is true: waiting for an event, with a generous deadline
+    that only a failure ever reaches."""
+    loop = asyncio.get_running_loop()
+    deadline = loop.time() + timeout
+    while True:
+        result = condition()
+        if asyncio.iscoroutine(result):
+            result = await result
+        if result:
+            return
+        if loop.time() > deadline:
+            raise AssertionError(f"{what}: not within {timeout}s")
+        await asyncio.sleep(0.005)
+
+
+async def drain_background(client: TestClient) -> None:
+    """Wait for the work the server spawned after its responses so far (e.g. ``last_used_at`` touches): an
+    event to wait for, so a test can then assert what that work did, or did not, write."""
+    await client.app[BACKGROUND].drain()
 
 
 @pytest.fixture

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import re
 import signal
 import socket
 import subprocess
@@ -11,6 +12,7 @@ import time
 import urllib.error
 import urllib.request
 from pathlib import Path
+from typing import Callable
 
 
 def free_port() -> int:
@@ -20,24 +22,37 @@ def free_port() -> int:
 
 
 class ServerProcess:
-    """``python -m voyagent serve`` with the given environment, waited on until /health answers."""
+    """``python -m voyagent serve`` with the given environment, waited on until /health answers.
 
-    def __init__(self, env: dict[str, str], args: list[str] | None = None, cwd: Path | None = None) -> None:
+    With ``output`` the server writes stdout and stderr to that file, which :meth:`wait_for_output` reads
+    while the server runs; ``preexec_fn`` runs in the child before it starts (e.g. to lower a limit).
+    """
+
+    def __init__(self, env: dict[str, str], args: list[str] | None = None, cwd: Path | None = None,
+                 output: Path | None = None, preexec_fn: Callable[[], None] | None = None) -> None:
         self.port = int(env.get("VOYAGENT_PORT") or free_port())
         self.env = {**os.environ, **env, "VOYAGENT_PORT": str(self.port)}
         self.args = args or []
         self.cwd = cwd
+        self.output = output
+        self.preexec_fn = preexec_fn
         self.process: subprocess.Popen[str] | None = None
         base = self.env.get("VOYAGENT_BASE_PATH", "")
         self.url = f"http://127.0.0.1:{self.port}{base}"
 
     def start(self, timeout: float = 60.0) -> "ServerProcess":
-        self.process = subprocess.Popen([sys.executable, "-m", "voyagent", "serve", *self.args], env=self.env,
-                                        cwd=self.cwd, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+        sink = subprocess.PIPE if self.output is None else self.output.open("w")
+        try:
+            self.process = subprocess.Popen([sys.executable, "-m", "voyagent", "serve", *self.args], env=self.env,
+                                            cwd=self.cwd, stdout=sink, stderr=subprocess.STDOUT, text=True,
+                                            preexec_fn=self.preexec_fn)
+        finally:
+            if self.output is not None:
+                sink.close()  # type: ignore[union-attr]
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
             if self.process.poll() is not None:
-                raise RuntimeError(f"server exited early:\n{self.process.stdout.read()}")  # type: ignore[union-attr]
+                raise RuntimeError(f"server exited early:\n{self.read_output()}")
             try:
                 with urllib.request.urlopen(f"{self.url}/health", timeout=1) as response:
                     if response.status == 200:
@@ -57,7 +72,27 @@ class ServerProcess:
         except subprocess.TimeoutExpired:
             self.process.kill()
             output, _ = self.process.communicate()
-        return self.process.returncode, output
+        return self.process.returncode, output if self.output is None else self.output.read_text()
+
+    def read_output(self) -> str:
+        """Everything the server wrote so far (with ``output``), or what is left on its pipe once it exited."""
+        if self.output is not None:
+            return self.output.read_text(errors="replace")
+        assert self.process is not None and self.process.stdout is not None
+        return self.process.stdout.read()
+
+    def wait_for_output(self, pattern: str, count: int = 1, timeout: float = 60.0) -> list[re.Match[str]]:
+        """Block until the output holds ``count`` matches of the regex ``pattern``; return them all."""
+        assert self.output is not None, "start the server with output=<file> to watch its log"
+        regex = re.compile(pattern)
+        deadline = time.monotonic() + timeout
+        while True:
+            matches = list(regex.finditer(self.read_output()))
+            if len(matches) >= count:
+                return matches
+            if time.monotonic() > deadline:
+                raise AssertionError(f"{pattern!r} x{count} not in the server output:\n{self.read_output()[-4000:]}")
+            time.sleep(0.05)
 
     def __enter__(self) -> "ServerProcess":
         return self.start()

@@ -1,11 +1,15 @@
 """``voyagent serve`` end to end: zero-config embedded PostgreSQL, migrate, workers, graceful stop."""
 
+import asyncio
 import json
 import signal
+import stat
 import subprocess
 import sys
 import urllib.request
+from pathlib import Path
 
+import asyncpg
 import pytest
 
 from tests.conftest import TEST_SECRET
@@ -21,31 +25,50 @@ def _get(url: str) -> tuple[int, dict | str]:
             return response.status, body
 
 
+def _embedded_server_roles(data_dir: Path) -> set[str]:
+    """Roles of the server's connections to its database, seen by the superuser (password from the 0600 file)."""
+    password_file = data_dir / "postgres.pgpass"
+    assert stat.S_IMODE(password_file.stat().st_mode) == 0o600
+    port = int((data_dir / "postgres" / "postmaster.pid").read_text().splitlines()[3])
+
+    async def roles() -> set[str]:
+        conn = await asyncpg.connect(host="127.0.0.1", port=port, user="voyagent", database="postgres",
+                                     passfile=str(password_file))
+        try:
+            rows = await conn.fetch("SELECT usename FROM pg_stat_activity WHERE datname = 'voyagent'")
+            return {row["usename"] for row in rows}
+        finally:
+            await conn.close()
+
+    return asyncio.run(roles())
+
+
 @pytest.mark.embedded
-def test_zero_config_serve_uses_embedded_postgres_and_stops_it(tmp_path):
-    env = {"VOYAGENT_DATA_DIR": str(tmp_path / "data"), "VOYAGENT_DB_URL": "", "VOYAGENT_AUTH_SECRET": "",
+def test_zero_config_serve_uses_embedded_postgres_and_stops_it(pg_tmp_path):
+    env = {"VOYAGENT_DATA_DIR": str(pg_tmp_path / "data"), "VOYAGENT_DB_URL": "", "VOYAGENT_AUTH_SECRET": "",
            "VOYAGENT_REDIS_URL": ""}
-    server = ServerProcess(env, cwd=tmp_path).start(timeout=120)
+    server = ServerProcess(env, cwd=pg_tmp_path).start(timeout=120)
     try:
         status, body = _get(f"{server.url}/health/db")
         assert status == 200 and body == {"status": "ok", "select_1": 1, "mode": "embedded"}
-        assert (tmp_path / "data" / "auth-secret").exists()
-        assert (tmp_path / "data" / "postgres" / "PG_VERSION").exists()
+        assert (pg_tmp_path / "data" / "auth-secret").exists()
+        assert (pg_tmp_path / "data" / "postgres" / "PG_VERSION").exists()
+        assert _embedded_server_roles(pg_tmp_path / "data") == {"voyagent_app"}
     finally:
         code, output = server.stop(signal.SIGINT)
     assert code == 0, output
     assert f"http://127.0.0.1:{server.port}/docs" in output
     assert "embedded PostgreSQL" in output
-    assert not (tmp_path / "data" / "postgres" / "postmaster.pid").exists(), "embedded PostgreSQL left running"
-    secret = (tmp_path / "data" / "auth-secret").read_text()
+    assert not (pg_tmp_path / "data" / "postgres" / "postmaster.pid").exists(), "embedded PostgreSQL left running"
+    secret = (pg_tmp_path / "data" / "auth-secret").read_text()
     # A second start reuses the cluster and the generated secret.
-    again = ServerProcess(env, cwd=tmp_path).start(timeout=120)
+    again = ServerProcess(env, cwd=pg_tmp_path).start(timeout=120)
     try:
         assert _get(f"{again.url}/health/db")[0] == 200
     finally:
         code, _ = again.stop()
     assert code == 0
-    assert (tmp_path / "data" / "auth-secret").read_text() == secret
+    assert (pg_tmp_path / "data" / "auth-secret").read_text() == secret
 
 
 def test_migrate_command_applies_and_exits(database):

@@ -154,3 +154,9 @@ def test_unknown_rules_and_access_values_refuse_to_load():
                                                    "responses": {}}}}}
     with pytest.raises(ContractError):
         Contract(broken)
+
+
+def test_nul_errors_stop_at_the_items_a_422_can_hold():
+    errors = nul_errors({"x": ["\x00"] * 10_000, "y": "\x00"}, ["body"])
+    assert len(errors) == 50
+    assert {tuple(e["loc"][:2]) for e in errors} <= {("body", "x"), ("body", "y")}

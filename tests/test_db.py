@@ -1,66 +1,94 @@
-"""Pooled connections: fair acquisition within a deadline, transactions that commit or roll back, nothing leaked."""
+"""voyagent.db.Database: the pool behind a FIFO gate, acquisition with a timeout, transactions that commit or roll back."""
 
 import asyncio
 
+import asyncpg
 import pytest
 
-from voyagent.db import close_pool, connection, create_pool, transaction
+from voyagent.db import Database, DatabaseUnavailable
 
 
 @pytest.fixture
-async def pool(database):
-    pool = await create_pool(database.dsn, 1, 2)
-    yield pool
-    await close_pool(pool)
+async def one_connection(database):
+    """A Database over a pool of one connection, so every second user must wait."""
+    pooled = await Database.connect(database.dsn, 1, 1)
+    yield pooled
+    await pooled.close()
 
 
-@pytest.fixture
-async def scratch_table(db):
-    name = f"db_pool_probe_{id(db)}"
-    await db.execute(f"CREATE TABLE {name} (n int)")
-    yield name
-    await db.execute(f"DROP TABLE {name}")
+async def _waiting(db: Database, count: int) -> None:
+    """Until ``count`` coroutines wait at the gate (an event, not a delay)."""
+    while len(db._gate._waiters or ()) < count:
+        await asyncio.sleep(0)
 
 
-async def test_acquisition_gives_up_at_its_deadline_and_leaves_the_pool_usable(pool):
-    async with connection(pool) as first, connection(pool) as second:
-        assert await first.fetchval("SELECT 1") == await second.fetchval("SELECT 2") - 1
-        with pytest.raises(TimeoutError):
-            async with connection(pool, timeout=0.2):
-                pass  # never reached: both connections are taken
-    # the timed-out waiter took no slot: both connections can be held again
-    async with connection(pool, timeout=1) as first, connection(pool, timeout=1) as second:
-        assert {await first.fetchval("SELECT 1"), await second.fetchval("SELECT 1")} == {1}
+async def test_waiters_get_the_connection_in_the_order_they_asked(one_connection):
+    served = []
+
+    async def use(name: str) -> None:
+        async with one_connection.connection() as conn:
+            served.append((name, await conn.fetchval("SELECT 1")))
+
+    async with one_connection.connection():
+        tasks = []
+        for name in "abcd":
+            tasks.append(asyncio.create_task(use(name)))
+            await _waiting(one_connection, len(tasks))
+    await asyncio.gather(*tasks)
+    assert served == [("a", 1), ("b", 1), ("c", 1), ("d", 1)]
 
 
-async def test_waiters_are_served_in_arrival_order(pool):
-    served: list[int] = []
-    holders = [connection(pool), connection(pool)]
-    for holder in holders:  # the pool is exhausted
-        await holder.__aenter__()
-
-    async def wait(n: int) -> None:
-        async with connection(pool) as conn:
-            served.append(n)
-            await conn.fetchval("SELECT 1")
-
-    waiters = []
-    for n in range(4):
-        waiters.append(asyncio.create_task(wait(n)))
-        await asyncio.sleep(0)  # each waiter queues before the next one is created
-    for holder in holders:
-        await holder.__aexit__(None, None, None)
-    await asyncio.gather(*waiters)
-    assert served == [0, 1, 2, 3]
+async def test_acquisition_gives_up_after_its_timeout_and_frees_its_place(one_connection):
+    async with one_connection.connection():
+        with pytest.raises(DatabaseUnavailable):  # answered 503 db_unavailable
+            async with one_connection.connection(timeout=0.05):
+                pass
+    async with one_connection.connection(timeout=0.05) as conn:  # the gate let go of the timed-out waiter
+        assert await conn.fetchval("SELECT 2") == 2
 
 
-async def test_a_transaction_commits_on_success_and_rolls_back_on_error(pool, db, scratch_table):
-    async with transaction(pool) as conn:
-        await conn.execute(f"INSERT INTO {scratch_table} VALUES (1)")
-    with pytest.raises(RuntimeError):
-        async with transaction(pool) as conn:
-            await conn.execute(f"INSERT INTO {scratch_table} VALUES (2)")
-            raise RuntimeError("boom")
-    assert [r["n"] for r in await db.fetch(f"SELECT n FROM {scratch_table}")] == [1]
-    async with connection(pool) as conn:  # the connection came back outside any transaction
-        assert not conn.is_in_transaction()
+async def test_a_transaction_commits_on_success_and_rolls_back_on_an_exception(one_connection, db):
+    await db.execute("CREATE TABLE db_test_rows (n int)")
+    try:
+        async with one_connection.transaction() as conn:
+            await conn.execute("INSERT INTO db_test_rows VALUES (1)")
+        with pytest.raises(RuntimeError):
+            async with one_connection.transaction() as conn:
+                await conn.execute("INSERT INTO db_test_rows VALUES (2)")
+                raise RuntimeError("rolled back")
+        assert [r["n"] for r in await db.fetch("SELECT n FROM db_test_rows")] == [1]
+    finally:
+        await db.execute("DROP TABLE db_test_rows")
+
+
+async def test_a_failing_commit_is_the_error_and_the_connection_goes_back_clean(one_connection, db):
+    await db.execute("CREATE TABLE db_test_unique (n int UNIQUE DEFERRABLE INITIALLY DEFERRED)")
+    try:
+        with pytest.raises(asyncpg.UniqueViolationError):  # raised by COMMIT, after the block ended
+            async with one_connection.transaction() as conn:
+                await conn.execute("INSERT INTO db_test_unique VALUES (1), (1)")
+        async with one_connection.connection() as conn:  # the only connection, outside any transaction again
+            assert not conn.is_in_transaction()
+            assert await conn.fetchval("SELECT count(*) FROM db_test_unique") == 0
+    finally:
+        await db.execute("DROP TABLE db_test_unique")
+
+
+async def test_a_read_transaction_is_one_read_only_snapshot(one_connection, db):
+    async with one_connection.read_transaction() as conn:
+        assert await conn.fetchval("SHOW transaction_isolation") == "repeatable read"
+        with pytest.raises(asyncpg.ReadOnlySQLTransactionError):
+            await conn.execute("CREATE TEMP TABLE db_test_never (n int)")
+
+
+async def test_a_session_lost_while_held_is_database_unavailable(one_connection, db):
+    with pytest.raises(DatabaseUnavailable):
+        async with one_connection.connection() as conn:
+            query = asyncio.create_task(conn.fetchval("SELECT pg_sleep(30)"))
+            pid = conn.get_server_pid()
+            while not await db.fetchval("SELECT state = 'active' FROM pg_stat_activity WHERE pid = $1", pid):
+                await asyncio.sleep(0)  # until the query runs (an event, not a delay)
+            await db.execute("SELECT pg_terminate_backend($1)", pid)
+            await query
+    async with one_connection.connection() as conn:  # a new session replaces the lost one
+        assert await conn.fetchval("SELECT 3") == 3

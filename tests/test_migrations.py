@@ -95,3 +95,29 @@ async def test_a_failing_migration_leaves_nothing_half_applied(tmp_path, databas
             await conn.close()
     finally:
         await _drop(admin, name)
+
+
+async def test_0004_adds_totp_last_step_to_a_database_made_before_it(database):
+    admin = _admin_dsn(database)
+    name, dsn = await _scratch_database(admin)
+    try:
+        conn = await asyncpg.connect(dsn)
+        try:
+            files = discover()
+            before = [f for f in files if f[0] < "0004"]
+            assert await migrate(conn, before) == [v for v, _ in before]
+            await conn.execute("INSERT INTO tenants (id, display_name) VALUES ('00000000-0000-7000-8000-000000000001',"
+                               " 'T')")
+            await conn.execute("INSERT INTO users (id, tenant_id, email, display_name, totp_secret, totp_enabled)"
+                               " VALUES ('00000000-0000-7000-8000-000000000002', '00000000-0000-7000-8000-000000000001',"
+                               " 'a@example.com', 'A', 'JBSWY3DPEHPK3PXPJBSWY3DPEHPK3PXP', true)")
+            assert "0004" in await migrate(conn, files)
+            row = await conn.fetchrow("SELECT email, totp_enabled, totp_last_step FROM users")
+            assert tuple(row) == ("a@example.com", True, None)
+            column = await conn.fetchrow("SELECT data_type, is_nullable FROM information_schema.columns"
+                                         " WHERE table_name = 'users' AND column_name = 'totp_last_step'")
+            assert tuple(column) == ("bigint", "YES")
+        finally:
+            await conn.close()
+    finally:
+        await _drop(admin, name)

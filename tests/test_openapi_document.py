@@ -89,10 +89,12 @@ SCOPES = [
     "chat:read", "chat:write", "tenant:read", "tenant:write", "full",
 ]
 
-# README "Rate limiting": the public routes with a client-IP or e-mail bucket, and their buckets.
+# README "Rate limiting": the routes with a client-IP or e-mail bucket, and their buckets (send-verification-email
+# also has the user bucket, implied by JWT access).
 CREDENTIAL_BUCKETS = {
     ("post", "/auth/sign-in"): ["auth_ip", "auth_email"],
     ("post", "/auth/sign-in-totp"): ["auth_ip", "auth_email"],
+    ("post", "/auth/send-verification-email"): ["auth_email"],  # with the user bucket (JWT)
     ("post", "/auth/request-password-reset"): ["auth_ip", "auth_email"],
     ("post", "/auth/accept-invite"): ["auth_ip"],
     ("post", "/auth/sign-up"): ["signup_ip"],

@@ -1,5 +1,6 @@
 """Every GET /enquiries query shape is served by an index: no sequential scan of enquiries, in either the
-custom plan (first executions) or the generic plan a prepared statement may switch to later."""
+custom plan (first executions) or the generic plan a prepared statement may switch to later; an offset page
+(any list's) skips on an index-only scan of its keyset index and reads only the rows it keeps."""
 
 import asyncio
 import dataclasses
@@ -13,13 +14,22 @@ import pytest
 
 from voyagent.ids import new_id
 from voyagent.pagination import Page
-from voyagent.services.enquiries import EnquiryFilters, count_query, page_query
+from voyagent.services import audit_log
+from voyagent.services.enquiries import LISTING, EnquiryFilters
 
 CITIES = ["Lisbon", "Paris", "Rome", "Dubai", "Doha", "Tokyo", "Oslo", "Lima", "Cairo", "Goa", "Kyoto", "Sofia",
           "Riga", "Quito", "Male", "Nice", "Lyon", "Milan", "Perth", "Seoul"]
 COLUMNS = ["id", "tenant_id", "created_by_user_id", "customer_name", "customer_email", "customer_phone", "origin",
            "destination", "depart_date", "status", "created_at", "updated_at"]
 BIG, OTHERS, PER_OTHER = 6000, 8, 1500
+
+
+def page_query(tenant_id, filters, page):
+    return LISTING.page_sql(tenant_id, filters.values(), page)
+
+
+def count_query(tenant_id, filters):
+    return LISTING.count_sql(tenant_id, filters.values())
 
 
 async def _seed(db, tenant_id, user_id, count, rnd):
@@ -141,3 +151,89 @@ async def test_the_unfiltered_total_reads_the_counter_row(db, big_tenant, querie
                                               tenant_id=big_tenant.tenant_id)
     assert totals["total"] == BIG == await db.fetchval("SELECT count(*) FROM enquiries WHERE tenant_id = $1",
                                              big_tenant.tenant_id)
+
+
+# --- offset pages: the deferred join of voyagent/listing.py --------------------------------------------------------
+
+
+async def _generic_plan(db, text, args):
+    """The plan a prepared statement really gets once PostgreSQL settles on a generic one: EXPLAIN EXECUTE under
+    force_generic_plan (an EXPLAIN with bound parameters is always planned for their values)."""
+    name = f"plan_{uuid.uuid4().hex}"
+    await db.execute(f"PREPARE {name} AS {text}")
+    literals = ", ".join("'" + str(arg).replace("'", "''") + "'" for arg in args)
+    await db.execute("SET plan_cache_mode = force_generic_plan")
+    try:
+        raw = await db.fetchval(f"EXPLAIN (FORMAT JSON) EXECUTE {name}({literals})")
+        return json.loads(raw)[0]["Plan"]
+    finally:
+        await db.execute("RESET plan_cache_mode")
+        await db.execute(f"DEALLOCATE {name}")
+
+
+def _assert_deferred_join(plan, keyset_index, label, table="enquiries"):
+    """The skip is an index-only scan of the keyset index under the LIMIT/OFFSET, with no sort below it; the table
+    itself is read only for the rows kept, by primary key."""
+    limits = [n for n in _nodes(plan) if n["Node Type"] == "Limit"]
+    assert len(limits) == 1, (label, plan)
+    under_limit = list(_nodes(limits[0]))
+    assert [(n["Node Type"], n.get("Index Name")) for n in under_limit[1:]] == [("Index Only Scan", keyset_index)], \
+        (label, plan)
+    outside = [n for n in _nodes(plan) if not any(n is m for m in under_limit)]
+    assert not [n for n in outside if n["Node Type"] == "Seq Scan" and n.get("Relation Name") == table], (label, plan)
+    indexes = {n["Index Name"] for n in outside if "Index Name" in n}  # (bitmap) index scans of the kept ids
+    assert f"{table}_pkey" in indexes and all(name.endswith("_pkey") for name in indexes), (label, plan)
+
+
+@pytest.fixture(scope="module")
+def vacuumed(big_tenant, database):
+    """The visibility map set, as autovacuum leaves a table that is mostly read: index-only scans need it."""
+    async def vacuum():
+        conn = await asyncpg.connect(database.dsn)
+        try:
+            await conn.execute("VACUUM (ANALYZE) enquiries")
+        finally:
+            await conn.close()
+
+    asyncio.run(vacuum())
+    return big_tenant
+
+
+@pytest.mark.parametrize("label, index", [("none", "enquiries_tenant_id_created_at_id_idx"),
+                                          ("status", "enquiries_tenant_id_status_created_at_id_idx")])
+async def test_a_deep_offset_page_skips_on_an_index_only_scan_then_reads_its_rows_by_id(db, vacuumed, label, index):
+    filters = EnquiryFilters(**FILTERS[label])
+    deep = Page(limit=50, offset=BIG * 2 // 3 if label == "none" else BIG // 6, after=None, include_total=False)
+    text, args = page_query(vacuumed.tenant_id, filters, deep)
+    _assert_deferred_join(await _plan(db, text, args, "force_custom_plan"), index, f"custom {label}")
+    _assert_deferred_join(await _generic_plan(db, text, args), index, f"generic {label}")
+    expected = await db.fetch(
+        "SELECT id::text FROM enquiries WHERE tenant_id = $1 AND ($2::enquiry_status IS NULL OR status = $2) "
+        "ORDER BY created_at DESC, id DESC OFFSET $3 LIMIT 51", vacuumed.tenant_id, filters.status, deep.offset)
+    assert [row["id"] for row in await db.fetch(text, *args)] == [row["id"] for row in expected]
+
+
+@pytest.mark.parametrize("label", ["destination", "created range"])
+async def test_a_filtered_offset_page_keeps_its_filter_index(db, vacuumed, label):
+    filters = EnquiryFilters(**FILTERS[label])
+    text, args = page_query(vacuumed.tenant_id, filters, Page(limit=50, offset=30, after=None, include_total=True))
+    _assert_indexed(await _plan(db, text, args, "force_custom_plan"), f"offset {label}")
+
+
+async def test_a_deep_offset_page_of_the_audit_log_is_a_deferred_join_too(db, database):
+    """The listing module serves every list: GET /audit's deep offset page skips on its keyset index."""
+    tenant_id, user_id = await _tenant(db)
+    start = dt.datetime(2026, 1, 1, tzinfo=dt.timezone.utc)
+    for tenant, actor, count in [(tenant_id, user_id, 4000)] + [(*(await _tenant(db)), 500) for _ in range(4)]:
+        await db.copy_records_to_table(
+            "audit_events", columns=["id", "tenant_id", "actor_id", "actor_kind", "tool", "started_at", "status"],
+            records=[(new_id(), tenant, actor, "human", "enquiry.created", start + dt.timedelta(seconds=i),
+                      "succeeded") for i in range(count)])
+    await db.execute("VACUUM (ANALYZE) audit_events")
+    text, args = audit_log.LISTING.page_sql(tenant_id, audit_log.AuditFilters().values(),
+                                            Page(limit=50, offset=3000, after=None, include_total=False))
+    for plan, mode in ((await _plan(db, text, args, "force_custom_plan"), "custom"),
+                       (await _generic_plan(db, text, args), "generic")):
+        _assert_deferred_join(plan, "audit_events_tenant_id_started_at_id_idx", f"audit {mode}", "audit_events")
+    rows = await db.fetch(text, *args)
+    assert [row["started_at"] for row in rows] == [start + dt.timedelta(seconds=999 - i) for i in range(51)]

@@ -13,7 +13,8 @@ from voyagent import resources
 from voyagent.background import BackgroundTasks
 from voyagent.config import Settings
 from voyagent.contract import Contract
-from voyagent.db import close_pool, create_pool
+from voyagent.db import Database
+from voyagent.degradation import DependencyState
 from voyagent.docs_page import render_docs_html
 from voyagent.keys import (
     ACCESS_TOKENS,
@@ -24,7 +25,8 @@ from voyagent.keys import (
     CONTRACT,
     CURSORS,
     DB_MODE,
-    DB_POOL,
+    DATABASE,
+    DB_STATE,
     DOCS_HTML,
     ENQUIRY_TOTALS,
     MAILER,
@@ -33,6 +35,7 @@ from voyagent.keys import (
     QUERIES,
     RATE_LIMITER,
     REDIS,
+    REDIS_STATE,
     SETTINGS,
     TOKEN_STORE,
 )
@@ -45,6 +48,7 @@ from voyagent.services.api_key_auth import ApiKeyCache
 from voyagent.services.audit import AuditVerifyLimiter
 from voyagent.services.enquiries import TotalsCache
 from voyagent.services.email import Mailer
+from voyagent.services.identity import warn_if_verification_skipped
 from voyagent.services.passwords import PasswordService
 from voyagent.services.ratelimit import RateLimiter
 from voyagent.services.token_store import create_token_store
@@ -73,19 +77,20 @@ def create_app(settings: Settings, *, dsn: str, db_mode: str = "external", contr
     app[DB_MODE] = db_mode
     app[CONTRACT] = contract
     app[QUERIES] = queries or load_queries()
-    app[DOCS_HTML] = render_docs_html(contract.document, base_path=settings.base_path)
+    app[DOCS_HTML] = render_docs_html(contract, base_path=settings.base_path)
     app[METRICS] = Metrics(settings.version, settings.git_sha)
-    app[API_KEY_CACHE] = ApiKeyCache()
     # A CSV export holds a pooled connection while a (possibly slow) client reads: at most half the pool.
     app[AUDIT_EXPORTS] = asyncio.Semaphore(max(1, settings.db_pool_max // 2))
     app[ACCESS_TOKENS] = VerifiedAccessTokens(settings)
     app[CURSORS] = CursorCodec(settings.auth_secret)
     app[ENQUIRY_TOTALS] = TotalsCache()
+    app[DB_STATE] = DependencyState("postgresql")
+    app[REDIS_STATE] = DependencyState("redis")
 
     async def database(app: web.Application) -> AsyncIterator[None]:
-        app[DB_POOL] = await create_pool(dsn, settings.db_pool_min, settings.db_pool_max)
+        app[DATABASE] = await Database.connect(dsn, settings.db_pool_min, settings.db_pool_max, app[DB_STATE])
         yield
-        await close_pool(app[DB_POOL])
+        await app[DATABASE].close()
 
     async def redis_client(app: web.Application) -> AsyncIterator[None]:
         client = None
@@ -93,8 +98,9 @@ def create_app(settings: Settings, *, dsn: str, db_mode: str = "external", contr
             client = aioredis.from_url(settings.redis_url, socket_timeout=2.0, socket_connect_timeout=2.0,
                                        health_check_interval=30)
         app[REDIS] = client
-        app[RATE_LIMITER] = RateLimiter(client, settings.redis_prefix)
-        app[AUDIT_LIMITER] = AuditVerifyLimiter(client, settings.redis_prefix)
+        app[RATE_LIMITER] = RateLimiter(client, settings.redis_prefix, app[REDIS_STATE])
+        app[AUDIT_LIMITER] = AuditVerifyLimiter(client, settings.redis_prefix, redis_state=app[REDIS_STATE])
+        app[API_KEY_CACHE] = ApiKeyCache(client, settings.redis_prefix, redis_state=app[REDIS_STATE])
         yield
         if client is not None:
             await client.aclose()
@@ -105,9 +111,10 @@ def create_app(settings: Settings, *, dsn: str, db_mode: str = "external", contr
         await app[BACKGROUND].close()  # before the pool and Redis close (cleanup runs in reverse order)
 
     async def identity_services(app: web.Application) -> AsyncIterator[None]:
-        app[TOKEN_STORE] = create_token_store(app[REDIS], settings.redis_prefix)
+        app[TOKEN_STORE] = create_token_store(app[REDIS], settings.redis_prefix, app[REDIS_STATE])
         app[PASSWORDS] = await PasswordService.start(settings)
         app[MAILER] = Mailer(settings, app[METRICS])
+        warn_if_verification_skipped(settings)
         yield
         app[PASSWORDS].close()
 

@@ -1,10 +1,15 @@
-"""Best-effort work that runs after a response (e.g. ``last_used_at`` touches), awaited at shutdown."""
+"""Best-effort work that runs after a response (e.g. ``last_used_at`` touches), awaited at shutdown.
+
+``drain`` lets a caller wait for that work as an event (tests wait for it instead of sleeping).
+"""
 
 from __future__ import annotations
 
 import asyncio
 import logging
 from typing import Any, Coroutine
+
+from voyagent.degradation import report_best_effort
 
 log = logging.getLogger("voyagent.background")
 
@@ -27,11 +32,17 @@ class BackgroundTasks:
 
     def _done(self, task: asyncio.Task[Any]) -> None:
         self._tasks.discard(task)
-        if not task.cancelled() and task.exception() is not None:
-            log.warning("background task %s failed", task.get_name(), exc_info=task.exception())
+        exc = None if task.cancelled() else task.exception()
+        if exc is not None:
+            report_best_effort(log, "background task %s failed", exc, task.get_name())
 
     def __len__(self) -> int:
         return len(self._tasks)
+
+    async def drain(self) -> None:
+        """Wait until every task spawned so far, and any task those spawn, has finished (failures stay logged)."""
+        while pending := {task for task in self._tasks if not task.done()}:
+            await asyncio.wait(pending)
 
     async def close(self, timeout: float = 5.0) -> None:
         """Refuse new work, give running tasks ``timeout`` seconds, then cancel what is left."""

@@ -9,15 +9,14 @@ import logging
 import multiprocessing
 import os
 import shutil
-import signal
 import sys
 import tempfile
+from multiprocessing.process import BaseProcess
 from typing import Sequence
 
 from voyagent.config import ConfigError, Settings, ensure_generated_secret, load_settings
 
 log = logging.getLogger("voyagent.cli")
-SHUTDOWN_TIMEOUT = 10.0
 
 
 def _parser() -> argparse.ArgumentParser:
@@ -86,26 +85,32 @@ def _prepare(settings: Settings) -> tuple[Settings, Database]:
 
 
 def _run_worker(settings: Settings, dsn: str, db_mode: str, reuse_port: bool) -> None:
-    """Serve HTTP in this process until SIGTERM/SIGINT; open streams get SHUTDOWN_TIMEOUT to finish."""
-    from aiohttp import web
-
+    """Serve HTTP in this process until SIGTERM/SIGINT (voyagent.http_server)."""
+    from voyagent import http_server
     from voyagent.app import create_app
-    from voyagent.logs import setup_logging
 
-    setup_logging(settings.log_level)
-    try:
-        import uvloop
-
-        asyncio.set_event_loop_policy(uvloop.EventLoopPolicy())
-    except ImportError:  # pragma: no cover - uvloop is a declared dependency on Linux
-        pass
     app = create_app(settings, dsn=dsn, db_mode=db_mode)
     # Everything built so far (contract, validators, the /docs page) lives for the whole process: move it
     # out of the collector's generations so collections stay short under load.
     gc.collect()
     gc.freeze()
-    web.run_app(app, host=settings.host, port=settings.port, reuse_port=reuse_port or None,
-                shutdown_timeout=SHUTDOWN_TIMEOUT, print=None, access_log=None)
+    http_server.run(app, settings, reuse_port=reuse_port)
+
+
+def _worker_process(settings: Settings, dsn: str, db_mode: str) -> None:
+    """Entry point of a spawned worker: its own logging; a failure is one ERROR line and a non-zero exit."""
+    from voyagent.degradation import describe
+    from voyagent.logs import setup_logging
+
+    setup_logging(settings.log_level)
+    try:
+        _run_worker(settings, dsn, db_mode, reuse_port=True)
+    except OSError as exc:  # cannot listen, cannot reach the database at start: the reason is enough
+        log.error("worker pid=%d cannot serve: %s", os.getpid(), describe(exc))
+        sys.exit(1)
+    except Exception:
+        log.exception("worker pid=%d failed", os.getpid())
+        sys.exit(1)
 
 
 def _serve(settings: Settings) -> int:
@@ -115,6 +120,9 @@ def _serve(settings: Settings) -> int:
         multiproc_dir = tempfile.mkdtemp(prefix="voyagent-metrics-")
         os.environ["PROMETHEUS_MULTIPROC_DIR"] = multiproc_dir
     settings, database = _prepare(settings)
+    from voyagent.http_server import raise_open_files_limit
+
+    raise_open_files_limit()  # before the workers start: they inherit it
     url = f"http://{settings.host}:{settings.port}{settings.base_path}"
     where = f"embedded PostgreSQL in {settings.data_dir.resolve() / 'postgres'}" if database.mode == "embedded" \
         else "external PostgreSQL (VOYAGENT_DB_URL)"
@@ -124,32 +132,36 @@ def _serve(settings: Settings) -> int:
     try:
         if settings.workers == 1:
             _run_worker(settings, database.dsn, database.mode, reuse_port=False)
-        else:
-            _run_workers(settings, database)
+            return 0
+        return _run_workers(settings, database, multiproc_dir)
     finally:
         database.stop()
         if multiproc_dir is not None:
             shutil.rmtree(multiproc_dir, ignore_errors=True)
-    return 0
 
 
-def _run_workers(settings: Settings, database: Database) -> None:
-    """N processes share the port with SO_REUSEPORT; signals are forwarded and each drains on its own."""
-    context = multiprocessing.get_context("spawn")
-    workers = [context.Process(target=_run_worker, args=(settings, database.dsn, database.mode, True),
-                               name=f"voyagent-worker-{i}") for i in range(settings.workers)]
-    for worker in workers:
-        worker.start()
+def _run_workers(settings: Settings, database: Database, multiproc_dir: str | None) -> int:
+    """N processes share the port with SO_REUSEPORT, supervised (voyagent.supervisor); the exit code."""
+    from prometheus_client import multiprocess
 
-    def forward(signum: int, frame: object) -> None:
-        for worker in workers:
-            if worker.is_alive() and worker.pid is not None:
-                os.kill(worker.pid, signal.SIGTERM)
+    from voyagent.supervisor import Supervisor
 
-    signal.signal(signal.SIGTERM, forward)
-    signal.signal(signal.SIGINT, forward)
-    for worker in workers:
-        worker.join()
+    # Workers fork from a server process that imported the application once (never from this parent, which
+    # runs a logging thread): a replacement for a dead worker skips a second or more of imports.
+    context = multiprocessing.get_context("forkserver")
+    context.set_forkserver_preload(["voyagent.cli", "voyagent.app", "voyagent.http_server"])
+
+    def start_worker(index: int) -> BaseProcess:
+        process = context.Process(target=_worker_process, args=(settings, database.dsn, database.mode),
+                                  name=f"voyagent-worker-{index}")
+        process.start()
+        return process
+
+    def forget_metrics_of(pid: int) -> None:
+        """Live gauges of a dead worker leave the sums; its counters stay counted."""
+        multiprocess.mark_process_dead(pid, multiproc_dir)
+
+    return Supervisor(start_worker, settings.workers, on_death=forget_metrics_of).run()
 
 
 def _migrate(settings: Settings) -> int:

@@ -35,6 +35,7 @@ class Settings:
     base_path: str = ""
     data_dir: Path = Path("./voyagent-data")
     max_body_bytes: int = 1_048_576
+    client_timeout: int = 30
     log_level: str = "INFO"
     cors_origins: tuple[str, ...] = ("http://localhost:3000",)
     public_url: str = "http://localhost:3000"
@@ -248,6 +249,7 @@ def load_settings(env: Mapping[str, str] | None = None) -> Settings:
         base_path=_base_path(r),
         data_dir=data_dir,
         max_body_bytes=r.integer("VOYAGENT_MAX_BODY_BYTES", 1_048_576, 1, 1 << 30),
+        client_timeout=r.integer("VOYAGENT_CLIENT_TIMEOUT_SECONDS", 30, 1, 600),
         log_level=r.choice("VOYAGENT_LOG_LEVEL", "INFO", _LOG_LEVELS, str.upper),
         cors_origins=origins,
         public_url=public_url,

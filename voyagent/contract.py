@@ -9,18 +9,18 @@ import re
 import uuid
 from typing import Any, Callable, Iterable, Mapping
 
-import jsonschema_rs
 import yaml
 
 from voyagent import jsonio
-from voyagent.errors import validation_item, value_error
+from voyagent.errors import MAX_VALIDATION_ITEMS, validation_item, value_error
+from voyagent.grammars import is_email, is_money_amount
+from voyagent.schema_check import SchemaCheck, SchemaError
 
 MAX_JSON_DEPTH = 64
 LOCALES = ("en", "hi")
 ROLES = ("agency_admin", "ticketing_lead", "accounting_lead", "agent", "viewer")
 _METHODS = ("get", "put", "post", "delete", "patch", "head", "options")
-_EMAIL_RE = re.compile(r"^[^@\s]+@[^@\s]+\.[^@\s]+$")
-_DECIMAL_RE = re.compile(r"^(?!^[-+.]*$)[+-]?0*\d*\.?\d*$")
+_INTEGER_RE = re.compile(r"[+-]?\d{1,19}")  # fullmatch of a bounded repeat: at most 21 steps, any input
 _TRUE = {"true", "1", "yes", "on"}
 _FALSE = {"false", "0", "no", "off"}
 _TWO_PLACES = decimal.Decimal("0.01")
@@ -41,7 +41,7 @@ class Param:
     location: str
     required: bool
     schema: dict[str, Any]
-    validator: Any
+    check: SchemaCheck
     is_array: bool
     kind: str  # integer | boolean | date | uuid | string | number | array
 
@@ -56,7 +56,7 @@ class Body:
 
     required: bool
     schema: dict[str, Any]
-    validator: Any
+    check: SchemaCheck
     rules: list[tuple[str, str, dict[str, Any]]]  # (property, rule, property schema)
     body_rule: str | None
 
@@ -136,28 +136,11 @@ class _Resolver:
         return node
 
 
-def _compile(schema: dict[str, Any]) -> Any:
-    clean = _strip_extensions(schema)
+def _compile(schema: dict[str, Any]) -> SchemaCheck:
     try:
-        return jsonschema_rs.validator_for(clean, validate_formats=True)
-    except Exception as exc:  # jsonschema_rs raises ValidationError/ValueError for bad schemas
-        raise ContractError(f"invalid schema {schema!r}: {exc}") from exc
-
-
-_ANNOTATIONS = ("example", "examples", "description", "title", "deprecated", "readOnly", "writeOnly")
-
-
-def _strip_extensions(node: Any, is_property_map: bool = False) -> Any:
-    """Drop vendor extensions and annotations (not property names that happen to match)."""
-    if isinstance(node, dict):
-        if is_property_map:
-            return {k: _strip_extensions(v) for k, v in node.items()}
-        return {k: _strip_extensions(v, k in ("properties", "patternProperties", "$defs"))
-                for k, v in node.items()
-                if not (k.startswith("x-") or k in _ANNOTATIONS)}
-    if isinstance(node, list):
-        return [_strip_extensions(item) for item in node]
-    return node
+        return SchemaCheck.compile(schema)
+    except SchemaError as exc:
+        raise ContractError(str(exc)) from exc
 
 
 def _param_kind(schema: Mapping[str, Any]) -> str:
@@ -179,7 +162,7 @@ def _build_param(raw: dict[str, Any]) -> Param:
     schema = raw.get("schema") or {"type": "string"}
     kind = _param_kind(schema)
     return Param(name=raw["name"], location=raw["in"], required=bool(raw.get("required")),
-                 schema=schema, validator=_compile(schema), is_array=kind == "array", kind=kind)
+                 schema=schema, check=_compile(schema), is_array=kind == "array", kind=kind)
 
 
 def _build_body(raw: dict[str, Any] | None) -> Body | None:
@@ -199,7 +182,7 @@ def _build_body(raw: dict[str, Any] | None) -> Body | None:
     body_rule = schema.get("x-voyagent-rule")
     if body_rule is not None and body_rule not in BODY_RULES:
         raise ContractError(f"unknown body x-voyagent-rule {body_rule!r}")
-    return Body(required=bool(raw.get("required")), schema=schema, validator=_compile(schema),
+    return Body(required=bool(raw.get("required")), schema=schema, check=_compile(schema),
                 rules=rules, body_rule=body_rule)
 
 
@@ -247,81 +230,43 @@ class Contract:
 # validation
 
 
-def _type_name(types: Any) -> str:
-    if isinstance(types, str):
-        types = [types]
-    for t in types or ():
-        if t != "null":
-            return {"object": "model_attributes_type", "string": "string_type", "integer": "int_type",
-                    "boolean": "bool_type", "array": "list_type", "number": "decimal_type"}.get(t, "value_error")
-    return "value_error"
-
-
-_KIND_TYPES = {
-    "minLength": "string_too_short", "maxLength": "string_too_long", "minItems": "too_short",
-    "maxItems": "too_long", "minimum": "greater_than_equal", "exclusiveMinimum": "greater_than",
-    "maximum": "less_than_equal", "exclusiveMaximum": "less_than", "pattern": "string_pattern_mismatch",
-    "enum": "literal_error", "const": "literal_error",
-}
-_FORMAT_TYPES = {"date": "date_from_datetime_parsing", "uuid": "uuid_parsing", "date-time": "datetime_parsing"}
-
-
-def schema_errors(validator: Any, instance: Any, loc: list[Any]) -> list[dict[str, Any]]:
-    """Map jsonschema violations to items of the contract's 422 list shape."""
-    items: list[dict[str, Any]] = []
-    for error in validator.iter_errors(instance):
-        name = error.kind.name
-        where = loc + list(error.instance_path)
-        details = error.kind.as_dict()
-        if name == "required":
-            items.append(validation_item(where + [details.get("property")], "missing", "Field required"))
-        elif name == "additionalProperties":
-            for key in details.get("unexpected", []):
-                items.append(validation_item(where + [key], "extra_forbidden", "Extra inputs are not permitted"))
-        elif name == "type":
-            items.append(validation_item(where, _type_name(details.get("types")), error.message))
-        elif name == "format":
-            items.append(validation_item(where, _FORMAT_TYPES.get(details.get("format"), "value_error"), error.message))
-        else:
-            items.append(validation_item(where, _KIND_TYPES.get(name, "value_error"), error.message))
-    return items
-
-
 def json_depth_exceeds(value: Any, limit: int = MAX_JSON_DEPTH) -> bool:
     """True when objects/arrays nest deeper than ``limit`` (the top-level value is level 1)."""
-    stack: list[tuple[Any, int]] = [(value, 1)]
+    stack: list[tuple[Any, int]] = [(value, 1)] if isinstance(value, (dict, list)) else []
     while stack:
         node, depth = stack.pop()
-        if isinstance(node, dict):
-            children: Iterable[Any] = node.values()
-        elif isinstance(node, list):
-            children = node
-        else:
-            continue
         if depth > limit:
             return True
-        stack.extend((child, depth + 1) for child in children)
+        children: Iterable[Any] = node.values() if isinstance(node, dict) else node
+        stack.extend((child, depth + 1) for child in children if isinstance(child, (dict, list)))
     return False
 
 
-def nul_errors(value: Any, loc: list[Any]) -> list[dict[str, Any]]:
-    """One value_error item per string (value or key) holding U+0000."""
+def nul_errors(value: Any, loc: list[Any], limit: int = MAX_VALIDATION_ITEMS) -> list[dict[str, Any]]:
+    """One value_error item per string (value or key) holding U+0000, at most ``limit`` of them."""
     items: list[dict[str, Any]] = []
     stack: list[tuple[Any, list[Any]]] = [(value, loc)]
-    while stack:
+    while stack and len(items) < limit:
         node, where = stack.pop()
         if isinstance(node, str):
             if "\x00" in node:
                 items.append(value_error(where, "nul_character"))
-        elif isinstance(node, dict):
-            for key, child in node.items():
-                if "\x00" in key:
+            continue
+        pairs: Iterable[tuple[Any, Any]] = (
+            node.items() if isinstance(node, dict) else enumerate(node) if isinstance(node, list) else ())
+        nested = []
+        for key, child in pairs:
+            if len(items) >= limit:
+                break
+            if isinstance(key, str) and "\x00" in key:
+                items.append(value_error(where + [key], "nul_character"))
+            if isinstance(child, str):
+                if "\x00" in child:
                     items.append(value_error(where + [key], "nul_character"))
-                stack.append((child, where + [key]))
-        elif isinstance(node, list):
-            stack.extend((child, where + [i]) for i, child in enumerate(node))
-    items.reverse()
-    return items
+            elif isinstance(child, (dict, list)):
+                nested.append((child, where + [key]))
+        stack.extend(reversed(nested))
+    return items[:limit]
 
 
 def coerce_param(param: Param, raw: str | list[str]) -> tuple[Any, list[dict[str, Any]]]:
@@ -329,19 +274,19 @@ def coerce_param(param: Param, raw: str | list[str]) -> tuple[Any, list[dict[str
     loc = [param.location, param.name]
     if param.is_array:
         values = raw if isinstance(raw, list) else [raw]
-        return values, schema_errors(param.validator, values, loc)
+        return values, param.check.errors(values, loc)
     assert isinstance(raw, str)
     value: Any = raw
     if param.kind == "integer":
         text = raw.strip()
-        if not re.fullmatch(r"[+-]?\d{1,19}", text):
-            return None, [validation_item(loc, "int_parsing", "Input should be a valid integer")]
+        if not _INTEGER_RE.fullmatch(text):
+            return None, [validation_item(loc, "int_parsing", "Input should be a valid integer", input=raw)]
         value = int(text)
     elif param.kind == "number":
         try:
             value = float(raw)
         except ValueError:
-            return None, [validation_item(loc, "decimal_parsing", "Input should be a valid number")]
+            return None, [validation_item(loc, "decimal_parsing", "Input should be a valid number", input=raw)]
     elif param.kind == "boolean":
         lowered = raw.strip().lower()
         if lowered in _TRUE:
@@ -349,15 +294,16 @@ def coerce_param(param: Param, raw: str | list[str]) -> tuple[Any, list[dict[str
         elif lowered in _FALSE:
             value = False
         else:
-            return None, [validation_item(loc, "bool_parsing", "Input should be a valid boolean")]
-    errors = schema_errors(param.validator, value, loc)
+            return None, [validation_item(loc, "bool_parsing", "Input should be a valid boolean", input=raw)]
+    errors = param.check.errors(value, loc)
     if errors:
         return None, errors
     if param.kind == "date":
         try:
             value = dt.date.fromisoformat(raw) if len(raw) == 10 else _bad_date()
         except ValueError:
-            return None, [validation_item(loc, "date_from_datetime_parsing", "Input should be a valid date")]
+            return None, [validation_item(loc, "date_from_datetime_parsing", "Input should be a valid date",
+                                          input=raw)]
     elif param.kind == "uuid":
         value = uuid.UUID(raw)
     return value, []
@@ -373,8 +319,8 @@ RuleResult = tuple[Any, list[dict[str, Any]]]
 
 
 def _rule_email(name: str, value: Any, schema: dict[str, Any]) -> RuleResult:
-    if not isinstance(value, str) or not _EMAIL_RE.match(value):
-        return value, [value_error(["body", name], "invalid_email")]
+    if not isinstance(value, str) or not is_email(value):
+        return value, [value_error(["body", name], "invalid_email", input=value)]
     return value.lower(), []
 
 
@@ -387,16 +333,16 @@ def _rule_new_password(name: str, value: Any, schema: dict[str, Any]) -> RuleRes
 def _rule_name(name: str, value: Any, schema: dict[str, Any]) -> RuleResult:
     trimmed = value.strip()
     if not trimmed:
-        return value, [value_error(["body", name], f"{name}_required")]
+        return value, [value_error(["body", name], f"{name}_required", input=value)]
     if len(trimmed) > 120:
         return value, [validation_item(["body", name], "string_too_long",
-                                       "String should have at most 120 characters")]
+                                       "String should have at most 120 characters", input=value)]
     return trimmed, []
 
 
 def _rule_role(name: str, value: Any, schema: dict[str, Any]) -> RuleResult:
     if value not in ROLES:
-        return value, [value_error(["body", name], "invalid_role")]
+        return value, [value_error(["body", name], "invalid_role", input=value)]
     return value, []
 
 
@@ -406,7 +352,7 @@ def parse_decimal(value: Any) -> decimal.Decimal | None:
         return None
     if isinstance(value, (int, float)):
         text = repr(value) if isinstance(value, float) else str(value)
-    elif isinstance(value, str) and _DECIMAL_RE.match(value):
+    elif isinstance(value, str) and is_money_amount(value):
         text = value
     else:
         return None
@@ -422,22 +368,24 @@ def _rule_decimal(name: str, value: Any, schema: dict[str, Any]) -> RuleResult:
         return None, []
     loc = ["body", name]
     if isinstance(value, (bool, list, dict)):
-        return value, [validation_item(loc, "decimal_type", "Decimal input should be an integer, float or string")]
+        return value, [validation_item(loc, "decimal_type", "Decimal input should be an integer, float or string",
+                                       input=value)]
     number = parse_decimal(value)
     if number is None:
-        return value, [validation_item(loc, "decimal_parsing", "Input should be a valid decimal")]
+        return value, [validation_item(loc, "decimal_parsing", "Input should be a valid decimal", input=value)]
     low = schema.get("x-voyagent-minimum")
     if low is not None and number < decimal.Decimal(str(low)):
-        return value, [validation_item(loc, "greater_than_equal", f"Input should be greater than or equal to {low}")]
+        return value, [validation_item(loc, "greater_than_equal", f"Input should be greater than or equal to {low}",
+                                       input=value)]
     high = schema.get("x-voyagent-exclusive-maximum")
     if high is not None and number >= decimal.Decimal(str(high)):
-        return value, [validation_item(loc, "less_than", f"Input should be less than {high}")]
+        return value, [validation_item(loc, "less_than", f"Input should be less than {high}", input=value)]
     return number.quantize(_TWO_PLACES, rounding=decimal.ROUND_HALF_UP), []
 
 
 def _rule_locale(name: str, value: Any, schema: dict[str, Any]) -> RuleResult:
     if value not in LOCALES:
-        return value, [value_error(["body", name], "invalid_locale")]
+        return value, [value_error(["body", name], "invalid_locale", input=value)]
     return value, []
 
 
@@ -469,8 +417,9 @@ BODY_RULES: dict[str, Callable[[dict[str, Any]], list[dict[str, Any]]]] = {
 def validate_body(body_spec: Body, body: Any) -> tuple[Any, list[dict[str, Any]]]:
     """Schema validation, then the semantic rules of fields that passed it; returns the normalised body."""
     if not isinstance(body, dict):
-        return None, [validation_item(["body"], "model_attributes_type", "Input should be a valid dictionary")]
-    errors = schema_errors(body_spec.validator, body, ["body"])
+        return None, [validation_item(["body"], "model_attributes_type", "Input should be a valid dictionary",
+                                      input=body)]
+    errors = body_spec.check.errors(body, ["body"])
     owned = {name for name, rule, _ in body_spec.rules if rule in SELF_VALIDATING_RULES}
     if owned:
         errors = [e for e in errors if not (len(e["loc"]) > 1 and e["loc"][1] in owned)]

@@ -1,16 +1,45 @@
-"""The asyncpg pool: orjson codecs for json/jsonb, and acquisition that never waits forever."""
+"""The database: one asyncpg pool behind a first-come-first-served gate, acquisition that never waits forever,
+outages told apart.
+
+Every use of the database goes through a :class:`Database` (``app[DATABASE]``): ``connection()``,
+``transaction()`` or ``read_transaction()``. So this is the one place that can tell "PostgreSQL is gone" from
+any other error raised while a connection is held (a client that hung up, a bug): only the former becomes
+:class:`DatabaseUnavailable` and is reported to the database's :class:`~voyagent.degradation.DependencyState`.
+"""
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
+from typing import Any
+
 import asyncpg
 import orjson
 
 from voyagent import jsonio
+from voyagent.degradation import DependencyState, Unavailable
 
 ACQUIRE_TIMEOUT = 5.0
 COMMAND_TIMEOUT = 30.0
+
+# Raised by the server or the driver when the session itself is lost or refused, whatever the statement.
+_SESSION_LOST = (asyncpg.PostgresConnectionError, asyncpg.CannotConnectNowError, asyncpg.TooManyConnectionsError,
+                 asyncpg.exceptions.AdminShutdownError, asyncpg.exceptions.CrashShutdownError)
+# Failures to obtain a connection at all (refused, unreachable, authentication, pool wait timed out).
+_CONNECT_FAILED = (OSError, asyncpg.PostgresError, asyncpg.InterfaceError)
+
+
+class DatabaseUnavailable(Unavailable):
+    """PostgreSQL could not be reached or dropped the session: the request answers ``503 db_unavailable``."""
+
+
+def _lost_database(exc: BaseException, conn: asyncpg.Connection) -> bool:
+    """True when ``exc``, raised while ``conn`` was held, means the database (not the client, not a bug)."""
+    if isinstance(exc, _SESSION_LOST):
+        return True
+    if isinstance(exc, TimeoutError):  # command_timeout: the server did not answer in time
+        return True
+    return isinstance(exc, (OSError, asyncpg.InterfaceError)) and conn.is_closed()
 
 
 async def _init_connection(conn: asyncpg.Connection) -> None:
@@ -23,93 +52,123 @@ async def _reset_connection(conn: asyncpg.Connection) -> None:
     """Replace asyncpg's default reset query (a second round trip on every release) with nothing.
 
     asyncpg still rolls back a leaked transaction and drops listeners before calling this. Safe because
-    the code leaves no other session state behind: no SET (a setting changed for one query is reset
-    explicitly), LISTEN, session advisory locks, open cursors or temporary tables.
+    the code leaves no other session state behind: no SET (a setting for one query is ``SET LOCAL``, which
+    its transaction ends), LISTEN, session advisory locks, open cursors or temporary tables.
     """
 
 
 async def create_pool(dsn: str, min_size: int, max_size: int) -> asyncpg.Pool:
-    """A pool whose connections speak orjson for json/jsonb, with first-come-first-served acquisition."""
-    pool = await asyncpg.create_pool(dsn, min_size=min_size, max_size=max_size, init=_init_connection,
+    """A pool whose connections speak orjson for json/jsonb and use UTC."""
+    return await asyncpg.create_pool(dsn, min_size=min_size, max_size=max_size, init=_init_connection,
                                      reset=_reset_connection, command_timeout=COMMAND_TIMEOUT,
                                      server_settings={"timezone": "UTC"})
-    _GATES[id(pool)] = asyncio.Semaphore(max_size)
-    return pool
 
 
-async def close_pool(pool: asyncpg.Pool) -> None:
-    """Close a pool made by create_pool and forget its gate."""
-    _GATES.pop(id(pool), None)
-    await pool.close()
+class Database:
+    """The app's pool, the FIFO gate in front of it and the state of PostgreSQL as this worker sees it.
+
+    asyncpg hands a released connection to whichever coroutine asks next, so under contention a waiter can be
+    overtaken again and again (measured: p99 ~1 s at 32 clients on 10 connections). A semaphore of the pool's
+    size in front of it is FIFO (Python ≥ 3.11.1), which keeps waiting times fair.
+    """
+
+    def __init__(self, pool: asyncpg.Pool, size: int, state: DependencyState | None = None,
+                 acquire_timeout: float = ACQUIRE_TIMEOUT) -> None:
+        self.pool = pool
+        self.state = state if state is not None else DependencyState("postgresql")
+        self.acquire_timeout = acquire_timeout
+        self._gate = asyncio.Semaphore(size)
+
+    @classmethod
+    async def connect(cls, dsn: str, min_size: int, max_size: int,
+                      state: DependencyState | None = None) -> "Database":
+        return cls(await create_pool(dsn, min_size, max_size), max_size, state)
+
+    async def close(self) -> None:
+        await self.pool.close()
+
+    async def _acquire(self, timeout: float | None) -> asyncpg.Connection:
+        # One deadline for the gate and the pool together: asyncpg's own acquire timeout would add a second
+        # timer, and a third on release (where it becomes the reset's budget).
+        async with asyncio.timeout(timeout):
+            await self._gate.acquire()
+            try:
+                return await self.pool.acquire()
+            except BaseException:
+                self._gate.release()
+                raise
+
+    def connection(self, timeout: float | None = None) -> contextlib.AbstractAsyncContextManager[asyncpg.Connection]:
+        """A pooled connection for reads, or for a caller that opens its own transactions on it."""
+        return _Held(self, timeout, None)
+
+    def transaction(self, timeout: float | None = None) -> contextlib.AbstractAsyncContextManager[asyncpg.Connection]:
+        """A pooled connection inside one transaction, committed when the block ends without an exception."""
+        return _Held(self, timeout, {})
+
+    def read_transaction(self, timeout: float | None = None
+                         ) -> contextlib.AbstractAsyncContextManager[asyncpg.Connection]:
+        """A pooled connection inside one read-only REPEATABLE READ transaction: every statement sees the same
+        snapshot (a list page and its total agree), and a ``SET LOCAL`` ends with it."""
+        return _Held(self, timeout, _READ_ONLY_SNAPSHOT)
 
 
-# asyncpg hands a released connection to whichever coroutine asks next, so under contention a waiter
-# can be overtaken again and again (measured: p99 ~1 s at 32 clients on 10 connections). A semaphore of
-# the pool's size in front of it is FIFO (Python ≥ 3.11.1), which keeps waiting times fair.
-_GATES: dict[int, asyncio.Semaphore] = {}  # by id(pool): asyncpg pools take no weak references
+_READ_ONLY_SNAPSHOT = {"isolation": "repeatable_read", "readonly": True}
 
 
-class _Pooled:
-    """``async with``: a pooled connection, acquired fairly (the pool's gate) within ``timeout`` seconds, optionally
-    inside a transaction. A plain class rather than generator context managers: every request enters one."""
+class _Held:
+    """``async with``: one connection of a :class:`Database`, optionally inside a transaction.
 
-    __slots__ = ("_pool", "_timeout", "_in_transaction", "_gate", "_conn", "_transaction")
+    A plain class rather than generator context managers (almost every request enters one). On the way out:
+    the transaction ends (commit, or rollback on an exception), an exception that means the database was lost
+    becomes :class:`DatabaseUnavailable`, and the connection goes back to the pool and the gate.
+    """
 
-    def __init__(self, pool: asyncpg.Pool, timeout: float | None, in_transaction: bool) -> None:
-        self._pool = pool
-        self._timeout = timeout
-        self._in_transaction = in_transaction
-        self._gate = _GATES.get(id(pool))  # None for a pool made elsewhere (tests, scripts): plain acquisition
+    __slots__ = ("_database", "_timeout", "_transaction_options", "_conn", "_transaction")
+
+    def __init__(self, database: Database, timeout: float | None, transaction_options: dict[str, Any] | None) -> None:
+        self._database = database
+        self._timeout = database.acquire_timeout if timeout is None else timeout
+        self._transaction_options = transaction_options
         self._conn: asyncpg.Connection | None = None
         self._transaction: asyncpg.transaction.Transaction | None = None
 
     async def __aenter__(self) -> asyncpg.Connection:
-        gate = self._gate
-        # One deadline for the gate and the pool (asyncpg's own acquire timeout would add a second timer, and
-        # a third one on release).
-        async with asyncio.timeout(self._timeout):
-            if gate is not None:
-                await gate.acquire()
+        database = self._database
+        try:
+            conn = self._conn = await database._acquire(self._timeout)
+        except _CONNECT_FAILED as exc:
+            database.state.failure("connection", exc)
+            raise DatabaseUnavailable("no database connection") from exc
+        if self._transaction_options is not None:
+            transaction = conn.transaction(**self._transaction_options)
             try:
-                conn = await self._pool.acquire()
-            except BaseException:
-                if gate is not None:
-                    gate.release()
+                await transaction.__aenter__()
+            except BaseException as exc:
+                await self.__aexit__(type(exc), exc, exc.__traceback__)
                 raise
-        self._conn = conn
-        if self._in_transaction:
-            self._transaction = conn.transaction()
-            try:
-                await self._transaction.__aenter__()
-            except BaseException:
-                await self._release()
-                raise
+            self._transaction = transaction
         return conn
 
-    async def __aexit__(self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: object) -> None:
+    async def __aexit__(self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: Any) -> None:
+        conn = self._conn
+        assert conn is not None
+        error = exc
         try:
             if self._transaction is not None:
-                await self._transaction.__aexit__(exc_type, exc, tb)
+                try:
+                    await self._transaction.__aexit__(exc_type, exc, tb)
+                except BaseException as raised:  # the commit or the rollback failed: that is the error now
+                    error = raised
+            if error is None:
+                self._database.state.success()
+            elif isinstance(error, Exception) and _lost_database(error, conn):
+                self._database.state.failure("query", error)
+                raise DatabaseUnavailable("database session lost") from error
+            elif error is not exc:
+                raise error
         finally:
-            await self._release()
-
-    async def _release(self) -> None:
-        try:
-            await self._pool.release(self._conn)
-        finally:
-            if self._gate is not None:
-                self._gate.release()
-
-
-def transaction(pool: asyncpg.Pool, timeout: float | None = ACQUIRE_TIMEOUT
-                ) -> contextlib.AbstractAsyncContextManager[asyncpg.Connection]:
-    """A pooled connection inside one transaction (acquired fairly, with a timeout; None when the caller's own
-    deadline covers the acquisition)."""
-    return _Pooled(pool, timeout, in_transaction=True)
-
-
-def connection(pool: asyncpg.Pool, timeout: float | None = ACQUIRE_TIMEOUT
-               ) -> contextlib.AbstractAsyncContextManager[asyncpg.Connection]:
-    """A pooled connection for reads (acquired fairly, with a timeout; None when the caller's own deadline
-    covers the acquisition)."""
-    return _Pooled(pool, timeout, in_transaction=False)
+            try:
+                await self._database.pool.release(conn)
+            finally:
+                self._database._gate.release()

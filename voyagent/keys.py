@@ -11,11 +11,12 @@ if TYPE_CHECKING:
 
     from aiohttp.web_urldispatcher import AbstractRoute
 
-    import asyncpg
     import redis.asyncio as aioredis
 
     from voyagent.config import Settings
     from voyagent.contract import Contract, Operation
+    from voyagent.db import Database
+    from voyagent.degradation import DependencyState
     from voyagent.metrics import Metrics
     from voyagent.pagination import CursorCodec
     from voyagent.principal import Principal
@@ -32,9 +33,12 @@ if TYPE_CHECKING:
 
 # --- application state -------------------------------------------------------------------------
 SETTINGS: web.AppKey[Settings] = web.AppKey("settings")
-DB_POOL: web.AppKey[asyncpg.Pool] = web.AppKey("db_pool")
+DATABASE: web.AppKey[Database] = web.AppKey("database")
 DB_MODE: web.AppKey[str] = web.AppKey("db_mode")  # "external" | "embedded"
 REDIS: web.AppKey[aioredis.Redis | None] = web.AppKey("redis")
+# Whether PostgreSQL / Redis answer, as this worker last saw it (voyagent/degradation.py).
+DB_STATE: web.AppKey[DependencyState] = web.AppKey("db_state")
+REDIS_STATE: web.AppKey[DependencyState] = web.AppKey("redis_state")
 QUERIES: web.AppKey[Queries] = web.AppKey("queries")
 CONTRACT: web.AppKey[Contract] = web.AppKey("contract")
 DOCS_HTML: web.AppKey[str] = web.AppKey("docs_html")
@@ -60,6 +64,6 @@ PRINCIPAL: web.RequestKey[Principal | None] = web.RequestKey("principal")
 CLIENT_IP: web.RequestKey[str] = web.RequestKey("client_ip")
 BODY: web.RequestKey[Any] = web.RequestKey("body")  # parsed and validated JSON body (None when absent)
 QUERY: web.RequestKey[dict[str, Any]] = web.RequestKey("query")  # coerced query parameters
-# Headers every response of the request carries: X-Request-Id, then the reported bucket's RateLimit headers.
-RESPONSE_HEADERS: web.RequestKey[dict[str, str]] = web.RequestKey("response_headers")
+RATE_LIMIT_HEADERS: web.RequestKey[dict[str, str]] = web.RequestKey("rate_limit_headers")
 CREDENTIAL_IP_RESULT: web.RequestKey[BucketResult | None] = web.RequestKey("credential_ip_result")
+PRINCIPAL_BUCKET_RESULT: web.RequestKey[BucketResult | None] = web.RequestKey("principal_bucket_result")

@@ -13,11 +13,12 @@ import datetime as dt
 import hashlib
 import hmac
 import uuid
-from typing import Any, Mapping, Sequence
+from typing import Any, Callable, Mapping, Sequence
 
 import orjson
 
 from voyagent.errors import ApiError
+from voyagent.ids import parse_uuid
 
 _SIG_BYTES = 12
 
@@ -32,7 +33,7 @@ class Page:
 
     limit: int
     offset: int
-    after: tuple[dt.datetime, str] | None  # (sort timestamp, id) of the cursor position
+    after: tuple[dt.datetime, Any] | None  # (sort timestamp, id as the list's id type) of the cursor position
     include_total: bool
 
 
@@ -53,9 +54,10 @@ class CursorCodec:
         signature = hmac.new(self._key, payload, hashlib.sha256).digest()[:_SIG_BYTES]
         return base64.urlsafe_b64encode(payload + signature).rstrip(b"=").decode("ascii")
 
-    def decode(self, cursor: str, scope: str, tenant_id: uuid.UUID,
-               filters: Mapping[str, Any]) -> tuple[dt.datetime, str]:
-        """The (timestamp, id) position, or ``422 invalid_cursor`` for anything tampered or foreign."""
+    def decode(self, cursor: str, scope: str, tenant_id: uuid.UUID, filters: Mapping[str, Any],
+               parse_id: Callable[[str], Any] = parse_uuid) -> tuple[dt.datetime, Any]:
+        """The (timestamp, id) position, the id read by ``parse_id`` (None: not an id of this list), or
+        ``422 invalid_cursor`` for anything tampered, foreign or unreadable."""
         try:
             raw = base64.urlsafe_b64decode(cursor + "=" * (-len(cursor) % 4))
         except (binascii.Error, ValueError):
@@ -70,12 +72,15 @@ class CursorCodec:
             micros, row_id, fingerprint = orjson.loads(payload)
         except (orjson.JSONDecodeError, ValueError, TypeError):
             raise invalid_cursor() from None
-        if fingerprint != self._fingerprint(scope, tenant_id, filters):
+        if fingerprint != self._fingerprint(scope, tenant_id, filters) or not isinstance(row_id, str):
             raise invalid_cursor()
-        return _from_epoch_micros(int(micros)), str(row_id)
+        parsed_id = parse_id(row_id)
+        if parsed_id is None:
+            raise invalid_cursor()
+        return _from_epoch_micros(int(micros)), parsed_id
 
-    def page(self, query: Mapping[str, Any], scope: str, tenant_id: uuid.UUID,
-             filters: Mapping[str, Any]) -> Page:
+    def page(self, query: Mapping[str, Any], scope: str, tenant_id: uuid.UUID, filters: Mapping[str, Any],
+             parse_id: Callable[[str], Any] = parse_uuid) -> Page:
         """Read ``limit``/``offset``/``cursor``/``include_total`` (already schema-validated)."""
         limit = int(query["limit"])
         offset = int(query.get("offset") or 0)
@@ -84,7 +89,7 @@ class CursorCodec:
         if cursor is not None:
             if offset != 0:
                 raise invalid_cursor()
-            after = self.decode(cursor, scope, tenant_id, filters)
+            after = self.decode(cursor, scope, tenant_id, filters, parse_id)
         include_total = query.get("include_total")
         return Page(limit=limit, offset=offset, after=after, include_total=True if include_total is None
                     else bool(include_total))

@@ -1,164 +1,97 @@
-"""Minimal headless-Chromium helper (command line only, no CDP, no third-party packages).
+"""Headless Chromium for browser tests: Debian's browser driven by Playwright, every request recorded.
 
-Usage from async tests::
-
-    from tests.browser.chromium import find_chromium, dump_dom, screenshot
-
-    html = await dump_dom(url)                      # DOM after scripts ran
-    await screenshot(url, path, width=375, height=2000)
-
-Both raise :class:`ChromiumNotFound` when no browser is installed; callers decide whether to skip
-(developer machine) or fail (``CI`` set) — see :func:`require_chromium`.
+Playwright's own browser downloads are never used (they would fetch from the internet): it launches the
+system Chromium (``$CHROMIUM_BIN`` or ``/usr/bin/chromium``). Every request the page makes is recorded
+through a DevTools-protocol session (``Network.requestWillBeSent``), and any request that is not to
+loopback is aborted, so a test can assert where a page went without letting it get there.
 """
 
 from __future__ import annotations
 
-import asyncio
+import dataclasses
 import os
 import shutil
-import tempfile
-from pathlib import Path
-from typing import Sequence
+from contextlib import asynccontextmanager
+from typing import Any, AsyncIterator
+from urllib.parse import urlsplit
 
-__all__ = [
-    "ChromiumError",
-    "ChromiumNotFound",
-    "dump_dom",
-    "find_chromium",
-    "require_chromium",
-    "screenshot",
-]
+import pytest
 
-_CANDIDATES = (
-    "/usr/bin/chromium",
-    "chromium",
-    "chromium-browser",
-    "google-chrome",
-    "google-chrome-stable",
-    "/usr/bin/chromium-browser",
-    "/usr/bin/google-chrome",
-)
-
-DEFAULT_TIMEOUT = 60.0
-
-
-class ChromiumNotFound(RuntimeError):
-    """No Chromium/Chrome binary could be found."""
-
-
-class ChromiumError(RuntimeError):
-    """Chromium exited with an error or timed out."""
+_CANDIDATES = ("chromium", "chromium-browser", "google-chrome", "google-chrome-stable")
+_LOOPBACK = {"127.0.0.1", "localhost", "[::1]", "::1"}
 
 
 def find_chromium() -> str | None:
-    """Path of a Chromium binary: ``$CHROMIUM_BIN``, then the usual names on PATH."""
-    override = os.environ.get("CHROMIUM_BIN")
-    if override and os.access(override, os.X_OK):
-        return override
-    for name in _CANDIDATES:
-        if os.path.isabs(name):
-            if os.path.isfile(name) and os.access(name, os.X_OK):
-                return name
-        else:
-            found = shutil.which(name)
-            if found:
-                return found
-    return None
+    """Path of a Chromium binary: ``$CHROMIUM_BIN``, ``/usr/bin/chromium``, then the usual names on PATH."""
+    for path in (os.environ.get("CHROMIUM_BIN"), "/usr/bin/chromium"):
+        if path and os.path.isfile(path) and os.access(path, os.X_OK):
+            return path
+    return next((found for name in _CANDIDATES if (found := shutil.which(name))), None)
 
 
 def require_chromium() -> str:
     """Return the binary, or skip the calling test (fail instead when ``CI`` is set)."""
-    import pytest
-
     binary = find_chromium()
     if binary is None:
-        reason = (
-            "no Chromium binary found (looked for $CHROMIUM_BIN, /usr/bin/chromium, chromium, "
-            "chromium-browser, google-chrome); install it with `apt-get install -y chromium`"
-        )
+        reason = "no Chromium binary found; install it with `apt-get install -y chromium` (or set $CHROMIUM_BIN)"
         if os.environ.get("CI", "").strip().lower() not in ("", "0", "false", "no"):
             pytest.fail(reason + " — CI is set, so the browser test must run", pytrace=False)
         pytest.skip(reason)
     return binary
 
 
-def _base_args(user_data_dir: str) -> list[str]:
-    return [
-        "--headless",
-        "--no-sandbox",
-        "--disable-gpu",
-        "--disable-quic",
-        "--no-first-run",
-        "--no-default-browser-check",
-        "--disable-background-networking",
-        "--disable-component-update",
-        "--disable-sync",
-        "--disable-extensions",
-        "--disable-dev-shm-usage",
-        "--hide-scrollbars",
-        "--mute-audio",
-        "--run-all-compositor-stages-before-draw",
-        "--virtual-time-budget=5000",
-        f"--user-data-dir={user_data_dir}",
-    ]
+@dataclasses.dataclass
+class RecordedPage:
+    """A Playwright page with what it did: every request URL and every console error or uncaught exception."""
+
+    page: Any
+    requests: list[str] = dataclasses.field(default_factory=list)
+    errors: list[str] = dataclasses.field(default_factory=list)
+
+    def foreign_requests(self, origin: str) -> list[str]:
+        """Requests that went anywhere but ``origin`` (``scheme://host:port``); ``data:`` URLs are no request."""
+        return [url for url in self.requests if not url.startswith("data:") and _origin(url) != origin]
 
 
-async def _run(args: list[str], timeout: float) -> bytes:
-    binary = find_chromium()
-    if binary is None:
-        raise ChromiumNotFound("no Chromium binary found")
-    with tempfile.TemporaryDirectory(prefix="vy-chromium-") as profile:
-        cmd = [binary, *_base_args(profile), *args]
-        proc = await asyncio.create_subprocess_exec(
-            *cmd,
-            stdin=asyncio.subprocess.DEVNULL,
-            stdout=asyncio.subprocess.PIPE,
-            stderr=asyncio.subprocess.PIPE,
+def _origin(url: str) -> str:
+    parts = urlsplit(url)
+    return f"{parts.scheme}://{parts.netloc}"
+
+
+@asynccontextmanager
+async def open_page(*, width: int = 1280, height: int = 900, javascript: bool = True,
+                    dark: bool = False) -> AsyncIterator[RecordedPage]:
+    """A fresh browser with one page of the given viewport; closed on exit."""
+    binary = require_chromium()
+    from playwright.async_api import async_playwright
+
+    async with async_playwright() as playwright:
+        browser = await playwright.chromium.launch(
+            executable_path=binary,
+            args=["--no-sandbox", "--disable-dev-shm-usage", "--disable-background-networking",
+                  "--disable-component-update", "--no-first-run"],
         )
         try:
-            stdout, stderr = await asyncio.wait_for(proc.communicate(), timeout)
-        except asyncio.TimeoutError:
-            proc.kill()
-            await proc.wait()
-            raise ChromiumError(f"chromium timed out after {timeout}s: {' '.join(cmd)}") from None
-        if proc.returncode != 0:
-            tail = stderr.decode("utf-8", "replace")[-2000:]
-            raise ChromiumError(f"chromium exited with {proc.returncode}: {tail}")
-        return stdout
+            context = await browser.new_context(viewport={"width": width, "height": height},
+                                                java_script_enabled=javascript,
+                                                color_scheme="dark" if dark else "light")
+            await context.route("**/*", _loopback_only)
+            page = await context.new_page()
+            recorded = RecordedPage(page)
+            devtools = await context.new_cdp_session(page)
+            devtools.on("Network.requestWillBeSent", lambda event: recorded.requests.append(event["request"]["url"]))
+            await devtools.send("Network.enable")
+            page.on("console", lambda message: message.type == "error" and recorded.errors.append(message.text))
+            page.on("pageerror", lambda error: recorded.errors.append(str(error)))
+            yield recorded
+        finally:
+            await browser.close()
 
 
-async def dump_dom(
-    url: str,
-    *,
-    width: int = 1280,
-    height: int = 2000,
-    timeout: float = DEFAULT_TIMEOUT,
-    extra_args: Sequence[str] = (),
-) -> str:
-    """Serialized DOM of ``url`` after its scripts ran (``--dump-dom``)."""
-    out = await _run([f"--window-size={width},{height}", *extra_args, "--dump-dom", url], timeout)
-    return out.decode("utf-8", "replace")
-
-
-async def screenshot(
-    url: str,
-    path: str | os.PathLike[str],
-    width: int = 1280,
-    height: int = 2000,
-    *,
-    timeout: float = DEFAULT_TIMEOUT,
-    extra_args: Sequence[str] = (),
-) -> None:
-    """Save a PNG screenshot of ``url`` rendered in a ``width``×``height`` window.
-
-    ``extra_args`` go to Chromium as is, e.g. ``["--force-dark-mode"]`` for ``prefers-color-scheme: dark``.
-    Note: headless screenshots of a URL with a ``#fragment`` come out blank (Chromium scrolls after capture);
-    screenshot the top of a page instead.
-    """
-    target = Path(path).resolve()
-    target.parent.mkdir(parents=True, exist_ok=True)
-    if target.exists():
-        target.unlink()
-    await _run([f"--window-size={width},{height}", *extra_args, f"--screenshot={target}", url], timeout)
-    if not target.exists() or target.stat().st_size == 0:
-        raise ChromiumError(f"chromium did not write the screenshot {target}")
+async def _loopback_only(route: Any) -> None:
+    """Let loopback requests through and abort the rest (they are still recorded, so the test fails)."""
+    host = urlsplit(route.request.url).hostname
+    if host is None or host in _LOOPBACK:
+        await route.continue_()
+    else:
+        await route.abort()

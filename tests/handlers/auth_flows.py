@@ -38,6 +38,16 @@ def totp_code(secret: str, steps: int = 0) -> str:
     return pyotp.TOTP(secret).at(time.time() + 30 * steps)
 
 
+def current_step() -> int:
+    """The TOTP step number now (Unix time ÷ 30, rounded down)."""
+    return int(time.time()) // 30
+
+
+def code_at(secret: str, step: int) -> str:
+    """The code of ``secret`` for one step number."""
+    return pyotp.TOTP(secret).generate_otp(step)
+
+
 def wrong_code(secret: str) -> str:
     """A 6-digit code that matches none of the accepted steps (-1, 0, +1)."""
     near = {totp_code(secret, s) for s in (-1, 0, 1)}
@@ -45,11 +55,14 @@ def wrong_code(secret: str) -> str:
 
 
 async def enable_totp(client: TestClient, headers: dict[str, str]) -> str:
-    """Set up and confirm 2FA for the caller; returns the secret."""
+    """Set up and confirm 2FA for the caller; returns the secret.
+
+    Confirmed with the previous step's code, so the current code (and the next) stay unused: codes are single use.
+    """
     setup = await client.post("/auth/totp/setup", headers=headers)
     assert setup.status == 200, await setup.text()
     secret = (await setup.json())["secret"]
-    confirm = await client.post("/auth/totp/verify", json={"code": totp_code(secret)}, headers=headers)
+    confirm = await client.post("/auth/totp/verify", json={"code": totp_code(secret, -1)}, headers=headers)
     assert confirm.status == 200, await confirm.text()
     return secret
 

@@ -1,11 +1,14 @@
 """GET /auth/me, PATCH /auth/profile, POST /auth/send-verification-email and POST /auth/verify-email."""
 
+import logging
 import re
 
 import pytest
 import redis.asyncio as aioredis
 
-from tests.handlers.auth_flows import bearer, fresh_prefix, new_email, sign_up
+from tests.handlers.auth_flows import PASSWORD, bearer, fresh_prefix, new_email, sign_in, sign_up
+
+NOTICE_SUBJECT = "Your Voyagent e-mail address was changed"
 
 
 # --- GET /auth/me --------------------------------------------------------------------------------------
@@ -80,12 +83,62 @@ async def test_a_new_email_is_unverified_and_gets_a_verification_mail(make_clien
     assert body["user"]["email"] == new and body["user"]["email_verified"] is False
 
     mail = await smtp_sink.wait_for(new)
-    assert smtp_sink.to(user.email) == []
+    assert [m.message["Subject"] for m in smtp_sink.to(user.email)] == [NOTICE_SUBJECT]  # no link to the old one
     # the old access token (old e-mail claim) still works until it expires
     verified = await client.post("/auth/verify-email", json={"token": mail.token()})
     assert verified.status == 200
     me = await (await client.get("/auth/me", headers=user.headers)).json()
     assert me["email"] == new and me["email_verified"] is True
+
+
+async def test_an_email_change_sends_the_email_changed_notice_to_the_old_address(make_client, make_user, smtp_sink):
+    client = await make_client(smtp_url=smtp_sink.url)
+    user = await make_user()
+    new = new_email("taken-over")
+    response = await client.patch("/auth/profile", json={"email": new}, headers=user.headers)
+    assert response.status == 200
+
+    notice = await smtp_sink.wait_for(user.email)
+    assert len(smtp_sink.to(user.email)) == 1 and len(smtp_sink.to(new)) == 1
+    assert notice.rcpt_tos == [user.email] and notice.message["To"] == user.email
+    assert notice.message["From"] == "Voyagent <no-reply@localhost>"
+    assert notice.message["Subject"] == NOTICE_SUBJECT
+    assert notice.message["Date"] and notice.message["Message-ID"]
+    assert notice.message.get_content_type() == "text/plain" and notice.message.get_content_charset() == "utf-8"
+    text = notice.text
+    assert new in text  # names the new address
+    assert "agency admin" in text and "password reset would now be sent to the new" in text
+    assert "http" not in text and "token" not in text  # no link
+    verification = await smtp_sink.wait_for(new)
+    assert verification.message["Subject"] == "Confirm your e-mail address for Voyagent"
+    assert verification.link().startswith("http://localhost:3000/verify-email?token=")
+
+
+async def test_no_notice_without_an_email_change(make_client, make_user, smtp_sink):
+    client = await make_client(smtp_url=smtp_sink.url)
+    user, other = await make_user(), await make_user()
+    for patch in ({"full_name": "Only The Name"}, {"email": user.email.upper()}, {}):
+        assert (await client.patch("/auth/profile", json=patch, headers=user.headers)).status == 200
+    conflict = await client.patch("/auth/profile", json={"email": other.email}, headers=user.headers)
+    assert conflict.status == 409
+    assert smtp_sink.messages == []  # mail is handed over during the request: none was
+
+
+async def test_without_smtp_the_notice_is_one_log_line_with_an_empty_link(make_client, make_user, caplog):
+    client = await make_client()
+    user = await make_user()
+    new = new_email("logged")
+    with caplog.at_level(logging.INFO, logger="voyagent.email"):
+        response = await client.patch("/auth/profile", json={"email": new}, headers=user.headers)
+    assert response.status == 200
+    lines = sorted(r.getMessage() for r in caplog.records if r.name == "voyagent.email")
+    assert len(lines) == 2
+    assert lines[0] == f'email kind=email_changed to={user.email} subject="{NOTICE_SUBJECT}" link='
+    assert lines[1].startswith(f'email kind=verification to={new} subject="Confirm your e-mail address for Voyagent" '
+                               "link=http://localhost:3000/verify-email?token=")
+    metrics = await (await client.get("/internal/metrics")).text()
+    assert 'voyagent_emails_total{kind="email_changed",result="logged"} 1.0' in metrics
+    assert 'voyagent_emails_total{kind="verification",result="logged"} 1.0' in metrics
 
 
 async def test_the_same_email_in_another_case_is_no_change(client, make_user):
@@ -215,3 +268,56 @@ async def test_sign_up_then_verify_with_the_debug_flow(make_client):
     body = await sign_up(client)
     response = await client.post("/auth/send-verification-email", headers=bearer(body["access_token"]))
     assert (await response.json())["debug_token"] is None  # only in skip mode
+
+
+# --- the credential e-mail bucket on send-verification-email ------------------------------------------
+
+
+async def test_send_verification_takes_a_user_token_and_an_email_token(make_client, make_user):
+    client = await make_client(rate_limit_user_per_minute=5, rate_limit_auth_email_per_minute=2)
+    user = await make_user(verified=False)
+    first = await client.post("/auth/send-verification-email", headers=user.headers)
+    # user bucket 5 → 4, e-mail bucket 2 → 1: the e-mail bucket has fewer left and is reported
+    assert first.status == 200 and first.headers["RateLimit-Policy"] == '"auth_email";q=2;w=60'
+    assert first.headers["RateLimit-Remaining"] == "1"
+    second = await client.post("/auth/send-verification-email", headers=user.headers)
+    assert second.status == 200 and second.headers["RateLimit"].startswith('"auth_email";r=0;')
+
+    refused = await client.post("/auth/send-verification-email", headers=user.headers)
+    assert refused.status == 429 and await refused.json() == {"detail": "rate_limited"}
+    assert refused.headers["RateLimit-Policy"] == '"auth_email";q=2;w=60'
+    assert refused.headers["RateLimit-Remaining"] == "0" and int(refused.headers["Retry-After"]) >= 1
+    # user: 5 → 4 → 3 → (taken and given back) 3 → 2
+    me = await client.get("/auth/me", headers=user.headers)
+    assert me.headers["RateLimit-Policy"] == '"user";q=5;w=60'
+    assert me.headers["RateLimit-Remaining"] == "2"  # would be 1 had the refused request kept its user token
+
+
+async def test_on_a_tie_the_user_bucket_is_reported(make_client, make_user):
+    client = await make_client(rate_limit_user_per_minute=10, rate_limit_auth_email_per_minute=10)
+    user = await make_user()
+    response = await client.post("/auth/send-verification-email", headers=user.headers)
+    assert response.headers["RateLimit-Policy"] == '"user";q=10;w=60'
+    assert response.headers["RateLimit"].startswith('"user";r=9;')
+
+
+async def test_send_verification_shares_the_email_bucket_with_the_credential_routes(make_client, make_user):
+    client = await make_client(rate_limit_auth_ip_per_minute=0, rate_limit_auth_email_per_minute=2)
+    user = await make_user(password=PASSWORD, verified=False)
+    assert (await sign_in(client, user.email)).status == 401  # email_not_verified, after taking an e-mail token
+    assert (await client.post("/auth/request-password-reset", json={"email": user.email})).status == 200
+    refused = await client.post("/auth/send-verification-email", headers=user.headers)
+    assert refused.status == 429 and refused.headers["RateLimit-Policy"] == '"auth_email";q=2;w=60'
+
+
+async def test_send_verification_is_keyed_by_the_current_email_not_the_token_claim(make_client, make_user):
+    client = await make_client(rate_limit_auth_ip_per_minute=0, rate_limit_auth_email_per_minute=1)
+    user = await make_user()
+    assert (await client.post("/auth/send-verification-email", headers=user.headers)).status == 200
+    assert (await client.post("/auth/send-verification-email", headers=user.headers)).status == 429
+    new = new_email("moved")
+    assert (await client.patch("/auth/profile", json={"email": new}, headers=user.headers)).status == 200
+    # the access token still says the old e-mail; the bucket of the new address is full
+    response = await client.post("/auth/send-verification-email", headers=user.headers)
+    assert response.status == 200 and response.headers["RateLimit-Policy"] == '"auth_email";q=1;w=60'
+    assert (await client.post("/auth/request-password-reset", json={"email": new})).status == 429

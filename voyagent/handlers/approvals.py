@@ -4,14 +4,14 @@ from __future__ import annotations
 
 from aiohttp import web
 
-from voyagent.db import transaction
+from voyagent import edge
 from voyagent.errors import ApiError
 from voyagent.handlers_types import Handler
 from voyagent.ids import parse_uuid
 from voyagent.jsonio import json_response
-from voyagent.keys import BODY, CURSORS, DB_POOL, PRINCIPAL, QUERIES, QUERY
-from voyagent.pagination import paginated
+from voyagent.keys import BODY, CURSORS, DATABASE, PRINCIPAL, QUERIES, QUERY
 from voyagent.services import approvals
+from voyagent.services.approvals import ApprovalRow
 
 
 async def list_approvals(request: web.Request) -> web.Response:
@@ -24,22 +24,19 @@ async def list_approvals(request: web.Request) -> web.Response:
         session_id = parse_uuid(query["session_id"])
         if session_id is None:
             raise ApiError(422, "invalid_session_id")
-    filters = {"status": query["status"], "session_id": str(session_id) if session_id else None}
-    cursors = request.app[CURSORS]
-    page = cursors.page(query, approvals.LIST_SCOPE, principal.tenant_id, filters)
-    async with transaction(request.app[DB_POOL]) as conn:
+    fingerprint = {"status": query["status"], "session_id": str(session_id) if session_id else None}
+    paging = approvals.LISTING.paging(request.app[CURSORS], query, principal.tenant_id, fingerprint)
+    async with request.app[DATABASE].transaction() as conn:
         await approvals.expire_tenant(conn, request.app[QUERIES], tenant_id=principal.tenant_id)
         rows, total = await approvals.list_approvals(conn, tenant_id=principal.tenant_id, status=status,
-                                                     session_id=session_id, page=page)
-    next_cursor = cursors.next_cursor(rows, page, approvals.LIST_SCOPE, principal.tenant_id, filters,
-                                      time_key="requested_at")
-    return json_response(paginated("items", [r.item() for r in rows[:page.limit]], total, page, next_cursor))
+                                                     session_id=session_id, page=paging.page)
+    return json_response(paging.envelope(rows, total, ApprovalRow.item))
 
 
 async def get_approval(request: web.Request) -> web.Response:
     """GET /approvals/{approval_id} — expired first when pending past its deadline."""
     principal = request[PRINCIPAL]
-    async with transaction(request.app[DB_POOL]) as conn:
+    async with request.app[DATABASE].transaction() as conn:
         row = await approvals.get_approval(conn, request.app[QUERIES], tenant_id=principal.tenant_id,
                                            approval_id=request.match_info["approval_id"])
     return json_response(row.item())
@@ -49,8 +46,8 @@ async def resolve_approval(request: web.Request) -> web.Response:
     """POST /approvals/{approval_id}/resolve — grant or reject (404 → 403 → 409, in that order)."""
     principal = request[PRINCIPAL]
     body = request[BODY]
-    row = await approvals.resolve_approval(
-        request.app[DB_POOL], request.app[QUERIES], tenant_id=principal.tenant_id,
+    row = await edge.resolve_approval(
+        request.app[DATABASE], request.app[QUERIES], tenant_id=principal.tenant_id,
         approval_id=request.match_info["approval_id"], granted=body["granted"], reason=body.get("reason"),
         resolver_id=principal.user_id, resolver_role=principal.role)
     return json_response(row.item())

@@ -7,46 +7,27 @@ import logging
 
 from aiohttp import web
 
-from voyagent.db import connection
 from voyagent.errors import ApiError
 from voyagent.handlers_types import Handler
-from voyagent.ids import parse_uuid
 from voyagent.jsonio import json_response
-from voyagent.keys import AUDIT_EXPORTS, CURSORS, DB_POOL, PRINCIPAL, QUERIES, QUERY, SETTINGS
-from voyagent.middleware.response_headers import prepare_stream
-from voyagent.pagination import invalid_cursor, paginated
+from voyagent.keys import AUDIT_EXPORTS, CURSORS, DATABASE, PRINCIPAL, QUERIES, QUERY, SETTINGS
 from voyagent.pgcopy import TextColumn
 from voyagent.services import audit_log
 
 log = logging.getLogger("voyagent.audit_export")
 
 EXPORT_SECONDS = 900  # the longest an export may hold its connection and snapshot (a client reading ~50 kB/s)
-INT8_MAX = 2**63 - 1
 
 
 async def list_audit_events(request: web.Request) -> web.Response:
     """GET /audit: filters, limit/offset or cursor, total unless include_total=false."""
     tenant_id = request[PRINCIPAL].tenant_id
-    query = request[QUERY]
-    filters = audit_log.parse_filters(query)
-    fingerprint = filters.fingerprint()
-    codec = request.app[CURSORS]
-    page = codec.page(query, audit_log.CURSOR_SCOPE, tenant_id, fingerprint)
-    after = None
-    if page.after is not None:
-        after_id = parse_uuid(page.after[1])
-        if after_id is None:
-            raise invalid_cursor()
-        after = (page.after[0], after_id)
-    rows_sql, rows_args = audit_log.rows_statement(tenant_id, filters, after=after, limit=page.limit + 1,
-                                                   offset=min(page.offset, INT8_MAX))
-    sql = request.app[QUERIES]
-    async with connection(request.app[DB_POOL]) as conn:
-        rows = await conn.fetch(rows_sql, *rows_args)
-        total = await audit_log.count(conn, sql, tenant_id, filters) if page.include_total else None
-    next_cursor = codec.next_cursor(rows, page, audit_log.CURSOR_SCOPE, tenant_id, fingerprint, time_key="started_at")
-    items = [audit_log.wire_event(row) for row in rows[:page.limit]]
-    return json_response(paginated("items", items, total, page, next_cursor))
+    filters = audit_log.parse_filters(request[QUERY])
+    paging = audit_log.LISTING.paging(request.app[CURSORS], request[QUERY], tenant_id, filters.fingerprint())
+    async with audit_log.LISTING.reader(request.app[DATABASE], filters.values()) as conn:
+        rows, total = await audit_log.list_events(conn, request.app[QUERIES], tenant_id=tenant_id, filters=filters,
+                                                  page=paging.page)
+    return json_response(paging.envelope(rows, total, audit_log.wire_event))
 
 
 async def export_audit_csv(request: web.Request) -> web.StreamResponse:
@@ -55,7 +36,7 @@ async def export_audit_csv(request: web.Request) -> web.StreamResponse:
     Memory stays constant: asyncpg stops reading the COPY until the chunk in hand is written, and ``write`` waits
     while the client is slow. A client that goes away makes the next ``write`` fail: asyncpg cancels the COPY and
     the transaction ends at once. Exports beyond half the pool wait for a slot, so slow readers cannot starve the
-    other requests of connections; one that has not finished after EXPORT_SECONDS is cut off.
+    other requests of connections; one still running after EXPORT_SECONDS is cut off.
     """
     tenant_id = request[PRINCIPAL].tenant_id
     filters = audit_log.parse_filters(request[QUERY])
@@ -64,17 +45,16 @@ async def export_audit_csv(request: web.Request) -> web.StreamResponse:
     rows_sql, rows_args = audit_log.export_statement(tenant_id, filters)
     filename = audit_log.export_filename(tenant_id, dt.datetime.now(dt.timezone.utc).date())
     records = TextColumn()
-    async with request.app[AUDIT_EXPORTS], connection(request.app[DB_POOL]) as conn, \
-            conn.transaction(isolation="repeatable_read", readonly=True):
+    async with request.app[AUDIT_EXPORTS], request.app[DATABASE].read_transaction() as conn:
         if await audit_log.count(conn, sql, tenant_id, filters) > cap:  # same snapshot as the rows below
             raise ApiError(400, "export_too_large")
-        # COPY plans its query for the whole result: prefer walking the (tenant, started_at, id) index in order,
-        # which streams from the first row, to sorting every matching row first (reset when the transaction ends).
+        # A COPY is planned for its whole result: walk the keyset index in order (rows stream from the first
+        # one) rather than sort every matching row first. Local to this transaction.
         await conn.execute("SET LOCAL enable_sort = off")
         response = web.StreamResponse(headers={"Content-Disposition": f'attachment; filename="{filename}"'})
         response.content_type = "text/csv"
         response.charset = "utf-8"
-        await prepare_stream(request, response)
+        await response.prepare(request)
 
         async def write(chunk: bytes) -> None:
             data = records.feed(chunk)

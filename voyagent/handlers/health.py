@@ -6,10 +6,10 @@ import asyncio
 
 from aiohttp import web
 
-from voyagent.db import connection
+from voyagent.degradation import Unavailable
 from voyagent.handlers_types import Handler
 from voyagent.jsonio import json_response
-from voyagent.keys import DB_MODE, DB_POOL, REDIS
+from voyagent.keys import DATABASE, DB_MODE, DB_STATE, REDIS, REDIS_STATE
 
 PROBE_TIMEOUT = 2.0
 NO_STORE = {"Cache-Control": "no-store"}
@@ -25,10 +25,12 @@ async def health(request: web.Request) -> web.Response:
 async def health_db(request: web.Request) -> web.Response:
     """``SELECT 1`` on a pooled connection within 2 s."""
     try:
-        async with asyncio.timeout(PROBE_TIMEOUT):  # acquisition and query together
-            async with connection(request.app[DB_POOL], timeout=None) as conn:
+        async with asyncio.timeout(PROBE_TIMEOUT):
+            async with request.app[DATABASE].connection(timeout=PROBE_TIMEOUT) as conn:
                 value = await conn.fetchval("SELECT 1")
-    except Exception:
+    except Exception as exc:
+        if not isinstance(exc, Unavailable):  # not reported by voyagent.db (the probe's own timeout)
+            request.app[DB_STATE].failure("health probe", exc)
         return json_response({"detail": "db_unreachable"}, status=503, headers=NO_STORE)
     return json_response({"status": "ok", "select_1": value, "mode": request.app[DB_MODE]}, headers=NO_STORE)
 
@@ -41,10 +43,12 @@ async def health_redis(request: web.Request) -> web.Response:
     try:
         async with asyncio.timeout(PROBE_TIMEOUT):
             pong = await redis.ping()
-    except Exception:
+    except Exception as exc:
+        request.app[REDIS_STATE].failure("health probe", exc)
         return json_response({"detail": "redis_unreachable"}, status=503, headers=NO_STORE)
     if not pong:
         return json_response({"detail": "redis_unreachable"}, status=503, headers=NO_STORE)
+    request.app[REDIS_STATE].success()
     return json_response({"status": "ok", "ping": True}, headers=NO_STORE)
 
 

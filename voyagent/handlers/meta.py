@@ -1,4 +1,4 @@
-"""Meta routes (/schema, /openapi.json, /docs), the Money schema and the Prometheus scrape."""
+"""Meta routes (/schema, /openapi.json, /docs and its assets), the Money schema and the Prometheus scrape."""
 
 from __future__ import annotations
 
@@ -7,10 +7,10 @@ import ipaddress
 
 from aiohttp import web
 
-from voyagent.db import connection
+from voyagent.docs_page import ASSETS, CONTENT_SECURITY_POLICY
 from voyagent.handlers_types import Handler
 from voyagent.jsonio import json_response
-from voyagent.keys import CONTRACT, DB_POOL, DOCS_HTML, METRICS, QUERIES, SETTINGS
+from voyagent.keys import CONTRACT, DATABASE, DOCS_HTML, METRICS, QUERIES, SETTINGS
 
 METRICS_CONTENT_TYPE = "text/plain; version=0.0.4; charset=utf-8"
 
@@ -20,9 +20,21 @@ async def openapi_document(request: web.Request) -> web.Response:
     return web.Response(body=request.app[CONTRACT].json_bytes, content_type="application/json", charset="utf-8")
 
 
+_DOCS_HEADERS = {"Content-Security-Policy": CONTENT_SECURITY_POLICY, "X-Content-Type-Options": "nosniff"}
+
+
 async def docs(request: web.Request) -> web.Response:
-    """The self-contained HTML reference rendered at start-up."""
-    return web.Response(text=request.app[DOCS_HTML], content_type="text/html", charset="utf-8")
+    """The Swagger UI page rendered at start-up (voyagent.docs_page)."""
+    return web.Response(text=request.app[DOCS_HTML], content_type="text/html", charset="utf-8",
+                        headers=_DOCS_HEADERS)
+
+
+async def docs_asset(request: web.Request) -> web.FileResponse:
+    """A file of the /docs page from the package data; revalidated by ETag, so an upgrade shows at once."""
+    path = ASSETS.get(request.match_info["name"])
+    if path is None:
+        raise web.HTTPNotFound()
+    return web.FileResponse(path, headers={"Cache-Control": "no-cache", "X-Content-Type-Options": "nosniff"})
 
 
 async def money_schema(request: web.Request) -> web.Response:
@@ -58,7 +70,7 @@ async def internal_metrics(request: web.Request) -> web.Response:
 
     async def active_sessions() -> int:
         try:
-            async with connection(request.app[DB_POOL]) as conn:
+            async with request.app[DATABASE].connection() as conn:
                 return int(await request.app[QUERIES].count_active_sessions(conn))
         except Exception:
             return 0
@@ -68,4 +80,5 @@ async def internal_metrics(request: web.Request) -> web.Response:
 
 
 HANDLERS: dict[str, Handler] = {"get_money_schema": money_schema, "internal_metrics": internal_metrics}
-META_ROUTES: dict[str, Handler] = {"/schema": openapi_document, "/openapi.json": openapi_document, "/docs": docs}
+META_ROUTES: dict[str, Handler] = {"/schema": openapi_document, "/openapi.json": openapi_document, "/docs": docs,
+                                   "/docs/assets/{name}": docs_asset}

@@ -1,14 +1,20 @@
-"""Every failure becomes a contract error body; only real bugs reach ``500 internal_error`` (logged)."""
+"""Every failure becomes a contract error body; only real bugs reach ``500 internal_error`` (logged).
+
+A database outage was already told apart and reported by ``voyagent.db`` (``DatabaseUnavailable``), so it
+is answered here without a log line of its own. A client that hangs up in the middle of its request is an
+INFO line and status 499 in the access log and metrics: neither a database nor a server failure.
+"""
 
 from __future__ import annotations
 
 import asyncio
 import logging
 
-import asyncpg
 from aiohttp import web
 
 from voyagent.config import Settings
+from voyagent.db import DatabaseUnavailable
+from voyagent.degradation import describe
 from voyagent.errors import ApiError
 from voyagent.handlers_types import Handler
 from voyagent.jsonio import json_response
@@ -16,9 +22,8 @@ from voyagent.keys import METRICS
 
 log = logging.getLogger("voyagent.errors")
 
-_DB_UNAVAILABLE = (asyncpg.exceptions.ConnectionDoesNotExistError, asyncpg.exceptions.CannotConnectNowError,
-                   asyncpg.exceptions.TooManyConnectionsError, asyncpg.exceptions.InterfaceError,
-                   ConnectionError, OSError)
+# nginx's "client closed request": recorded, never sent (the connection is gone).
+CLIENT_CLOSED_REQUEST = 499
 
 
 def error_response(exc: ApiError) -> web.Response:
@@ -41,6 +46,17 @@ def _from_http_exception(exc: web.HTTPException) -> web.Response:
     return json_response({"detail": detail}, status=exc.status, headers=headers or None)
 
 
+def client_gone(request: web.BaseRequest) -> bool:
+    """True once the client's connection is closed: nothing can be answered any more."""
+    transport = request.transport
+    return transport is None or transport.is_closing()
+
+
+def _internal_error(request: web.Request) -> web.Response:
+    log.exception("unhandled error in %s %s", request.method, request.path)
+    return json_response({"detail": "internal_error"}, status=500)
+
+
 def errors_middleware(settings: Settings) -> web.middleware:
     @web.middleware
     async def errors(request: web.Request, handler: Handler) -> web.StreamResponse:
@@ -49,18 +65,24 @@ def errors_middleware(settings: Settings) -> web.middleware:
         except ApiError as exc:
             if exc.status in (401, 403) and isinstance(exc.detail, str):
                 request.app[METRICS].auth_failures.labels(exc.detail).inc()
-            return error_response(exc)
+            response = error_response(exc)
+            if exc.status == 408:  # the rest of the body will not come: this connection is done
+                response.force_close()
+            return response
         except web.HTTPException as exc:
             if exc.status < 400:
                 raise
             return _from_http_exception(exc)
         except asyncio.CancelledError:
             raise
-        except (asyncio.TimeoutError, *_DB_UNAVAILABLE):
-            log.warning("database unavailable for %s %s", request.method, request.path, exc_info=True)
+        except DatabaseUnavailable:
             return json_response({"detail": "db_unavailable"}, status=503)
+        except ConnectionError as exc:
+            if not client_gone(request):
+                return _internal_error(request)
+            log.info("client disconnected mid-request: %s %s (%s)", request.method, request.path, describe(exc))
+            return web.Response(status=CLIENT_CLOSED_REQUEST)
         except Exception:
-            log.exception("unhandled error in %s %s", request.method, request.path)
-            return json_response({"detail": "internal_error"}, status=500)
+            return _internal_error(request)
 
     return errors

@@ -9,7 +9,6 @@ from voyagent.handlers_types import Handler
 from voyagent.keys import BODY, OPERATIONS_BY_ROUTE, PRINCIPAL, QUERY
 from voyagent.middleware.auth import authenticate_request, authorize
 from voyagent.middleware.body_limit import enforce_body_limit
-from voyagent.middleware.cors import preflight_responder
 from voyagent.middleware.ratelimit import take_credential_ip, take_principal, take_signup_ip
 from voyagent.middleware.route_context import match_operation
 from voyagent.middleware.validation import validate_request
@@ -20,15 +19,10 @@ def gate_middleware(settings: Settings) -> web.middleware:
     ip_capacity = settings.rate_limit_auth_ip_per_minute
     signup_capacity = settings.rate_limit_signup_ip_per_minute
     user_capacity = settings.rate_limit_user_per_minute
-    answer_preflight = preflight_responder(settings)
     by_route = None  # the app's route → operation map, bound at the first request (routes are added after this)
 
     @web.middleware
     async def gate(request: web.Request, handler: Handler) -> web.StreamResponse:
-        if request.method == "OPTIONS":  # CORS preflight, before routing errors or credentials matter
-            preflight = answer_preflight(request)
-            if preflight is not None:
-                return preflight
         nonlocal by_route
         if by_route is None:
             by_route = request.app[OPERATIONS_BY_ROUTE]

@@ -1,27 +1,23 @@
-"""Request id, metrics, the single access-log line of every request (keyed by the route template), and the headers
-every response carries.
+"""Request id, metrics and the single access-log line of every request, keyed by the route template.
 
-This wraps every request, so it is written for its cost: what can be looked up once per process (the metrics,
-the log writer, the settings) is bound when the middleware is built, and the response headers are added here,
-not by an ``on_response_prepare`` signal (streams add them through ``prepare_stream``).
+This wraps every request, so it is written for its cost: what can be looked up once (the log writer, the
+settings, the app's metrics at the first request) is bound, not looked up per request.
 """
 
 from __future__ import annotations
 
 import logging
 import time
+from typing import Callable
 
 from aiohttp import web
 
 from voyagent.config import Settings
 from voyagent.handlers_types import Handler
-from voyagent.keys import CLIENT_IP, OPERATION, PRINCIPAL, REQUEST_ID, RESPONSE_HEADERS
+from voyagent.keys import CLIENT_IP, METRICS, OPERATION, PRINCIPAL, REQUEST_ID
 from voyagent.logs import info_writer, request_id_var
-from voyagent.metrics import Metrics
 from voyagent.middleware.client_ip import client_ip
 from voyagent.middleware.request_id import accept_request_id
-from voyagent.middleware.response_headers import add_response_headers
-from voyagent.services import api_key_auth
 
 log = logging.getLogger("voyagent.access")
 ACCESS_LINE = "method=%s route=%s status=%d duration_ms=%.2f client_ip=%s tenant_id=%s user_id=%s"
@@ -40,46 +36,40 @@ def _meta_route_template(request: web.Request, base_path: str) -> str:
     return match_info.route.resource.canonical[len(base_path):]
 
 
-def observe_middleware(settings: Settings, metrics: Metrics) -> web.middleware:
+def observe_middleware(settings: Settings) -> web.middleware:
     hops = settings.trusted_proxy_hops
     base_path = settings.base_path
-    cors_origins = frozenset(settings.cors_origins)
-    observe_request = metrics.observe_request
     write_access_line = info_writer(log, ACCESS_LINE)
     info_enabled = log.isEnabledFor
     perf_counter = time.perf_counter
     set_request_id, reset_request_id = request_id_var.set, request_id_var.reset
+    observe_request: Callable[[str, str, int, float], None] | None = None  # the app's metrics, bound once
 
     @web.middleware
     async def observe(request: web.Request, handler: Handler) -> web.StreamResponse:
+        nonlocal observe_request
         started = perf_counter()
         rid = request[REQUEST_ID] = accept_request_id(request.headers.get("X-Request-Id"))
-        request[RESPONSE_HEADERS] = extra_headers = {"X-Request-Id": rid}
         token = set_request_id(rid)
         ip = request[CLIENT_IP] = client_ip(request, hops)
-        response: web.StreamResponse | None = None
+        status = 500
         try:
             response = await handler(request)
+            status = response.status
             return response
-        except web.HTTPException as exc:  # a redirect: the errors middleware answers everything else
-            response = exc
+        except web.HTTPException as exc:
+            status = exc.status
             raise
         finally:
             elapsed = perf_counter() - started
             operation = request.get(OPERATION)
             path = operation.path if operation is not None else _meta_route_template(request, base_path)
             method = request.method
-            principal = request.get(PRINCIPAL)
-            if response is None:
-                status = 500
-            else:
-                status = response.status
-                if not response.prepared:  # a stream added them in prepare_stream
-                    add_response_headers(request, response, extra_headers, cors_origins)
-                if principal is not None and principal.api_key_id is not None:
-                    await api_key_auth.record_use(request, response)
+            if observe_request is None:
+                observe_request = request.app[METRICS].observe_request
             observe_request(method, path, status, elapsed)
             if info_enabled(logging.INFO):
+                principal = request.get(PRINCIPAL)
                 if principal is None:
                     tenant_id = user_id = "-"
                 else:

@@ -1,12 +1,20 @@
-"""Rate-limit checks 2 (credential IP, sign-up IP), 4 (principal) and 7 (credential e-mail); the reported bucket's
-headers go with the request's other response headers (``RESPONSE_HEADERS``), on every response, streams included."""
+"""Rate-limit checks 2 (credential IP, sign-up IP), 4 (principal) and 7 (credential e-mail), and their headers."""
 
 from __future__ import annotations
 
 from aiohttp import web
 
 from voyagent.errors import ApiError
-from voyagent.keys import CLIENT_IP, CREDENTIAL_IP_RESULT, METRICS, RATE_LIMITER, RESPONSE_HEADERS, SETTINGS
+from voyagent.keys import (
+    CLIENT_IP,
+    CREDENTIAL_IP_RESULT,
+    METRICS,
+    PRINCIPAL,
+    PRINCIPAL_BUCKET_RESULT,
+    RATE_LIMITER,
+    RATE_LIMIT_HEADERS,
+    SETTINGS,
+)
 from voyagent.principal import Principal
 from voyagent.services.ratelimit import BucketResult, ip_bucket_key
 
@@ -14,28 +22,38 @@ from voyagent.services.ratelimit import BucketResult, ip_bucket_key
 def refuse(request: web.Request, result: BucketResult) -> ApiError:
     """The 429 for a refused bucket (Retry-After and the bucket's headers)."""
     request.app[METRICS].rate_limited.labels(result.bucket).inc()
-    headers = request[RESPONSE_HEADERS]
-    headers.update(result.headers())
+    headers = result.headers()
     headers["Retry-After"] = str(result.retry_after)
+    request[RATE_LIMIT_HEADERS] = headers
     return ApiError(429, "rate_limited")
 
 
 def _report(request: web.Request, result: BucketResult | None) -> None:
     if result is not None:
-        request[RESPONSE_HEADERS].update(result.headers())
+        request[RATE_LIMIT_HEADERS] = result.headers()
 
 
 async def check_credential_email(request: web.Request, email: str) -> None:
-    """Check 7: the e-mail bucket of the credential routes; a refusal gives the IP token back."""
+    """Check 7: the e-mail bucket; a refusal gives back the token of the IP (or user) bucket taken before it.
+
+    Paired with the credential IP bucket on the credential routes, with the user bucket on
+    send-verification-email; the headers describe the pair's bucket with fewer tokens left (the first on a tie).
+    """
     settings = request.app[SETTINGS]
     limiter = request.app[RATE_LIMITER]
     result = await limiter.take("auth_email", email.lower(), settings.rate_limit_auth_email_per_minute)
     ip_result = request.get(CREDENTIAL_IP_RESULT)
+    user_result = request.get(PRINCIPAL_BUCKET_RESULT)
     if result is not None and not result.allowed:
         if ip_result is not None:
             await limiter.take("auth_ip", ip_bucket_key(request[CLIENT_IP]), ip_result.capacity, cost=-1)
+        if user_result is not None:
+            principal = request[PRINCIPAL]
+            assert principal is not None  # a principal bucket result implies a principal
+            await limiter.take(user_result.bucket, principal.rate_limit_key[1], user_result.capacity, cost=-1)
         raise refuse(request, result)
-    if result is not None and (ip_result is None or result.remaining < ip_result.remaining):
+    paired = ip_result or user_result
+    if result is not None and (paired is None or result.remaining < paired.remaining):
         _report(request, result)
 
 
@@ -62,6 +80,14 @@ async def take_principal(request: web.Request, principal: Principal, user_capaci
     bucket, key = principal.rate_limit_key
     capacity = principal.rate_limit if principal.is_api_key else user_capacity
     result = await request.app[RATE_LIMITER].take(bucket, key, capacity)
+    request[PRINCIPAL_BUCKET_RESULT] = result
     if result is not None and not result.allowed:
         raise refuse(request, result)
     _report(request, result)
+
+
+def add_rate_limit_headers(request: web.BaseRequest, response: web.StreamResponse) -> None:
+    """Headers of the reported bucket, on every response of a limited request (streams too)."""
+    headers = request.get(RATE_LIMIT_HEADERS)
+    if headers:
+        response.headers.update(headers)

@@ -1,9 +1,13 @@
-"""X-Request-Id: keep a well-formed client id, else mint one (echoed on every response by ``response_headers``)."""
+"""X-Request-Id: keep a well-formed client id, else mint one; echo it on every response (streams too)."""
 
 from __future__ import annotations
 
 import random
 import re
+
+from aiohttp import web
+
+from voyagent.keys import REQUEST_ID
 
 _VISIBLE_ASCII = re.compile(r"[\x21-\x7e]{1,128}")
 
@@ -16,3 +20,9 @@ def accept_request_id(value: str | None) -> str:
     if value is not None and _VISIBLE_ASCII.fullmatch(value):
         return value
     return f"{random.getrandbits(128):032x}"
+
+
+def echo_request_id(request: web.BaseRequest, response: web.StreamResponse) -> None:
+    rid = request.get(REQUEST_ID)
+    if rid is not None:
+        response.headers["X-Request-Id"] = rid

@@ -2,20 +2,30 @@
 
 from __future__ import annotations
 
+import asyncio
 from typing import Any
 
 import orjson
 from aiohttp import web
 
-from voyagent.contract import Operation, coerce_param, json_depth_exceeds, nul_errors, validate_body
+from voyagent.contract import (MAX_JSON_DEPTH, Operation, coerce_param, json_depth_exceeds, nul_errors,
+                               validate_body)
 from voyagent.errors import ValidationFailed, validation_item
 from voyagent.keys import BODY, QUERY
 
 _MISSING = object()
+LARGE_BODY_BYTES = 64 * 1024
 
 
 def _is_json(request: web.Request) -> bool:
     return request.content_type == "application/json"
+
+
+async def _let_others_run(raw: bytes) -> None:
+    """Yield to the event loop between the costly steps of a large body (each a millisecond or two per MiB), so
+    that other requests are served between them rather than after the whole body is judged."""
+    if len(raw) > LARGE_BODY_BYTES:
+        await asyncio.sleep(0)
 
 
 async def read_json_body(request: web.Request) -> tuple[Any, list[dict[str, Any]]]:
@@ -25,13 +35,20 @@ async def read_json_body(request: web.Request) -> tuple[Any, list[dict[str, Any]
     raw = await request.read()
     if not raw.strip():
         return _MISSING, []
+    # Walk the parsed value only when the raw text could hold what the walk looks for: nesting needs that many
+    # brackets, and U+0000 reaches JSON only as the escape \u0000. A 1 MiB array is then never walked.
+    may_nest_too_deep = raw.count(b"[") + raw.count(b"{") > MAX_JSON_DEPTH
+    may_hold_nul = b"\\" in raw and b"\\u0000" in raw
+    await _let_others_run(raw)
     try:
         value = orjson.loads(raw)
     except orjson.JSONDecodeError:
         return _MISSING, [validation_item(["body"], "json_invalid", "JSON decode error")]
-    if json_depth_exceeds(value):
+    if may_nest_too_deep and json_depth_exceeds(value):
         return _MISSING, [validation_item(["body"], "json_invalid", "JSON nested too deeply")]
-    return value, nul_errors(value, ["body"])
+    nul = nul_errors(value, ["body"]) if may_hold_nul else []
+    await _let_others_run(raw)  # the schema and the rules run next
+    return value, nul
 
 
 async def validate_request(request: web.Request, operation: Operation) -> None:

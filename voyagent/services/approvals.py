@@ -4,32 +4,22 @@ from __future__ import annotations
 
 import dataclasses
 import datetime as dt
-import functools
-import logging
 import uuid
-from typing import Any, Iterator, Mapping
+from typing import Any, Iterator, Literal, Mapping
 
 import asyncpg
-from pypika import Order, Parameter, PostgreSQLQuery, Table
-from pypika import functions as fn
-from pypika.terms import Criterion, Tuple
+from pypika import Table
 
-from voyagent.db import transaction
 from voyagent.errors import ApiError, not_found
+from voyagent.listing import Filter, Listing
 from voyagent.pagination import Page
 from voyagent.services import audit
 from voyagent.services.tools import may_decide
 
-log = logging.getLogger(__name__)
-
-LIST_SCOPE = "approvals"  # cursor scope of GET /approvals
-INT8_MAX = 2**63 - 1  # the largest OFFSET PostgreSQL takes; a larger one (up to 19 digits) is echoed as sent
 MAX_ID_LENGTH = 128
 COLUMNS = ("id", "tenant_id", "session_id", "tool_name", "tool_call_id", "summary", "turn_id", "payload",
            "requested_at", "expires_at", "status", "granted", "resolved_at", "resolved_by_user_id", "reason",
            "consumed_at")
-
-pending_approvals = Table("pending_approvals")
 
 
 @dataclasses.dataclass(frozen=True, slots=True)
@@ -150,113 +140,78 @@ async def get_approval(conn: asyncpg.Connection, sql: Any, *, tenant_id: uuid.UU
 # --- resolving (§6.4) ----------------------------------------------------------------------------------
 
 
-async def resolve_approval(pool: asyncpg.Pool, sql: Any, *, tenant_id: uuid.UUID, approval_id: str, granted: bool,
-                           reason: str | None, resolver_id: uuid.UUID, resolver_role: str,
-                           session_id: uuid.UUID | None = None, same_decision_is_noop: bool = False,
-                           now: dt.datetime | None = None) -> ApprovalRow:
-    """Grant or reject one approval; shared by ``POST /approvals/{id}/resolve`` and the chat ``approvals`` map.
+@dataclasses.dataclass(frozen=True, slots=True)
+class Resolution:
+    """What ``decide`` did in its transaction: ``decided`` (row: the decision, its audit event is due after the
+    commit), ``unchanged`` (row: already resolved the same way, the chat map's no-op), ``expired`` (committed
+    as expired: 409 after the commit) or ``lost`` (another resolver won the race)."""
+
+    outcome: Literal["decided", "unchanged", "expired", "lost"]
+    row: ApprovalRow | None = None
+
+
+async def decide(conn: asyncpg.Connection, sql: Any, *, tenant_id: uuid.UUID, approval_id: str, granted: bool,
+                 reason: str | None, resolver_id: uuid.UUID, resolver_role: str, session_id: uuid.UUID | None = None,
+                 same_decision_is_noop: bool = False, now: dt.datetime | None = None) -> Resolution:
+    """Grant or reject one approval in the caller's transaction (§6.4); ``voyagent.edge.resolve_approval`` runs
+    the whole resolution for ``POST /approvals/{id}/resolve`` and the chat ``approvals`` map.
 
     Checks in the contract's order: ``404 approval_not_found`` (not in the tenant, or not in ``session_id``
-    when given), ``403 forbidden_role`` (the tool's approval roles), ``409 approval_already_resolved``
-    (not pending; past the deadline, which is committed as ``expired`` first; or lost a race). With
-    ``same_decision_is_noop`` (the chat map) an approval already resolved with the same decision is
-    returned unchanged. The decision commits in its own transaction; the ``approval.granted`` /
-    ``approval.rejected`` audit event follows in another one, and a failure to write it is only logged.
+    when given), ``403 forbidden_role`` (the tool's approval roles), ``409 approval_already_resolved`` (not
+    pending). With ``same_decision_is_noop`` (the chat map) an approval already resolved with the same decision
+    is ``unchanged``. Past the deadline it is switched to ``expired`` (which must commit before the 409).
     """
     now = _now(now)
-    decided: ApprovalRow | None = None
-    expired = False
-    async with transaction(pool) as conn:
-        row = await _load(conn, sql, tenant_id, approval_id, session_id)
-        if not may_decide(row.tool_name, resolver_role):
-            raise ApiError(403, "forbidden_role")
-        if row.status != "pending":
-            if same_decision_is_noop and row.status in ("granted", "rejected") and row.granted is granted:
-                return row
-            raise already_resolved()
-        if row.expires_at <= now:
-            expired = await sql.expire_approval(conn, id=row.id, tenant_id=tenant_id, now=now) is not None
-        else:
-            record = await sql.decide_approval(conn, id=row.id, tenant_id=tenant_id,
-                                               status="granted" if granted else "rejected", granted=granted,
-                                               now=now, resolved_by=resolver_id, reason=reason)
-            decided = ApprovalRow.from_record(record) if record is not None else None
-    if decided is None:  # expired (now committed) or another resolver won the race
-        if not expired and same_decision_is_noop:
-            return await _after_lost_race(pool, sql, tenant_id, approval_id, session_id, granted)
+    row = await _load(conn, sql, tenant_id, approval_id, session_id)
+    if not may_decide(row.tool_name, resolver_role):
+        raise ApiError(403, "forbidden_role")
+    if row.status != "pending":
+        if same_decision_is_noop and row.status in ("granted", "rejected") and row.granted is granted:
+            return Resolution("unchanged", row)
         raise already_resolved()
-    await _audit_decision(pool, sql, decided, resolver_id)
-    return decided
+    if row.expires_at <= now:
+        expired = await sql.expire_approval(conn, id=row.id, tenant_id=tenant_id, now=now) is not None
+        return Resolution("expired" if expired else "lost")
+    record = await sql.decide_approval(conn, id=row.id, tenant_id=tenant_id,
+                                       status="granted" if granted else "rejected", granted=granted, now=now,
+                                       resolved_by=resolver_id, reason=reason)
+    return Resolution("decided", ApprovalRow.from_record(record)) if record is not None else Resolution("lost")
 
 
-async def _after_lost_race(pool: asyncpg.Pool, sql: Any, tenant_id: uuid.UUID, approval_id: str,
+async def settle_lost_race(conn: asyncpg.Connection, sql: Any, *, tenant_id: uuid.UUID, approval_id: str,
                            session_id: uuid.UUID | None, granted: bool) -> ApprovalRow:
     """The chat map's rule after a concurrent resolution: the same decision is a no-op, any other a 409."""
-    async with transaction(pool) as conn:
-        row = await _load(conn, sql, tenant_id, approval_id, session_id)
+    row = await _load(conn, sql, tenant_id, approval_id, session_id)
     if row.status in ("granted", "rejected") and row.granted is granted:
         return row
     raise already_resolved()
 
 
-async def _audit_decision(pool: asyncpg.Pool, sql: Any, row: ApprovalRow, resolver_id: uuid.UUID) -> None:
-    kind = "approval.granted" if row.granted else "approval.rejected"
-    try:
-        async with transaction(pool) as conn:
-            await audit.write_event(
-                conn, sql, tenant_id=row.tenant_id, actor_id=resolver_id, kind=kind, actor_kind="human",
-                status="succeeded",
-                inputs={"approval_id": row.id, "session_id": str(row.session_id), "tool_name": row.tool_name,
-                        "reason": row.reason},
-                entity_refs={"approval_id": row.id, "session_id": str(row.session_id)})
-    except Exception:
-        log.warning("could not write %s audit event for approval %s", kind, row.id, exc_info=True)
+async def write_decision_audit(conn: asyncpg.Connection, sql: Any, row: ApprovalRow, resolver_id: uuid.UUID) -> None:
+    """``approval.granted`` / ``approval.rejected`` for a decision (its own transaction, after the decision's)."""
+    await audit.write_event(
+        conn, sql, tenant_id=row.tenant_id, actor_id=resolver_id, kind=decision_kind(row), actor_kind="human",
+        status="succeeded",
+        inputs={"approval_id": row.id, "session_id": str(row.session_id), "tool_name": row.tool_name,
+                "reason": row.reason},
+        entity_refs={"approval_id": row.id, "session_id": str(row.session_id)})
+
+
+def decision_kind(row: ApprovalRow) -> str:
+    return "approval.granted" if row.granted else "approval.rejected"
 
 
 # --- the list ------------------------------------------------------------------------------------------
 
-
-@functools.lru_cache(maxsize=64)
-def _list_sql(with_status: bool, with_session: bool, keyset: bool, offset: bool, count: bool = False) -> str:
-    """The list (or count) statement of one filter shape: ``$1`` tenant, then status, session, cursor, paging."""
-    placeholders = (Parameter(f"${n}") for n in range(1, 8))
-    where = [pending_approvals.tenant_id == next(placeholders)]
-    if with_status:
-        where.append(pending_approvals.status == next(placeholders))
-    if with_session:
-        where.append(pending_approvals.session_id == next(placeholders))
-    if count:
-        return PostgreSQLQuery.from_(pending_approvals).select(fn.Count("*")).where(Criterion.all(where)).get_sql()
-    if keyset:
-        where.append(Tuple(pending_approvals.requested_at, pending_approvals.id)
-                     < Tuple(next(placeholders), next(placeholders)))
-    query = (PostgreSQLQuery.from_(pending_approvals).select(*COLUMNS).where(Criterion.all(where))
-             .orderby(pending_approvals.requested_at, order=Order.desc)
-             .orderby(pending_approvals.id, order=Order.desc)
-             .limit(next(placeholders)))
-    if offset:
-        query = query.offset(next(placeholders))
-    return query.get_sql()
+_APPROVALS = Table("pending_approvals").as_("p")  # as sql/lists/approvals.sql names it
+LISTING = Listing("approvals", _APPROVALS, "requested_at", cursor_id=str, filters=(
+    Filter("status", lambda ph: _APPROVALS.status == ph),
+    Filter("session_id", lambda ph: _APPROVALS.session_id == ph),
+))
 
 
 async def list_approvals(conn: asyncpg.Connection, *, tenant_id: uuid.UUID, status: str | None,
                          session_id: uuid.UUID | None, page: Page) -> tuple[list[ApprovalRow], int | None]:
     """Up to ``limit + 1`` approvals (requested_at DESC, id DESC) and the exact total when asked for."""
-    filters = [tenant_id] + [value for value in (status, session_id) if value is not None]
-    args = list(filters)
-    if page.after is not None:
-        args += list(page.after)
-    args.append(page.limit + 1)
-    with_offset = page.after is None and page.offset > 0
-    if with_offset:
-        args.append(min(page.offset, INT8_MAX))  # past 2^63 - 1 rows every page is empty anyway
-    text = _list_sql(status is not None, session_id is not None, page.after is not None, with_offset)
-    rows = [ApprovalRow.from_record(r) for r in await conn.fetch(text, *args)]
-    total = None
-    if page.include_total:
-        if page.after is None and len(rows) <= page.limit and (rows or not page.offset):
-            total = page.offset + len(rows)  # this page reaches the end: nothing left to count
-        else:
-            count = _list_sql(status is not None, session_id is not None, False, False, count=True)
-            total = await conn.fetchval(count, *filters)
-    return rows, total
+    rows, total = await LISTING.fetch(conn, tenant_id, {"status": status, "session_id": session_id}, page)
+    return [ApprovalRow.from_record(row) for row in rows], total

@@ -1,4 +1,4 @@
-"""The audit writer every layer uses, and the rate-limited ``auth.verify`` record of 403s."""
+"""The audit writer every layer uses, and the limiter that keeps the ``auth.verify`` record of 403s small."""
 
 from __future__ import annotations
 
@@ -9,12 +9,9 @@ import uuid
 from typing import Any
 
 import asyncpg
-from aiohttp import web
 
-from voyagent.db import transaction
+from voyagent.degradation import DependencyState
 from voyagent.ids import new_id
-from voyagent.keys import AUDIT_LIMITER, CLIENT_IP, DB_POOL, OPERATION, QUERIES
-from voyagent.principal import Principal
 
 log = logging.getLogger("voyagent.audit")
 
@@ -46,10 +43,12 @@ class AuditVerifyLimiter:
     keyed by the principal, not the IP, so proxies and IPv6 address changes neither merge nor split callers.
     """
 
-    def __init__(self, redis: Any, prefix: str, per_minute: int = AUTH_VERIFY_PER_MINUTE) -> None:
+    def __init__(self, redis: Any, prefix: str, per_minute: int = AUTH_VERIFY_PER_MINUTE,
+                 redis_state: DependencyState | None = None) -> None:
         self.redis = redis
         self.prefix = prefix
         self.per_minute = per_minute
+        self.redis_state = redis_state or DependencyState("redis")
         self._local: dict[str, tuple[int, int]] = {}
 
     async def allow(self, principal: str, route: str) -> bool:
@@ -61,9 +60,10 @@ class AuditVerifyLimiter:
                 count = await self.redis.incr(redis_key)
                 if count == 1:
                     await self.redis.expire(redis_key, 60)
+                self.redis_state.success()
                 return int(count) <= self.per_minute
-            except Exception:  # Redis down: fall back to this process's own window
-                log.warning("audit limiter: redis error, using in-process window", exc_info=True)
+            except Exception as exc:  # Redis down: fall back to this process's own window
+                self.redis_state.failure("audit limiter (in-process window used)", exc)
         window = int(time.monotonic() // 60)
         seen_window, count = self._local.get(key, (window, 0))
         if seen_window != window:
@@ -72,24 +72,3 @@ class AuditVerifyLimiter:
                 self._local.clear()
         self._local[key] = (window, count + 1)
         return count + 1 <= self.per_minute
-
-
-async def record_forbidden(request: web.Request, principal: Principal, code: str) -> None:
-    """Write ``auth.verify`` (status rejected) for a 403 to an authenticated caller; best-effort."""
-    app = request.app
-    limiter = app[AUDIT_LIMITER]
-    path = request.raw_path.split("?", 1)[0]
-    remote_addr = request.get(CLIENT_IP, request.remote or "")
-    operation = request.get(OPERATION)
-    route = operation.path if operation is not None else path
-    try:
-        if not await limiter.allow(principal.rate_limit_key[1], route):
-            return
-        inputs: dict[str, Any] = {"method": request.method, "path": path, "remote_addr": remote_addr}
-        if principal.api_key_id is not None:
-            inputs["api_key_id"] = str(principal.api_key_id)
-        async with transaction(app[DB_POOL]) as conn:
-            await write_event(conn, app[QUERIES], tenant_id=principal.tenant_id, actor_id=principal.user_id,
-                              kind="auth.verify", status="rejected", error=code, inputs=inputs)
-    except Exception:
-        log.warning("could not write auth.verify audit event", exc_info=True)

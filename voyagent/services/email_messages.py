@@ -1,4 +1,4 @@
-"""The texts of the e-mails (auth.md, E-mails): subject, plain-text body and the one action link."""
+"""The texts of the e-mails (auth.md, E-mails): subject, plain-text body and the one action link (if any)."""
 
 from __future__ import annotations
 
@@ -8,11 +8,12 @@ from voyagent.config import Settings
 
 VERIFICATION_SUBJECT = "Confirm your e-mail address for Voyagent"
 PASSWORD_RESET_SUBJECT = "Reset your Voyagent password"
+EMAIL_CHANGED_SUBJECT = "Your Voyagent e-mail address was changed"
 
 
 @dataclasses.dataclass(frozen=True, slots=True)
 class Message:
-    """One e-mail ready for ``send_email``: the link appears once in ``body``, alone on its line."""
+    """One e-mail ready for ``Mailer.deliver``: the link appears once in ``body``, alone on its line ("" for none)."""
 
     kind: str
     subject: str
@@ -69,3 +70,18 @@ def password_reset_message(settings: Settings, token: str) -> Message:
         "If you did not ask for a new password, you can ignore this message; your password stays unchanged.\n"
     )
     return Message("password_reset", PASSWORD_RESET_SUBJECT, body, link)
+
+
+def email_changed_message(new_email: str) -> Message:
+    """The ``email_changed`` notice to the old address: no link, names the new address, says what to do."""
+    body = (
+        "Hello,\n"
+        "\n"
+        f"The e-mail address of your Voyagent account was just changed to {new_email}.\n"
+        "This address no longer receives the account's e-mails.\n"
+        "\n"
+        "If you made this change, you can ignore this message.\n"
+        "If you did not, contact your agency admin at once: a password reset would now be sent to the new\n"
+        "address, not to this one, so whoever changed it could take over your account.\n"
+    )
+    return Message("email_changed", EMAIL_CHANGED_SUBJECT, body, "")

@@ -1,35 +1,27 @@
-"""Enquiries: the field rules, PATCH semantics and the pypika-built list query (endpoints.md, Enquiries)."""
+"""Enquiries: the field rules, PATCH semantics and the filters of the list (endpoints.md, Enquiries)."""
 
 from __future__ import annotations
 
 import collections
 import dataclasses
 import datetime as dt
-import functools
 import re
 import uuid
-from typing import Any, Callable, Mapping
+from typing import Any, Mapping
 
 import asyncpg
-from pypika import Order, Parameter, PostgreSQLQuery, Table
-from pypika import functions as fn
-from pypika.functions import Cast
-from pypika.terms import Criterion, Term, Tuple
+from pypika import Table
+from pypika.terms import Criterion, Term
 
 from voyagent.errors import ApiError, ValidationFailed, not_found, validation_item
 from voyagent.ids import new_id, parse_uuid
-from voyagent.pagination import Page, invalid_cursor
+from voyagent.listing import Count, Filter, Listing, day_end, day_start
+from voyagent.pagination import Page
 from voyagent.services.sessions import create_session
 
-LIST_SCOPE = "enquiries"  # cursor scope of GET /enquiries
-INT8_MAX = 2**63 - 1  # the largest OFFSET PostgreSQL takes; a larger one (up to 19 digits) is echoed as sent
 STATUSES = ("new", "quoted", "booked", "cancelled")
 OPEN_STATUSES = frozenset({"new", "quoted"})
 TERMINAL_STATUSES = frozenset({"booked", "cancelled"})
-COLUMNS = ("id", "tenant_id", "created_by_user_id", "customer_name", "customer_email", "customer_phone", "origin",
-           "destination", "depart_date", "return_date", "pax_count", "budget_amount", "budget_currency", "status",
-           "notes", "session_id", "created_at", "updated_at")
-_TEXT_COLUMNS = frozenset({"id", "tenant_id", "created_by_user_id", "session_id"})  # UUIDs, selected as text
 _PATCHABLE = ("customer_name", "customer_email", "customer_phone", "origin", "destination", "depart_date",
               "return_date", "pax_count", "budget_amount", "budget_currency", "status", "notes", "session_id")
 # Fields whose body value is the column value as it is (the decimal arrives already rounded).
@@ -37,11 +29,8 @@ _PATCHABLE_AS_SENT = ("customer_name", "customer_email", "customer_phone", "orig
                       "budget_currency", "status", "notes")
 SEARCH_COLUMNS = ("customer_name", "customer_email", "customer_phone", "origin", "destination")
 _CURRENCY_RE = re.compile(r"[A-Z]{3}")
-_DAY_END = dt.time(23, 59, 59, 999_999, tzinfo=dt.timezone.utc)
-_DAY_START = dt.time(0, 0, tzinfo=dt.timezone.utc)
 
-enquiry_counts = Table("enquiry_counts")
-enquiries = Table("enquiries").as_("e")  # qualified: ORDER BY e.id is the column, not the text alias
+enquiries = Table("enquiries").as_("e")  # as sql/lists/enquiries.sql names it
 
 
 def enquiry_json(row: Mapping[str, Any]) -> dict[str, Any]:
@@ -218,6 +207,10 @@ class EnquiryFilters:
         """True when nothing but (at most) a status filter is set: the counters answer ``total``."""
         return self == EnquiryFilters(status=self.status)
 
+    def values(self) -> dict[str, Any]:
+        """The filter values by name, as ``LISTING`` declares them (None: not in effect)."""
+        return {field.name: getattr(self, field.name) for field in dataclasses.fields(self)}
+
 
 class _ILike(Criterion):
     """``<column> ILIKE <pattern> ESCAPE '\\'`` (data-model.md, enquiries)."""
@@ -242,108 +235,30 @@ def like_pattern(term: str) -> str:
     return f"%{escaped}%"
 
 
-def _day_start(day: dt.date) -> dt.datetime:
-    return dt.datetime.combine(day, _DAY_START)
-
-
-def _day_end(day: dt.date) -> dt.datetime:
-    return dt.datetime.combine(day, _DAY_END)  # 23:59:59.999999Z: no date overflow on 9999-12-31
-
-
-def _same(value: Any) -> Any:
-    return value
-
-
-# filter → (condition on a placeholder, parameter value from the filter value); the order is the SQL's.
-_FILTER_SQL: dict[str, tuple[Callable[[Parameter], Criterion], Callable[[Any], Any]]] = {
-    "status": (lambda ph: enquiries.status == ph, _same),
-    "q": (lambda ph: Criterion.any([_ILike(enquiries.field(name), ph) for name in SEARCH_COLUMNS]), like_pattern),
-    "customer_email": (lambda ph: _ILike(enquiries.customer_email, ph), like_pattern),
-    "destination": (lambda ph: _ILike(enquiries.destination, ph), like_pattern),
-    "origin": (lambda ph: _ILike(enquiries.origin, ph), like_pattern),
-    "depart_from": (lambda ph: enquiries.depart_date >= ph, _same),
-    "depart_to": (lambda ph: enquiries.depart_date <= ph, _same),
-    "created_from": (lambda ph: enquiries.created_at >= ph, _day_start),
-    "created_to": (lambda ph: enquiries.created_at <= ph, _day_end),
-}
-
-
-def _bind(tenant_id: uuid.UUID, filters: EnquiryFilters) -> tuple[tuple[str, ...], list[Any]]:
-    """The filters in effect (the query's shape) and the parameter values, tenant first."""
-    shape: list[str] = []
-    values: list[Any] = [tenant_id]
-    for name, (_, to_value) in _FILTER_SQL.items():
-        value = getattr(filters, name)
-        if value is not None:
-            shape.append(name)
-            values.append(to_value(value))
-    return tuple(shape), values
-
-
-def _where(shape: tuple[str, ...]) -> Criterion:
-    """``tenant_id = $1`` and one condition per filter of the shape, on ``$2``, ``$3``, …"""
-    conditions = [enquiries.tenant_id == Parameter("$1")]
-    conditions += [_FILTER_SQL[name][0](Parameter(f"${n}")) for n, name in enumerate(shape, start=2)]
-    return Criterion.all(conditions)
-
-
-_SELECT = [Cast(enquiries.field(name), "text", alias=name) if name in _TEXT_COLUMNS else enquiries.field(name)
-           for name in COLUMNS]
-
-
-@functools.lru_cache(maxsize=2048)
-def _page_sql(shape: tuple[str, ...], keyset: bool, offset: bool) -> str:
-    """The page statement of one query shape, built once (values never reach the text)."""
-    n = len(shape) + 2
-    query = PostgreSQLQuery.from_(enquiries).select(*_SELECT).where(_where(shape))
-    if keyset:
-        query = query.where(Tuple(enquiries.created_at, enquiries.id) < Tuple(Parameter(f"${n}"),
-                                                                              Parameter(f"${n + 1}")))
-        n += 2
-    query = query.orderby(enquiries.created_at, order=Order.desc).orderby(enquiries.id, order=Order.desc)
-    query = query.limit(Parameter(f"${n}"))
-    if offset:
-        query = query.offset(Parameter(f"${n + 1}"))
-    return query.get_sql()
-
-
-@functools.lru_cache(maxsize=512)
-def _count_sql(shape: tuple[str, ...]) -> str:
-    """``count(*)`` of one query shape, with the tenant's counter version read in the same snapshot."""
-    version = (PostgreSQLQuery.from_(enquiry_counts)
-               .select(Cast(fn.Coalesce(fn.Sum(enquiry_counts.version), 0), "bigint"))
-               .where(enquiry_counts.tenant_id == Parameter("$1")))
-    return PostgreSQLQuery.from_(enquiries).select(fn.Count("*"), version).where(_where(shape)).get_sql()
-
-
-def page_query(tenant_id: uuid.UUID, filters: EnquiryFilters, page: Page) -> tuple[str, list[Any]]:
-    """``limit + 1`` rows after the cursor (keyset) or at the offset, newest first: (SQL, parameters)."""
-    shape, args = _bind(tenant_id, filters)
-    if page.after is not None:
-        when, row_id = page.after
-        after_id = parse_uuid(row_id)
-        if after_id is None:
-            raise invalid_cursor()
-        args += [when, after_id]
-    args.append(page.limit + 1)
-    with_offset = page.after is None and page.offset > 0
-    if with_offset:
-        args.append(min(page.offset, INT8_MAX))  # past 2^63 - 1 rows every page is empty anyway
-    return _page_sql(shape, page.after is not None, with_offset), args
-
-
-def count_query(tenant_id: uuid.UUID, filters: EnquiryFilters) -> tuple[str, list[Any]]:
-    """(count, tenant counter version) of the rows matching the filters, paging ignored: (SQL, parameters)."""
-    shape, args = _bind(tenant_id, filters)
-    return _count_sql(shape), args
+# The filters of GET /enquiries in SQL order. All but status have a best plan that depends on their values
+# (a substring's selectivity, a date range's width), so those pages are always planned for their values.
+LISTING = Listing("enquiries", enquiries, "created_at", filters=(
+    Filter("status", lambda ph: enquiries.status == ph),
+    Filter("q", lambda ph: Criterion.any([_ILike(enquiries.field(name), ph) for name in SEARCH_COLUMNS]),
+           like_pattern, custom_plan=True),
+    Filter("customer_email", lambda ph: _ILike(enquiries.customer_email, ph), like_pattern, custom_plan=True),
+    Filter("destination", lambda ph: _ILike(enquiries.destination, ph), like_pattern, custom_plan=True),
+    Filter("origin", lambda ph: _ILike(enquiries.origin, ph), like_pattern, custom_plan=True),
+    Filter("depart_from", lambda ph: enquiries.depart_date >= ph, custom_plan=True),
+    Filter("depart_to", lambda ph: enquiries.depart_date <= ph, custom_plan=True),
+    Filter("created_from", lambda ph: enquiries.created_at >= ph, day_start, custom_plan=True),
+    Filter("created_to", lambda ph: enquiries.created_at <= ph, day_end, custom_plan=True),
+))
 
 
 class TotalsCache:
     """Exact filtered totals reused while the tenant's enquiries are unchanged.
 
-    A total is stored with the tenant's counter version read in the same snapshot as the count; the
-    triggers of migration 0003 bump that version in the transaction of every change a filter could see,
-    so an equal version means an equal count. Paging through a search counts once, not once per page.
+    A total is stored with the tenant's counter version read before the count, in the same transaction; the
+    triggers of migration 0003 bump that version in the transaction of every change a filter could see, so
+    an equal version later means an equal count (a change committed between the two reads leaves a stored
+    version older than the count, which the next request's version then cannot match). Paging through a
+    search counts once, not once per page.
     """
 
     def __init__(self, capacity: int = 10_000) -> None:
@@ -364,42 +279,23 @@ class TotalsCache:
             self._totals.popitem(last=False)
 
 
-async def _filtered_total(conn: asyncpg.Connection, sql: Any, tenant_id: uuid.UUID, filters: EnquiryFilters,
-                          totals: TotalsCache | None) -> int:
-    key = (tenant_id, filters)
-    if totals is not None:
-        current = await sql.get_enquiry_totals(conn, tenant_id=tenant_id, statuses=[])
-        cached = totals.get(key, current["version"])
-        if cached is not None:
-            return cached
-    text, args = count_query(tenant_id, filters)
-    total, version = await conn.fetchrow(text, *args)
-    if totals is not None:
-        totals.put(key, version, total)
-    return total
-
-
 async def list_enquiries(conn: asyncpg.Connection, sql: Any, *, tenant_id: uuid.UUID, filters: EnquiryFilters,
                          page: Page, totals: TotalsCache | None = None) -> tuple[list[asyncpg.Record], int | None]:
-    """Up to ``limit + 1`` rows of the page and the exact total (None when not asked for)."""
-    text, args = page_query(tenant_id, filters, page)
-    if filters.status_only:
-        rows = await conn.fetch(text, *args)
-    else:
-        # A substring or date filter's best plan depends on its values (how selective the term is), so the
-        # prepared statement must not settle on a generic plan; the connection goes back to the pool as it came.
-        await conn.execute("SET plan_cache_mode = force_custom_plan")
-        try:
-            rows = await conn.fetch(text, *args)
-        finally:
-            await conn.execute("RESET plan_cache_mode")
-    total = None
-    if page.include_total:
-        if page.after is None and len(rows) <= page.limit and (rows or not page.offset):
-            total = page.offset + len(rows)  # this page reaches the end: nothing left to count
-        elif filters.status_only:
+    """Up to ``limit + 1`` rows of the page and the exact total (None when not asked for), in the caller's
+    (read) transaction: no filter or a status alone is answered by the counters, any other by a count
+    reused while the tenant's counter version is unchanged."""
+
+    async def total(count: Count) -> int:
+        if filters.status_only:
             statuses = [filters.status] if filters.status else list(STATUSES)
-            total = (await sql.get_enquiry_totals(conn, tenant_id=tenant_id, statuses=statuses))["total"]
-        else:
-            total = await _filtered_total(conn, sql, tenant_id, filters, totals)
-    return rows, total
+            return (await sql.get_enquiry_totals(conn, tenant_id=tenant_id, statuses=statuses))["total"]
+        if totals is None:
+            return await count()
+        version = (await sql.get_enquiry_totals(conn, tenant_id=tenant_id, statuses=[]))["version"]
+        found = totals.get((tenant_id, filters), version)
+        if found is None:
+            found = await count()
+            totals.put((tenant_id, filters), version, found)
+        return found
+
+    return await LISTING.fetch(conn, tenant_id, filters.values(), page, total=total)

@@ -4,12 +4,11 @@ from __future__ import annotations
 
 import dataclasses
 import ipaddress
-import logging
 import math
 import time
 from typing import Any
 
-log = logging.getLogger("voyagent.ratelimit")
+from voyagent.degradation import DependencyState
 
 WINDOW_SECONDS = 60.0
 IDLE_EXPIRY_SECONDS = 120
@@ -98,9 +97,11 @@ class BucketResult:
 class RateLimiter:
     """Takes tokens from named buckets, in Redis when given a client, else in this process."""
 
-    def __init__(self, redis: Any = None, prefix: str = "voyagent:") -> None:
+    def __init__(self, redis: Any = None, prefix: str = "voyagent:",
+                 redis_state: DependencyState | None = None) -> None:
         self.redis = redis
         self.prefix = prefix
+        self.redis_state = redis_state or DependencyState("redis")
         self._local: dict[str, list[float]] = {}
         self._script = redis.register_script(_LUA) if redis is not None else None
 
@@ -111,11 +112,11 @@ class RateLimiter:
         if self._script is not None:
             try:
                 allowed, tokens = await self._script(keys=[f"{self.prefix}rl:{bucket}:{key}"], args=[capacity, cost])
-                return BucketResult(bucket, capacity, float(tokens), bool(int(allowed)))
-            except Exception:
-                log.warning("rate limiter: redis error, request admitted (fail open) bucket=%s", bucket,
-                            exc_info=True)
+            except Exception as exc:
+                self.redis_state.failure("rate limiter (request admitted: fail open)", exc)
                 return None
+            self.redis_state.success()
+            return BucketResult(bucket, capacity, float(tokens), bool(int(allowed)))
         return self._take_local(bucket, key, capacity, cost)
 
     def _take_local(self, bucket: str, key: str, capacity: int, cost: int) -> BucketResult:

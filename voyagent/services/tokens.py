@@ -5,7 +5,7 @@ from __future__ import annotations
 import secrets
 import time
 import uuid
-from typing import Any
+from typing import Any, Callable
 
 import jwt
 
@@ -53,11 +53,13 @@ class VerifiedAccessTokens:
     A hit is only ever a token string that passed the full verification, so it needs no signature check
     again; its ``exp`` is re-checked on every use (no leeway). Failures are never remembered, so junk
     tokens cannot fill the memo. The denylist is checked by the caller on every request regardless.
+    ``clock`` (epoch seconds) is injectable so a test can move past ``exp`` instead of waiting for it.
     """
 
-    def __init__(self, settings: Settings, size: int = 10_000) -> None:
+    def __init__(self, settings: Settings, size: int = 10_000, *, clock: Callable[[], float] = time.time) -> None:
         self.settings = settings
         self.size = size
+        self.clock = clock
         self._claims: dict[str, tuple[dict[str, Any], Principal]] = {}
 
     def decode(self, token: str) -> dict[str, Any] | None:
@@ -66,14 +68,14 @@ class VerifiedAccessTokens:
         return entry[0] if entry is not None else None
 
     def principal(self, token: str) -> Principal | None:
-        """The caller of a valid token (built once per token: ids are parsed at the first use only), or None."""
+        """The caller of a valid token (built at its first use only: no id parsing per request), or None."""
         entry = self._entry(token)
         return entry[1] if entry is not None else None
 
     def _entry(self, token: str) -> tuple[dict[str, Any], Principal] | None:
         entry = self._claims.get(token)
         if entry is not None:
-            if entry[0]["exp"] > time.time():
+            if entry[0]["exp"] > self.clock():
                 return entry
             del self._claims[token]
             return None
