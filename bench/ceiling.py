@@ -3,9 +3,11 @@ routes with the same SQL, so every benchmark reports our rps as a ratio of what 
 
     python -m bench.ceiling --port 8100 --dsn postgresql://… [--secret …]
 
-Routes: ``GET /health``, ``GET /health/db`` and ``GET /auth/me`` — the JWT checked by the very code voyagent uses
+Routes: ``GET /health``, ``GET /health/db``; ``GET /auth/me`` — the JWT checked by the very code voyagent uses
 (``VerifiedAccessTokens.decode``: full verification once, then the memo) and the same ``get-user-by-id`` SELECT,
-answered with the same PublicUser object; no denylist, rate limit, request id, metrics or log.
+answered with the same PublicUser object, without denylist, rate limit, request id, metrics or log;
+``GET /audit/export.csv?tenant_id=…&from=…&to=…`` — the export's own statement streamed by the same binary COPY,
+without the count against the cap, authentication or the export slot.
 Other benchmarks add their routes with ``ROUTES.append((method, path, handler))`` before ``main()``.
 """
 
@@ -60,8 +62,39 @@ async def auth_me(request: web.Request) -> web.Response:
     return web.Response(body=orjson.dumps(public_user(user)), content_type="application/json")
 
 
+async def audit_export(request: web.Request) -> web.StreamResponse:
+    import datetime as dt
+
+    from voyagent.pgcopy import TextColumn
+    from voyagent.services import audit_log
+
+    filters = audit_log.AuditFilters(day_from=dt.date.fromisoformat(request.query["from"]),
+                                     day_to=dt.date.fromisoformat(request.query["to"]))
+    text, args = audit_log.export_statement(uuid.UUID(request.query["tenant_id"]), filters)
+    response = web.StreamResponse()
+    response.content_type = "text/csv"
+    await response.prepare(request)
+    await response.write(audit_log.csv_header())
+    records = TextColumn()
+
+    async def write(chunk: bytes) -> None:
+        data = records.feed(chunk)
+        if data:
+            await response.write(data)
+
+    async with request.app[POOL].acquire() as conn, conn.transaction(isolation="repeatable_read", readonly=True):
+        await conn.execute("SET LOCAL enable_sort = off")
+        await conn.copy_from_query(text, *args, output=write, format="binary", timeout=900)
+    await response.write_eof()
+    return response
+
+
 ROUTES: list[tuple[str, str, Handler]] = [("GET", "/health", health), ("GET", "/health/db", health_db),
-                                          ("GET", "/auth/me", auth_me)]
+                                          ("GET", "/auth/me", auth_me), ("GET", "/audit/export.csv", audit_export)]
+
+
+async def _no_reset(conn: asyncpg.Connection) -> None:
+    """asyncpg's default reset is a second round trip per request; voyagent skips it (voyagent/db.py)."""
 
 
 def build_app(dsn: str, pool_size: int = 10, secret: str = DEFAULT_SECRET) -> web.Application:
@@ -69,7 +102,8 @@ def build_app(dsn: str, pool_size: int = 10, secret: str = DEFAULT_SECRET) -> we
     app[TOKENS] = VerifiedAccessTokens(Settings(auth_secret=secret))
 
     async def pool(app: web.Application):
-        app[POOL] = await asyncpg.create_pool(dsn, min_size=1, max_size=pool_size)
+        # No reset query on release, as voyagent's pool: the same statements reach the database per request.
+        app[POOL] = await asyncpg.create_pool(dsn, min_size=1, max_size=pool_size, reset=_no_reset)
         yield
         await app[POOL].close()
 

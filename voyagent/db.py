@@ -88,6 +88,16 @@ class Database:
         await self.pool.close()
 
     async def _acquire(self, timeout: float | None) -> asyncpg.Connection:
+        gate = self._gate
+        if not gate.locked() and self.pool.get_idle_size():
+            # Nothing to wait for (a gate slot and a connected idle connection): no timer to arm and cancel,
+            # which costs every request more than the acquisition itself.
+            await gate.acquire()
+            try:
+                return await self.pool.acquire()
+            except BaseException:
+                gate.release()
+                raise
         # One deadline for the gate and the pool together: asyncpg's own acquire timeout would add a second
         # timer, and a third on release (where it becomes the reset's budget).
         async with asyncio.timeout(timeout):
