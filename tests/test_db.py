@@ -5,7 +5,7 @@ import asyncio
 import asyncpg
 import pytest
 
-from voyagent.db import Database, DatabaseUnavailable
+from voyagent.db import Database, DatabaseUnavailable, FifoGate
 
 
 @pytest.fixture
@@ -92,3 +92,20 @@ async def test_a_session_lost_while_held_is_database_unavailable(one_connection,
             await query
     async with one_connection.connection() as conn:  # a new session replaces the lost one
         assert await conn.fetchval("SELECT 3") == 3
+
+
+async def test_the_gate_passes_on_a_slot_handed_to_a_waiter_that_gave_up():
+    gate = FifoGate(1)
+    assert gate.try_take() and not gate.try_take()
+    first = asyncio.create_task(gate.take())
+    second = asyncio.create_task(gate.take())
+    while len(gate._waiters) < 2:
+        await asyncio.sleep(0)  # both queue (an event, not a delay)
+    gate.give()  # the slot goes to the first waiter...
+    first.cancel()  # ...which gives up before it runs again
+    with pytest.raises(asyncio.CancelledError):
+        await first
+    await asyncio.wait_for(second, 5)  # the slot was passed on, not lost
+    assert not gate.try_take()
+    gate.give()
+    assert gate.try_take()

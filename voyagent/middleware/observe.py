@@ -14,7 +14,7 @@ from aiohttp import web
 
 from voyagent.config import Settings
 from voyagent.handlers_types import Handler
-from voyagent.keys import CLIENT_IP, METRICS, OPERATION, PRINCIPAL, REQUEST_ID
+from voyagent.keys import CLIENT_IP, METRICS, OPERATION, PRINCIPAL, RATE_LIMIT_HEADERS, REQUEST_ID
 from voyagent.logs import info_writer, request_id_var
 from voyagent.middleware.client_ip import client_ip
 from voyagent.middleware.request_id import accept_request_id
@@ -52,6 +52,7 @@ def observe_middleware(settings: Settings) -> web.middleware:
         rid = request[REQUEST_ID] = accept_request_id(request.headers.get("X-Request-Id"))
         token = set_request_id(rid)
         ip = request[CLIENT_IP] = client_ip(request, hops)
+        request[RATE_LIMIT_HEADERS] = None  # no bucket reported yet (a hit is cheaper than a miss when headers are added)
         status = 500
         try:
             response = await handler(request)
