@@ -33,7 +33,6 @@ import statistics
 import subprocess
 import sys
 import tempfile
-import threading
 import time
 import urllib.request
 import uuid
@@ -43,7 +42,7 @@ from typing import Iterator
 
 import asyncpg
 
-from bench.admin_bench import export_with_probe, rss_kib
+from bench.admin_bench import export_with_probe, rss_peak
 from bench.harness import ADMIN_DSN, ROOT, SECRET, _wait, free_port, scratch_database
 from bench.load import Result, run_wrk
 from voyagent.config import Settings
@@ -245,26 +244,15 @@ def export_rows(ours: str, ours_pid: int, bare: str, headers: dict[str, str], te
     out: dict[str, list[float]] = {"ours": [], "bare": [], "rss_mb": [], "health_p99": []}
     query = f"from={window[0]}&to={window[1]}"
     for _ in range(runs):
-        before = rss_kib(ours_pid)
-        peak = [before]
-        stop = threading.Event()
-
-        def sample() -> None:
-            while not stop.is_set():
-                peak[0] = max(peak[0], rss_kib(ours_pid))
-                time.sleep(0.02)
-
-        sampler = threading.Thread(target=sample)
-        sampler.start()
-        mine = export_with_probe(f"{ours}/audit/export.csv?{query}", f"{ours}/health", headers)
-        stop.set()
-        sampler.join()
+        with rss_peak(ours_pid) as sizes:
+            mine = export_with_probe(f"{ours}/audit/export.csv?{query}", f"{ours}/health", headers)
+        before, peak = sizes
         theirs = export_with_probe(f"{bare}/audit/export.csv?tenant_id={tenant_id}&{query}", f"{bare}/health", {})
         if mine["status"] != 200 or mine["rows"] != 100_000 or theirs["rows"] != 100_000:
             raise RuntimeError(f"export: {mine['status']} {mine['rows']} rows, ceiling {theirs['rows']} rows")
         out["ours"].append(mine["rows"] / mine["seconds"])
         out["bare"].append(theirs["rows"] / theirs["seconds"])
-        out["rss_mb"].append((peak[0] - before) / 1024)
+        out["rss_mb"].append((peak - before) / 1024)
         probes = sorted(mine["probes"])
         out["health_p99"].append(probes[min(len(probes) - 1, int(0.99 * len(probes)))])
     return out
