@@ -97,13 +97,16 @@ async def _no_reset(conn: asyncpg.Connection) -> None:
     """asyncpg's default reset is a second round trip per request; voyagent skips it (voyagent/db.py)."""
 
 
-def build_app(dsn: str, pool_size: int = 10, secret: str = DEFAULT_SECRET) -> web.Application:
+def build_app(dsn: str, pool_size: int = 10, secret: str = DEFAULT_SECRET, asyncpg_reset: bool = False
+              ) -> web.Application:
     app = web.Application()
     app[TOKENS] = VerifiedAccessTokens(Settings(auth_secret=secret))
 
     async def pool(app: web.Application):
         # No reset query on release, as voyagent's pool: the same statements reach the database per request.
-        app[POOL] = await asyncpg.create_pool(dsn, min_size=1, max_size=pool_size, reset=_no_reset)
+        # (``--asyncpg-reset``: asyncpg's default, one more statement per request, as the issue 14 figures had.)
+        reset = None if asyncpg_reset else _no_reset
+        app[POOL] = await asyncpg.create_pool(dsn, min_size=1, max_size=pool_size, reset=reset)
         yield
         await app[POOL].close()
 
@@ -119,11 +122,13 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--port", type=int, default=8100)
     parser.add_argument("--dsn", required=True)
     parser.add_argument("--secret", default=DEFAULT_SECRET, help="VOYAGENT_AUTH_SECRET of the server measured")
+    parser.add_argument("--asyncpg-reset", action="store_true", help="keep asyncpg's reset query on release")
     args = parser.parse_args(argv)
     import uvloop
 
     asyncio.set_event_loop_policy(uvloop.EventLoopPolicy())
-    web.run_app(build_app(args.dsn, secret=args.secret), host=args.host, port=args.port, access_log=None, print=None)
+    web.run_app(build_app(args.dsn, secret=args.secret, asyncpg_reset=args.asyncpg_reset), host=args.host,
+                port=args.port, access_log=None, print=None)
 
 
 if __name__ == "__main__":
