@@ -14,7 +14,7 @@ import pytest
 
 from voyagent.ids import new_id
 from voyagent.pagination import Page
-from voyagent.services import audit_log
+from voyagent.services import audit_log, sessions
 from voyagent.services.enquiries import LISTING, EnquiryFilters
 
 CITIES = ["Lisbon", "Paris", "Rome", "Dubai", "Doha", "Tokyo", "Oslo", "Lima", "Cairo", "Goa", "Kyoto", "Sofia",
@@ -171,9 +171,9 @@ async def _generic_plan(db, text, args):
         await db.execute(f"DEALLOCATE {name}")
 
 
-def _assert_deferred_join(plan, keyset_index, label, table="enquiries"):
+def _assert_deferred_join(plan, keyset_index, label, table="enquiries", per_row=frozenset()):
     """The skip is an index-only scan of the keyset index under the LIMIT/OFFSET, with no sort below it; the table
-    itself is read only for the rows kept, by primary key."""
+    itself is read only for the rows kept, by primary key (and ``per_row`` indexes serve the kept rows' subqueries)."""
     limits = [n for n in _nodes(plan) if n["Node Type"] == "Limit"]
     assert len(limits) == 1, (label, plan)
     under_limit = list(_nodes(limits[0]))
@@ -182,7 +182,8 @@ def _assert_deferred_join(plan, keyset_index, label, table="enquiries"):
     outside = [n for n in _nodes(plan) if not any(n is m for m in under_limit)]
     assert not [n for n in outside if n["Node Type"] == "Seq Scan" and n.get("Relation Name") == table], (label, plan)
     indexes = {n["Index Name"] for n in outside if "Index Name" in n}  # (bitmap) index scans of the kept ids
-    assert f"{table}_pkey" in indexes and all(name.endswith("_pkey") for name in indexes), (label, plan)
+    assert f"{table}_pkey" in indexes and all(name.endswith("_pkey") or name in per_row for name in indexes), \
+        (label, plan)
 
 
 @pytest.fixture(scope="module")
@@ -237,3 +238,69 @@ async def test_a_deep_offset_page_of_the_audit_log_is_a_deferred_join_too(db, da
         _assert_deferred_join(plan, "audit_events_tenant_id_started_at_id_idx", f"audit {mode}", "audit_events")
     rows = await db.fetch(text, *args)
     assert [row["started_at"] for row in rows] == [start + dt.timedelta(seconds=999 - i) for i in range(51)]
+
+
+# --- GET /chat/sessions ----------------------------------------------------------------------------------------
+
+SESSIONS_INDEX = "sessions_tenant_id_created_at_id_idx"
+MESSAGES_INDEX = "messages_session_id_sequence_key"
+
+
+@pytest.fixture(scope="module")
+def chat_tenant(database):
+    """A tenant with 4,000 sessions (some with messages) among four others, vacuumed and analysed."""
+    async def seed():
+        conn = await asyncpg.connect(database.dsn)
+        try:
+            start = dt.datetime(2026, 1, 1, tzinfo=dt.timezone.utc)
+            tenant_id, _ = await _tenant(conn)
+            for tenant, count in [(tenant_id, 4000)] + [((await _tenant(conn))[0], 1000) for _ in range(4)]:
+                rows = [(new_id(), tenant, start + dt.timedelta(seconds=i)) for i in range(count)]
+                await conn.copy_records_to_table("sessions", columns=["id", "tenant_id", "created_at"], records=rows)
+                await conn.copy_records_to_table(
+                    "messages", columns=["id", "session_id", "role", "content", "sequence"],
+                    records=[(new_id(), row[0], "user", "[]", n) for row in rows[::10] for n in range(3)])
+            await conn.execute("VACUUM (ANALYZE) sessions")
+            await conn.execute("VACUUM (ANALYZE) messages")
+            return tenant_id
+        finally:
+            await conn.close()
+
+    return asyncio.run(seed())
+
+
+def _assert_sessions_indexed(plan, label):
+    scans = [(n["Node Type"], n.get("Relation Name"), n.get("Index Name")) for n in _nodes(plan)]
+    assert not [s for s in scans if s[0] == "Seq Scan"], (label, scans)
+    assert not [n for n in _nodes(plan) if n["Node Type"] in ("Sort", "Incremental Sort")], (label, plan)
+    assert {s[2] for s in scans if s[2]} <= {SESSIONS_INDEX, MESSAGES_INDEX, "sessions_pkey"}, (label, scans)
+    assert any(s[2] == SESSIONS_INDEX for s in scans), (label, scans)
+    assert any(s[2] == MESSAGES_INDEX for s in scans), (label, scans)  # message_count per row, by index
+
+
+@pytest.mark.parametrize("mode", ["force_custom_plan", "force_generic_plan"])
+async def test_chat_session_first_and_cursor_pages_are_index_range_scans(db, chat_tenant, mode):
+    first = Page(limit=200, offset=0, after=None, include_total=True)
+    text, args = sessions.LISTING.page_sql(chat_tenant, {}, first)
+    _assert_sessions_indexed(await _plan(db, text, args, mode), f"first {mode}")
+    deep = await db.fetchrow("SELECT created_at, id FROM sessions WHERE tenant_id = $1 "
+                             "ORDER BY created_at DESC, id DESC OFFSET 3000 LIMIT 1", chat_tenant)
+    cursor = Page(limit=200, offset=0, after=(deep["created_at"], deep["id"]), include_total=False)
+    text, args = sessions.LISTING.page_sql(chat_tenant, {}, cursor)
+    _assert_sessions_indexed(await _plan(db, text, args, mode), f"cursor {mode}")
+    rows = await db.fetch(text, *args)
+    assert len(rows) == 201 and rows[0]["created_at"] < deep["created_at"]
+    text, args = sessions.LISTING.count_sql(chat_tenant, {})  # no counter table: a plain count (see decisions)
+    assert await db.fetchval(text, *args) == 4000
+
+
+async def test_a_deep_chat_session_offset_page_is_a_deferred_join(db, chat_tenant):
+    text, args = sessions.LISTING.page_sql(chat_tenant, {}, Page(limit=50, offset=3500, after=None,
+                                                                 include_total=False))
+    for plan, mode in ((await _plan(db, text, args, "force_custom_plan"), "custom"),
+                       (await _generic_plan(db, text, args), "generic")):
+        _assert_deferred_join(plan, SESSIONS_INDEX, f"sessions {mode}", "sessions", per_row={MESSAGES_INDEX})
+    rows = await db.fetch(text, *args)
+    start = dt.datetime(2026, 1, 1, tzinfo=dt.timezone.utc)
+    assert [row["created_at"] for row in rows] == [start + dt.timedelta(seconds=499 - i) for i in range(51)]
+    assert {row["message_count"] for row in rows} == {0, 3}

@@ -127,6 +127,8 @@ CASES = {
     # header patterns: Idempotency-Key ([\x21-\x7e]{1,255}) and the API-key credential (vy_…{8}_…{32})
     "create_enquiry.Idempotency-Key": Case("POST", "/enquiries", 422, "invalid_idempotency_key",
                                            header="Idempotency-Key", template={"customer_name": "A"}),
+    "create_chat_session.Idempotency-Key": Case("POST", "/chat/sessions", 422, "invalid_idempotency_key",
+                                                header="Idempotency-Key"),
     "api_key.Authorization": Case("GET", "/enquiries", 401, "unauthorized", header="Authorization", auth=False),
 }
 
