@@ -257,9 +257,9 @@ def chat_tenant(database):
             for tenant, count in [(tenant_id, 4000)] + [((await _tenant(conn))[0], 1000) for _ in range(4)]:
                 rows = [(new_id(), tenant, start + dt.timedelta(seconds=i)) for i in range(count)]
                 await conn.copy_records_to_table("sessions", columns=["id", "tenant_id", "created_at"], records=rows)
-                await conn.copy_records_to_table(
-                    "messages", columns=["id", "session_id", "role", "content", "sequence"],
-                    records=[(new_id(), row[0], "user", "[]", n) for row in rows[::10] for n in range(3)])
+                await conn.copy_records_to_table(  # of an earlier day: not in the active-sessions gauge
+                    "messages", columns=["id", "session_id", "role", "content", "sequence", "created_at"],
+                    records=[(new_id(), row[0], "user", "[]", n, start) for row in rows[::10] for n in range(3)])
             await conn.execute("VACUUM (ANALYZE) sessions")
             await conn.execute("VACUUM (ANALYZE) messages")
             return tenant_id

@@ -96,7 +96,8 @@ async def test_the_redis_key_is_named_by_the_contract_and_expires_after_timeout_
 
 
 async def test_redis_failures_are_503_except_release():
-    lock = RedisTurnLock(aioredis.from_url("redis://127.0.0.1:1"), "x:", TURN_TIMEOUT)
+    unreachable = aioredis.from_url("redis://127.0.0.1:1")
+    lock = RedisTurnLock(unreachable, "x:", TURN_TIMEOUT)
     session = uuid.uuid4()
     for call in (lock.acquire(session), lock.is_held(session)):
         with pytest.raises(ApiError) as failed:
@@ -104,6 +105,7 @@ async def test_redis_failures_are_503_except_release():
         assert (failed.value.status, failed.value.detail) == (503, "redis_unreachable")
     await lock.release(session, "token")  # reported, not raised: the key expires by itself
     assert lock.redis_state.down
+    await unreachable.aclose()
 
 
 async def test_dropping_session_events_deletes_exactly_that_sessions_keys(redis_client, prefix):
@@ -127,7 +129,8 @@ async def test_dropping_session_events_without_redis():
     await events.drop(session)
     await events.drop(session)
     assert list(events.sessions) == [other]
-    broken = RedisSessionEvents(aioredis.from_url("redis://127.0.0.1:1"), "x:")
+    unreachable = aioredis.from_url("redis://127.0.0.1:1")
     with pytest.raises(ApiError) as failed:
-        await broken.drop(session)
+        await RedisSessionEvents(unreachable, "x:").drop(session)
     assert (failed.value.status, failed.value.detail) == (503, "redis_unreachable")
+    await unreachable.aclose()
