@@ -21,7 +21,7 @@ from aiohttp import web
 
 from bench import ceiling
 from voyagent.pagination import Page
-from voyagent.queries import parse_sql
+from voyagent.queries import load_file
 from voyagent.resources import sql_dir
 from voyagent.services.enquiries import LISTING, STATUSES, like_pattern
 
@@ -36,7 +36,7 @@ SQL = {
     "offset": LISTING.page_sql(_T, {}, _OFFSET)[0],
     "filtered": LISTING.page_sql(_T, _FILTER, _FIRST)[0],
     "filtered_count": LISTING.count_sql(_T, _FILTER)[0],
-    "totals": next(q.sql for q in parse_sql((sql_dir() / "enquiries.sql").read_text())
+    "totals": next(q.sql for q in load_file(sql_dir() / "enquiries.sql")
                    if q.name == "get_enquiry_totals"),
 }
 FILTERED_TOTALS: dict[tuple[uuid.UUID, str], tuple[int, int]] = {}

@@ -24,6 +24,7 @@ from voyagent import resources
 from voyagent.app import create_app, load_queries
 from voyagent.config import Settings
 from voyagent.contract import Contract
+from voyagent.keys import BACKGROUND
 from voyagent.migrations import migrate_dsn
 
 LOCAL_PG_ADMIN = os.environ.get("VOYAGENT_TEST_PG_ADMIN_URL", "postgresql://postgres@127.0.0.1:5432/postgres")
@@ -178,6 +179,28 @@ def make_client(aiohttp_client: Any, make_app: MakeApp) -> MakeClient:
 @pytest.fixture
 async def client(make_client: MakeClient) -> TestClient:
     return await make_client()
+
+
+async def wait_until(condition: Callable[[], Any], *, what: str, timeout: float = 10.0) -> None:
+    """Poll ``condition`` (sync or async) until it is true: waiting for an event, with a generous deadline
+    that only a failure ever reaches."""
+    loop = asyncio.get_running_loop()
+    deadline = loop.time() + timeout
+    while True:
+        result = condition()
+        if asyncio.iscoroutine(result):
+            result = await result
+        if result:
+            return
+        if loop.time() > deadline:
+            raise AssertionError(f"{what}: not within {timeout}s")
+        await asyncio.sleep(0.005)
+
+
+async def drain_background(client: TestClient) -> None:
+    """Wait for the work the server spawned after its responses so far (e.g. ``last_used_at`` touches): an
+    event to wait for, so a test can then assert what that work did, or did not, write."""
+    await client.app[BACKGROUND].drain()
 
 
 @pytest.fixture

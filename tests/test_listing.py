@@ -3,10 +3,9 @@
 import datetime as dt
 import uuid
 
-import asyncpg
 import pytest
 
-from voyagent.db import read_transaction
+from voyagent.db import Database
 from voyagent.errors import ApiError
 from voyagent.ids import new_id
 from voyagent.pagination import CursorCodec, Page
@@ -82,14 +81,14 @@ async def test_a_page_and_its_total_read_one_snapshot(database, db):
 
     await insert(3)
     values = enquiries.EnquiryFilters(destination=None).values()
-    pool = await asyncpg.create_pool(database.dsn, min_size=1, max_size=1)
+    pooled = await Database.connect(database.dsn, 1, 1)
     try:
-        async with read_transaction(pool) as conn:
+        async with pooled.read_transaction() as conn:
             text, args = enquiries.LISTING.page_sql(tenant_id, values, Page(1, 0, None, True))
             assert len(await conn.fetch(text, *args)) == 2
             await insert(2)  # committed by another connection after the page was read
             assert await enquiries.LISTING.count(conn, tenant_id, values) == 3
-        async with read_transaction(pool) as conn:
+        async with pooled.read_transaction() as conn:
             assert await enquiries.LISTING.count(conn, tenant_id, values) == 5
     finally:
-        await pool.close()
+        await pooled.close()

@@ -9,11 +9,11 @@ from typing import AsyncIterator
 import redis.asyncio as aioredis
 from aiohttp import web
 
-from voyagent import resources
+from voyagent import edge, resources
 from voyagent.background import BackgroundTasks
 from voyagent.config import Settings
 from voyagent.contract import Contract
-from voyagent.db import close_pool, create_pool
+from voyagent.db import Database
 from voyagent.degradation import DependencyState
 from voyagent.docs_page import render_docs_html
 from voyagent.keys import (
@@ -25,7 +25,7 @@ from voyagent.keys import (
     CONTRACT,
     CURSORS,
     DB_MODE,
-    DB_POOL,
+    DATABASE,
     DB_STATE,
     DOCS_HTML,
     ENQUIRY_TOTALS,
@@ -46,7 +46,6 @@ from voyagent.middleware import setup_middlewares
 from voyagent.pagination import CursorCodec
 from voyagent.queries import Queries
 from voyagent.routes import setup_routes
-from voyagent.services import api_key_auth
 from voyagent.services.api_key_auth import ApiKeyCache
 from voyagent.services.audit import AuditVerifyLimiter
 from voyagent.services.enquiries import TotalsCache
@@ -84,7 +83,6 @@ def create_app(settings: Settings, *, dsn: str, db_mode: str = "external", contr
     app[QUERIES] = queries or load_queries()
     app[DOCS_HTML] = render_docs_html(contract, base_path=settings.base_path)
     app[METRICS] = Metrics(settings.version, settings.git_sha)
-    app[API_KEY_CACHE] = ApiKeyCache()
     # A CSV export holds a pooled connection while a (possibly slow) client reads: at most half the pool.
     app[AUDIT_EXPORTS] = asyncio.Semaphore(max(1, settings.db_pool_max // 2))
     app[ACCESS_TOKENS] = VerifiedAccessTokens(settings)
@@ -94,9 +92,9 @@ def create_app(settings: Settings, *, dsn: str, db_mode: str = "external", contr
     app[REDIS_STATE] = DependencyState("redis")
 
     async def database(app: web.Application) -> AsyncIterator[None]:
-        app[DB_POOL] = await create_pool(dsn, settings.db_pool_min, settings.db_pool_max, app[DB_STATE])
+        app[DATABASE] = await Database.connect(dsn, settings.db_pool_min, settings.db_pool_max, app[DB_STATE])
         yield
-        await close_pool(app[DB_POOL])
+        await app[DATABASE].close()
 
     async def redis_client(app: web.Application) -> AsyncIterator[None]:
         client = None
@@ -106,6 +104,7 @@ def create_app(settings: Settings, *, dsn: str, db_mode: str = "external", contr
         app[REDIS] = client
         app[RATE_LIMITER] = RateLimiter(client, settings.redis_prefix, app[REDIS_STATE])
         app[AUDIT_LIMITER] = AuditVerifyLimiter(client, settings.redis_prefix, redis_state=app[REDIS_STATE])
+        app[API_KEY_CACHE] = ApiKeyCache(client, settings.redis_prefix, redis_state=app[REDIS_STATE])
         app[TURN_LOCK] = create_turn_lock(client, settings.redis_prefix, settings.turn_timeout, app[REDIS_STATE])
         app[SESSION_EVENTS] = create_session_events(client, settings.redis_prefix, app[REDIS_STATE])
         yield
@@ -129,7 +128,7 @@ def create_app(settings: Settings, *, dsn: str, db_mode: str = "external", contr
     app.cleanup_ctx.append(redis_client)
     app.cleanup_ctx.append(identity_services)
     app.cleanup_ctx.append(background_tasks)
-    app.on_response_prepare.append(api_key_auth.record_use)
+    app.on_response_prepare.append(edge.record_api_key_use)
     setup_middlewares(app, settings)
     setup_routes(app, contract, settings.base_path)
     return app

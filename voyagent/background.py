@@ -1,4 +1,7 @@
-"""Best-effort work that runs after a response (e.g. ``last_used_at`` touches), awaited at shutdown."""
+"""Best-effort work that runs after a response (e.g. ``last_used_at`` touches), awaited at shutdown.
+
+``drain`` lets a caller wait for that work as an event (tests wait for it instead of sleeping).
+"""
 
 from __future__ import annotations
 
@@ -35,6 +38,11 @@ class BackgroundTasks:
 
     def __len__(self) -> int:
         return len(self._tasks)
+
+    async def drain(self) -> None:
+        """Wait until every task spawned so far, and any task those spawn, has finished (failures stay logged)."""
+        while pending := {task for task in self._tasks if not task.done()}:
+            await asyncio.wait(pending)
 
     async def close(self, timeout: float = 5.0) -> None:
         """Refuse new work, give running tasks ``timeout`` seconds, then cancel what is left."""

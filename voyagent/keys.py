@@ -11,11 +11,11 @@ if TYPE_CHECKING:
 
     from aiohttp.web_urldispatcher import AbstractRoute
 
-    import asyncpg
     import redis.asyncio as aioredis
 
     from voyagent.config import Settings
     from voyagent.contract import Contract, Operation
+    from voyagent.db import Database
     from voyagent.degradation import DependencyState
     from voyagent.metrics import Metrics
     from voyagent.pagination import CursorCodec
@@ -35,7 +35,7 @@ if TYPE_CHECKING:
 
 # --- application state -------------------------------------------------------------------------
 SETTINGS: web.AppKey[Settings] = web.AppKey("settings")
-DB_POOL: web.AppKey[asyncpg.Pool] = web.AppKey("db_pool")
+DATABASE: web.AppKey[Database] = web.AppKey("database")
 DB_MODE: web.AppKey[str] = web.AppKey("db_mode")  # "external" | "embedded"
 REDIS: web.AppKey[aioredis.Redis | None] = web.AppKey("redis")
 # Whether PostgreSQL / Redis answer, as this worker last saw it (voyagent/degradation.py).

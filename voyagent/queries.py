@@ -1,21 +1,32 @@
-"""Named SQL loaded from ``sql/*.sql`` (aiosql-style ``-- name: verb-noun<op>``) into asyncpg calls.
+"""Named SQL from ``sql/*.sql``, parsed by aiosql, each query run straight on asyncpg.
 
-Operators after the name: ``^`` one row, ``$`` one value, ``!`` execute, ``*!`` executemany, none = all rows.
-Parameters are ``:name`` (``::type`` casts are left alone); the connection is always the first argument,
-so the caller owns the transaction.
+aiosql reads the files (``-- name: verb-noun<op>``, the comment lines under it, ``:name`` parameters rewritten
+to asyncpg's ``$n`` outside quoted text, ``::type`` casts left alone). Operators: ``^`` one row, ``$`` one
+value, ``!`` execute, none = all rows (a list); any other operator fails at start-up. The call itself is ours:
+aiosql's generated call costs about three times as much per query and returns plain selects as an async
+generator (bench/query_call_bench.py, docs/decisions.md). The connection is always the first argument, so the
+caller owns the transaction.
 """
 
 from __future__ import annotations
 
 import dataclasses
-import re
 from pathlib import Path
 from typing import Any, Iterable
 
 import asyncpg
+from aiosql.adapters.asyncpg import AsyncPGAdapter
+from aiosql.query_loader import QueryLoader
+from aiosql.types import SQLOperationType
+from aiosql.utils import SQLLoadException, SQLParseException
 
-_NAME_RE = re.compile(r"^--\s*name:\s*([a-z][a-z0-9_-]*)(\^|\$|\*!|!)?\s*$")
-_PARAM_RE = re.compile(r"(?<![:\w]):([A-Za-z_]\w*)")
+# The asyncpg method each operation runs.
+_METHODS = {
+    SQLOperationType.SELECT: "fetch",
+    SQLOperationType.SELECT_ONE: "fetchrow",
+    SQLOperationType.SELECT_VALUE: "fetchval",
+    SQLOperationType.INSERT_UPDATE_DELETE: "execute",
+}
 
 
 class QueryError(LookupError):
@@ -27,78 +38,35 @@ class Query:
     """One named statement, already rewritten to asyncpg's positional parameters."""
 
     name: str
-    operator: str
+    method: str  # the asyncpg Connection method: fetch, fetchrow, fetchval or execute
     sql: str
     params: tuple[str, ...]
 
-    def args(self, values: dict[str, Any]) -> list[Any]:
+    async def __call__(self, conn: asyncpg.Connection, **values: Any) -> Any:
+        """Run on ``conn`` with the named parameters (rows, one row, one value or the status string)."""
         try:
-            return [values[name] for name in self.params]
+            args = [values[name] for name in self.params]
         except KeyError as exc:
             raise QueryError(f"query {self.name} needs parameter {exc.args[0]!r}") from None
-
-    async def fetch(self, conn: asyncpg.Connection, **values: Any) -> list[asyncpg.Record]:
-        return await conn.fetch(self.sql, *self.args(values))
-
-    async def fetchrow(self, conn: asyncpg.Connection, **values: Any) -> asyncpg.Record | None:
-        return await conn.fetchrow(self.sql, *self.args(values))
-
-    async def fetchval(self, conn: asyncpg.Connection, **values: Any) -> Any:
-        return await conn.fetchval(self.sql, *self.args(values))
-
-    async def execute(self, conn: asyncpg.Connection, **values: Any) -> str:
-        return await conn.execute(self.sql, *self.args(values))
-
-    async def executemany(self, conn: asyncpg.Connection, rows: Iterable[dict[str, Any]]) -> None:
-        await conn.executemany(self.sql, [self.args(row) for row in rows])
-
-    async def __call__(self, conn: asyncpg.Connection, **values: Any) -> Any:
-        """Run according to the operator of the query's name."""
-        if self.operator == "^":
-            return await self.fetchrow(conn, **values)
-        if self.operator == "$":
-            return await self.fetchval(conn, **values)
-        if self.operator == "!":
-            return await self.execute(conn, **values)
-        return await self.fetch(conn, **values)
+        return await getattr(conn, self.method)(self.sql, *args)
 
 
-def _rewrite(sql: str) -> tuple[str, tuple[str, ...]]:
-    order: list[str] = []
-
-    def replace(match: re.Match[str]) -> str:
-        name = match.group(1)
-        if name not in order:
-            order.append(name)
-        return f"${order.index(name) + 1}"
-
-    return _PARAM_RE.sub(replace, sql), tuple(order)
-
-
-def parse_sql(text: str, source: str = "<string>") -> list[Query]:
-    """Split a file into its named queries."""
-    queries: list[Query] = []
-    name: str | None = None
-    operator = ""
-    body: list[str] = []
-
-    def flush() -> None:
-        if name is None:
-            return
-        sql = "\n".join(line for line in body if not line.lstrip().startswith("--")).strip().rstrip(";")
-        if not sql:
-            raise QueryError(f"{source}: query {name} is empty")
-        rewritten, params = _rewrite(sql)
-        queries.append(Query(name.replace("-", "_"), operator, rewritten, params))
-
-    for line in text.splitlines():
-        match = _NAME_RE.match(line.strip())
-        if match:
-            flush()
-            name, operator, body = match.group(1), match.group(2) or "", []
-        elif name is not None:
-            body.append(line)
-    flush()
+def load_file(path: Path) -> list[Query]:
+    """The named queries of one file, as aiosql parses them."""
+    adapter = AsyncPGAdapter()
+    try:
+        data = QueryLoader(adapter, None, attribute=None, mandatory_parameters=False).load_query_data_from_file(path)
+    except (SQLLoadException, SQLParseException) as exc:
+        raise QueryError(f"{path}: {exc}") from None
+    queries = []
+    for datum in data:
+        method = _METHODS.get(datum.operation_type)
+        if method is None:
+            raise QueryError(f"{path}: query {datum.query_name} uses an operator voyagent does not run "
+                             f"({datum.operation_type.name})")
+        statement = datum.sql  # aiosql keeps the closing semicolon
+        statement = statement.rstrip().rstrip(";").rstrip()
+        queries.append(Query(datum.query_name, method, statement, tuple(adapter.var_sorted[datum.query_name])))
     return queries
 
 
@@ -114,10 +82,8 @@ class Queries:
 
     @classmethod
     def from_directory(cls, directory: Path) -> "Queries":
-        found: list[Query] = []
-        for path in sorted(directory.glob("*.sql")):
-            found.extend(parse_sql(path.read_text(encoding="utf-8"), str(path)))
-        return cls(found)
+        """The queries of every ``*.sql`` file directly in ``directory`` (migrations below it are not queries)."""
+        return cls(query for path in sorted(directory.glob("*.sql")) for query in load_file(path))
 
     def __getattr__(self, name: str) -> Query:
         try:

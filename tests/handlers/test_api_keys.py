@@ -1,12 +1,16 @@
 """API keys as an integrator meets them: create (shown once), list, revoke, and using a key end to end."""
 
-import asyncio
 import datetime as dt
 import hashlib
 import json
 import re
 
+import asyncpg
 import pytest
+
+from tests.clock import FakeClock
+from tests.conftest import drain_background
+from voyagent.keys import API_KEY_CACHE, BACKGROUND
 
 KEY_RE = re.compile(r"vy_([A-Za-z0-9]{8})_[A-Za-z0-9]{32}")
 SUMMARY_KEYS = {"id", "name", "prefix", "scopes", "created_by_user_id", "created_at", "expires_at", "revoked_at",
@@ -240,10 +244,16 @@ async def test_an_expired_key_is_401(client, admin, make_api_key):
     assert (await client.get("/tenant-settings", headers=key.headers)).status == 401
 
 
-async def test_a_key_expiring_while_cached_is_refused_at_its_expiry(client, admin, make_api_key):
-    key = await make_api_key(admin, expires_in=1.0)
+async def test_a_key_expiring_while_cached_is_refused_at_its_expiry(client, admin, make_api_key, db):
+    key = await make_api_key(admin, expires_in=3600)
+    expires_at = (await db.fetchval("SELECT expires_at FROM api_keys WHERE id = $1", key.id)).timestamp()
+    cache = client.app[API_KEY_CACHE]
+    cache.timer = FakeClock(0.0)  # frozen: the row stays cached throughout
+    clock = cache.clock = FakeClock()
     assert (await client.get("/tenant-settings", headers=key.headers)).status == 200
-    await asyncio.sleep(1.1)
+    clock.set(expires_at - 0.001)
+    assert (await client.get("/tenant-settings", headers=key.headers)).status == 200
+    clock.set(expires_at)  # expires_at ≤ now: refused, though the cached row is still in use
     assert (await client.get("/tenant-settings", headers=key.headers)).status == 401
 
 
@@ -321,21 +331,22 @@ async def key_listing(client, admin, key_id):
     return next(item for item in items if item["id"] == str(key_id))
 
 
-async def wait_for_last_used(client, admin, key_id, timeout=2.0):
-    deadline = asyncio.get_running_loop().time() + timeout
-    while True:
-        item = await key_listing(client, admin, key_id)
-        if item["last_used_at"] is not None or asyncio.get_running_loop().time() > deadline:
-            return item["last_used_at"]
-        await asyncio.sleep(0.05)
-
-
-async def test_last_used_at_appears_within_two_seconds_of_a_successful_request(client, admin, make_api_key):
+async def test_last_used_at_is_written_after_a_successful_response_without_delaying_it(client, admin, make_api_key,
+                                                                                       database):
+    # "visible within 2 seconds" is a figure of bench/timing_bench.py; here: written, and off the request path
     key = await make_api_key(admin, ["tenant:read"])
     before = dt.datetime.now(dt.timezone.utc) - dt.timedelta(seconds=1)
     assert (await key_listing(client, admin, key.id))["last_used_at"] is None
-    assert (await client.get("/tenant-settings", headers=key.headers)).status == 200
-    last_used = await wait_for_last_used(client, admin, key.id)
+    holder = await asyncpg.connect(database.dsn)  # holds the key's row: the touch cannot write until it lets go
+    try:
+        async with holder.transaction():
+            await holder.execute("SELECT 1 FROM api_keys WHERE id = $1 FOR UPDATE", key.id)
+            assert (await client.get("/tenant-settings", headers=key.headers)).status == 200  # not held up
+            assert len(client.app[BACKGROUND]) == 1  # the touch, still waiting for the row
+    finally:
+        await holder.close()
+    await drain_background(client)
+    last_used = (await key_listing(client, admin, key.id))["last_used_at"]
     assert last_used is not None and parse_ts(last_used) >= before
 
 
@@ -343,18 +354,28 @@ async def test_last_used_at_is_not_set_by_refused_requests(client, admin, make_a
     key = await make_api_key(admin, ["enquiries:read"])
     assert (await client.get("/tenant-settings", headers=key.headers)).status == 403
     assert (await client.get("/audit?limit=0", headers=key.headers)).status == 403
-    await asyncio.sleep(0.3)
+    await drain_background(client)  # whatever the responses set off has finished
     assert (await key_listing(client, admin, key.id))["last_used_at"] is None
 
 
 async def test_last_used_at_is_written_at_most_once_a_minute(client, admin, make_api_key, db):
+    clock = client.app[API_KEY_CACHE].clock = FakeClock()
     key = await make_api_key(admin, ["tenant:read"])
     assert (await client.get("/tenant-settings", headers=key.headers)).status == 200
-    first = await wait_for_last_used(client, admin, key.id)
+    await drain_background(client)
+    first = (await key_listing(client, admin, key.id))["last_used_at"]
+    assert first is not None
     for _ in range(5):
         assert (await client.get("/tenant-settings", headers=key.headers)).status == 200
-    await asyncio.sleep(0.3)
+    await drain_background(client)
     assert (await key_listing(client, admin, key.id))["last_used_at"] == first
+    # a minute on (for this worker, and for the database's guard) the next request records its use again
+    await db.execute("UPDATE api_keys SET last_used_at = last_used_at - interval '61 seconds' WHERE id = $1", key.id)
+    moved = (await key_listing(client, admin, key.id))["last_used_at"]
+    clock.advance(60)
+    assert (await client.get("/tenant-settings", headers=key.headers)).status == 200
+    await drain_background(client)
+    assert parse_ts((await key_listing(client, admin, key.id))["last_used_at"]) > parse_ts(moved)
 
 
 # --- the key's rate-limit bucket ----------------------------------------------------------------------------

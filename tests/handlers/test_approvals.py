@@ -11,8 +11,7 @@ import uuid
 
 import pytest
 
-from voyagent.db import transaction
-from voyagent.keys import DB_POOL, QUERIES
+from voyagent.keys import DATABASE, QUERIES
 from voyagent.services.approvals import request_approval
 from voyagent.services.sessions import create_session
 
@@ -36,13 +35,13 @@ def arrange(client):
 
     class Arrange:
         async def session(self, user):
-            async with transaction(app[DB_POOL]) as conn:
+            async with app[DATABASE].transaction() as conn:
                 return (await create_session(conn, app[QUERIES], tenant_id=user.tenant_id, actor_id=user.id))["id"]
 
         async def approval(self, user, tool_name="hold_offer", *, session_id=None, turn_id=None, ttl=900, now=None,
                            payload=None):
             session_id = session_id or await self.session(user)
-            async with transaction(app[DB_POOL]) as conn:
+            async with app[DATABASE].transaction() as conn:
                 return await request_approval(
                     conn, app[QUERIES], tenant_id=user.tenant_id, session_id=session_id,
                     turn_id=turn_id or f"t-{secrets.token_hex(6)}", tool_name=tool_name,

@@ -9,7 +9,9 @@ import uuid
 
 import pytest
 
+from tests.conftest import wait_until
 from voyagent.ids import new_id
+from voyagent.keys import AUDIT_EXPORTS
 
 UTC = dt.timezone.utc
 EVENT_KEYS = {"id", "tenant_id", "actor_kind", "actor_id", "actor_email", "kind", "summary", "payload", "status",
@@ -351,18 +353,20 @@ async def test_a_client_that_goes_away_stops_the_export_query(make_client, admin
     response = await client.get("/audit/export.csv", headers=admin.headers)
     assert response.status == 200
     await response.content.readexactly(64 * 1024)  # started, then the client stops reading...
-    await asyncio.sleep(0.5)
+    server = client.server.runner.server
+    await wait_until(lambda: any(c.writing_paused for c in server.connections), what="the server waiting to write")
     assert await open_exports() == 1  # ...and the server waits, cursor open, without buffering the rest
+    slot = client.app[AUDIT_EXPORTS]
     second = asyncio.create_task(client.get("/audit/export.csv", params={"kind": "none"}, headers=admin.headers))
-    await asyncio.sleep(0.3)
+    await wait_until(lambda: len(slot._waiters or ()) == 1, what="a second export queueing for the slot")
     assert not second.done()  # a second export waits for the slot instead of taking the pool's last connection
     assert (await client.get("/tenant-settings", headers=admin.headers)).status == 200  # others are served
     response.close()  # ...and hangs up
-    for _ in range(100):
-        if await open_exports() == 0:
-            break
-        await asyncio.sleep(0.05)
-    assert await open_exports() == 0
+
+    async def export_ended() -> bool:
+        return await open_exports() == 0
+
+    await wait_until(export_ended, what="the export's transaction ending")
     waited = await asyncio.wait_for(second, 5)
     assert waited.status == 200 and await waited.text() == CSV_HEADER
 

@@ -13,9 +13,8 @@ import pytest
 import redis.asyncio as aioredis
 
 from voyagent.contract import ROLES
-from voyagent.db import transaction
 from voyagent.ids import new_id
-from voyagent.keys import DB_POOL, QUERIES, TURN_LOCK
+from voyagent.keys import DATABASE, QUERIES, TURN_LOCK
 from voyagent.services.approvals import request_approval
 from voyagent.services.session_events import session_keys
 
@@ -68,7 +67,7 @@ async def add_messages(db, session_id, count):
 
 async def add_approval(client, user, session_id, tool_name="hold_offer", *, ttl=900, now=None):
     app = client.server.app
-    async with transaction(app[DB_POOL]) as conn:
+    async with app[DATABASE].transaction() as conn:
         return await request_approval(
             conn, app[QUERIES], tenant_id=user.tenant_id, session_id=uuid.UUID(session_id),
             turn_id=f"t-{secrets.token_hex(6)}", tool_name=tool_name, tool_call_id=f"tc-{secrets.token_hex(8)}",

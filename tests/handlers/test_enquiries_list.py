@@ -8,7 +8,7 @@ from urllib.parse import quote
 import pytest
 
 from voyagent.ids import new_id
-from voyagent.keys import DB_POOL, ENQUIRY_TOTALS
+from voyagent.keys import DATABASE, ENQUIRY_TOTALS
 
 T0 = dt.datetime(2026, 3, 10, 12, 0, tzinfo=dt.timezone.utc)
 COLUMNS = ["id", "tenant_id", "created_by_user_id", "customer_name", "customer_email", "customer_phone", "origin",
@@ -158,7 +158,7 @@ async def test_the_custom_plan_setting_of_a_search_does_not_leak_to_other_reques
     await seed(db, admin, [{"destination": "Lisbon"} for _ in range(3)])
     for _ in range(3):
         await listing(client, admin, destination="lisb", limit=1)
-    pool = client.server.app[DB_POOL]
+    pool = client.server.app[DATABASE].pool
     connections = [await pool.acquire() for _ in range(pool.get_max_size())]  # every pooled connection
     try:
         assert {await c.fetchval("SHOW plan_cache_mode") for c in connections} == {"auto"}

@@ -1,31 +1,36 @@
 """CORS: configured origins only, credentialed, preflights answered without credentials."""
 
-from voyagent.middleware.cors import EXPOSE_HEADERS
+from tests.middleware.echo_route import add_echo_route
+
+# README, CORS: the response headers a client needs, exposed by name.
+CONTRACT_EXPOSE_HEADERS = ("RateLimit-Limit, RateLimit-Remaining, RateLimit-Reset, RateLimit-Policy, RateLimit, "
+                           "Retry-After, X-Request-Id, Idempotent-Replayed")
 
 
-async def test_preflight_from_an_allowed_origin_is_200(client):
-    response = await client.options("/enquiries", headers={
+async def test_preflight_from_an_allowed_origin_is_200(make_bare_client):
+    client = await make_bare_client("errors", "cors", "gate", routes=add_echo_route)
+    response = await client.options("/things/1", headers={
         "Origin": "http://localhost:3000", "Access-Control-Request-Method": "POST",
         "Access-Control-Request-Headers": "authorization, content-type, idempotency-key"})
-    assert response.status == 200
+    assert response.status == 200  # no credentials, and before routing (the route has no OPTIONS)
     assert response.headers["Access-Control-Allow-Origin"] == "http://localhost:3000"
     assert response.headers["Access-Control-Allow-Credentials"] == "true"
     assert "idempotency-key" in response.headers["Access-Control-Allow-Headers"]
     assert "POST" in response.headers["Access-Control-Allow-Methods"]
 
 
-async def test_preflight_from_another_origin_gets_no_cors_headers(client):
-    response = await client.options("/health", headers={"Origin": "https://evil.example",
-                                                        "Access-Control-Request-Method": "GET"})
+async def test_preflight_from_another_origin_gets_no_cors_headers(make_bare_client):
+    client = await make_bare_client("errors", "cors", "gate")
+    response = await client.options("/plain", headers={"Origin": "https://evil.example",
+                                                       "Access-Control-Request-Method": "GET"})
     assert "Access-Control-Allow-Origin" not in response.headers
 
 
-async def test_simple_responses_expose_the_contract_headers(make_client):
-    client = await make_client(cors_origins=("https://app.example.com",))
-    response = await client.get("/health", headers={"Origin": "https://app.example.com"})
+async def test_simple_responses_expose_the_contract_headers(make_bare_client):
+    client = await make_bare_client("errors", "cors", "gate", cors_origins=("https://app.example.com",))
+    response = await client.get("/plain", headers={"Origin": "https://app.example.com"})
     assert response.headers["Access-Control-Allow-Origin"] == "https://app.example.com"
-    assert response.headers["Access-Control-Expose-Headers"] == EXPOSE_HEADERS
-    for name in ("RateLimit-Limit", "Retry-After", "X-Request-Id", "Idempotent-Replayed"):
-        assert name in EXPOSE_HEADERS
+    assert response.headers["Access-Control-Expose-Headers"] == CONTRACT_EXPOSE_HEADERS
     error = await client.get("/missing", headers={"Origin": "https://app.example.com"})
+    assert error.status == 404
     assert error.headers["Access-Control-Allow-Origin"] == "https://app.example.com"

@@ -4,9 +4,9 @@ import asyncio
 import datetime as dt
 import hashlib
 import re
-import time
 import uuid
 
+from tests.clock import FakeClock
 from voyagent.background import BackgroundTasks
 from voyagent.keys import API_KEY_CACHE, REDIS, SETTINGS
 from voyagent.services import api_key_auth
@@ -32,20 +32,15 @@ def test_the_stored_hash_is_the_lowercase_sha256_hex_of_the_whole_string():
     assert re.fullmatch(r"[0-9a-f]{64}", hash_key(plaintext))
 
 
-async def test_a_cached_key_needs_no_database_until_its_entry_expires(client, admin, make_api_key, db):
-    client.app[API_KEY_CACHE].ttl = 0.5
+async def test_a_cached_key_needs_no_database_for_at_most_five_seconds(client, admin, make_api_key, db):
+    timer = client.app[API_KEY_CACHE].timer = FakeClock(1_000.0)  # the app's own cache, its default lifetime
     key = await make_api_key(admin, ["tenant:read"])
     assert (await client.get("/tenant-settings", headers=key.headers)).status == 200
     await db.execute("DELETE FROM api_keys WHERE id = $1", key.id)  # behind the API's back
+    timer.advance(5.0)
     assert (await client.get("/tenant-settings", headers=key.headers)).status == 200  # served from the cache
-    await asyncio.sleep(0.6)
+    timer.advance(0.001)  # five seconds are over: the row is read again, and it is gone
     assert (await client.get("/tenant-settings", headers=key.headers)).status == 401
-
-
-async def test_the_cache_keeps_rows_at_most_five_seconds():
-    assert api_key_auth.CACHE_SECONDS <= 5
-    assert ApiKeyCache().ttl <= 5
-    assert api_key_auth.MARKER_SECONDS >= api_key_auth.CACHE_SECONDS
 
 
 async def test_an_unknown_prefix_is_remembered_briefly_too(client, admin):
@@ -58,15 +53,17 @@ async def test_an_unknown_prefix_is_remembered_briefly_too(client, admin):
 async def test_a_revocation_marker_makes_other_workers_read_the_row_again(make_client, admin, make_api_key, db,
                                                                           redis_url):
     worker = await make_client(redis_url=redis_url)
+    other_worker = await make_client(redis_url=redis_url)
     key = await make_api_key(admin, ["tenant:read"])
     assert (await worker.get("/tenant-settings", headers=key.headers)).status == 200
     # revoked by "another worker": the row changes and the marker is written, this worker's cache is untouched
     await db.execute("UPDATE api_keys SET revoked_at = now() WHERE id = $1", key.id)
     assert (await worker.get("/tenant-settings", headers=key.headers)).status == 200  # no marker yet: cached
-    redis, prefix = worker.app[REDIS], worker.app[SETTINGS].redis_prefix
-    await redis.set(f"{prefix}apikey_revoked:{key.id}", b"1", ex=60)
+    await other_worker.app[API_KEY_CACHE].announce_revocation(key.id, key.prefix)
     assert (await worker.get("/tenant-settings", headers=key.headers)).status == 401
-    assert 0 < await redis.ttl(f"{prefix}apikey_revoked:{key.id}") <= 60
+    # the marker outlives every entry cached before the revocation, on any worker
+    redis, prefix = worker.app[REDIS], worker.app[SETTINGS].redis_prefix
+    assert await redis.pttl(f"{prefix}apikey_revoked:{key.id}") > worker.app[API_KEY_CACHE].ttl * 1000
 
 
 async def test_a_settings_version_only_ever_rises(make_client, admin, redis_url):
@@ -74,8 +71,8 @@ async def test_a_settings_version_only_ever_rises(make_client, admin, redis_url)
     app = worker.app
     newer = dt.datetime(2030, 1, 1, tzinfo=dt.timezone.utc)
     older = newer - dt.timedelta(seconds=1)
-    await api_key_auth.announce_settings_change(app, admin.tenant_id, newer)
-    await api_key_auth.announce_settings_change(app, admin.tenant_id, older)  # announced late, out of order
+    await app[API_KEY_CACHE].announce_settings_change(admin.tenant_id, newer)
+    await app[API_KEY_CACHE].announce_settings_change(admin.tenant_id, older)  # announced late, out of order
     stored = await app[REDIS].get(f"{app[SETTINGS].redis_prefix}tenant_settings_version:{admin.tenant_id}")
     assert int(stored) == api_key_auth._micros(newer)
 
@@ -92,24 +89,62 @@ async def test_with_redis_unreachable_keys_work_and_revocation_is_still_immediat
 
 
 async def test_last_use_is_due_once_a_minute_per_key():
-    cache = ApiKeyCache()
-    key_id = uuid.uuid4()
+    clock = FakeClock(1_000_000.0)
+    cache = ApiKeyCache(clock=clock)
+    key_id, other_key = uuid.uuid4(), uuid.uuid4()
     assert cache.touch_due(key_id) is True
     assert cache.touch_due(key_id) is False
-    cache._last_used[key_id] = time.time() - 61
+    assert cache.touch_due(other_key) is True  # per key
+    clock.set(1_000_059.999)
+    assert cache.touch_due(key_id) is False
+    clock.set(1_000_060.0)
     assert cache.touch_due(key_id) is True
+    assert cache.touch_due(key_id) is False
+
+
+async def test_drain_waits_for_every_task_spawned_so_far_and_the_ones_they_spawn(caplog):
+    tasks = BackgroundTasks()
+    release, child_started = asyncio.Event(), asyncio.Event()
+    finished = []
+
+    async def child():
+        child_started.set()
+        await release.wait()
+        finished.append("child")
+
+    async def parent():
+        tasks.spawn(child(), name="child")
+        await release.wait()
+        finished.append("parent")
+
+    async def broken():
+        raise RuntimeError("logged, not raised")
+
+    tasks.spawn(parent(), name="parent")
+    tasks.spawn(broken(), name="broken")
+    drained = asyncio.create_task(tasks.drain())
+    await child_started.wait()
+    assert not drained.done()  # parent and child are both held by ``release``, which nobody has set yet
+    release.set()
+    await drained
+    assert sorted(finished) == ["child", "parent"] and len(tasks) == 0
+    assert any("background task broken failed" in r.getMessage() for r in caplog.records)
+    await tasks.drain()  # nothing left: returns at once
 
 
 async def test_background_work_is_awaited_then_cancelled_at_shutdown():
     tasks = BackgroundTasks()
-    finished = []
+    finished, cancelled = [], []
 
     async def quick():
-        await asyncio.sleep(0.01)
         finished.append("quick")
 
     async def stuck():
-        await asyncio.sleep(60)
+        try:
+            await asyncio.Event().wait()  # never set: only cancellation ends it
+        except asyncio.CancelledError:
+            cancelled.append("stuck")
+            raise
         finished.append("stuck")
 
     async def broken():
@@ -118,10 +153,8 @@ async def test_background_work_is_awaited_then_cancelled_at_shutdown():
     tasks.spawn(quick(), name="quick")
     tasks.spawn(stuck(), name="stuck")
     tasks.spawn(broken(), name="broken")
-    started = time.monotonic()
-    await tasks.close(timeout=0.2)
-    assert finished == ["quick"] and len(tasks) == 0
-    assert time.monotonic() - started < 1
+    await tasks.close(timeout=0.05)
+    assert finished == ["quick"] and cancelled == ["stuck"] and len(tasks) == 0
     late = stuck()
     tasks.spawn(late, name="late")  # refused after close (and the coroutine is closed, not leaked)
     assert len(tasks) == 0 and late.cr_frame is None

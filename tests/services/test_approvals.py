@@ -7,9 +7,9 @@ import logging
 
 import pytest
 
-from voyagent.db import transaction
+from voyagent import edge
 from voyagent.errors import ApiError
-from voyagent.keys import DB_POOL, QUERIES
+from voyagent.keys import DATABASE, QUERIES
 from voyagent.services import approvals, tools
 from voyagent.services.sessions import create_session
 
@@ -22,12 +22,12 @@ async def app(client):
 
 
 async def new_session(app, user):
-    async with transaction(app[DB_POOL]) as conn:
+    async with app[DATABASE].transaction() as conn:
         return (await create_session(conn, app[QUERIES], tenant_id=user.tenant_id, actor_id=user.id))["id"]
 
 
 async def request(app, user, session_id, *, turn_id="t-0123456789ab", tool_name="book_offer", now=None, ttl=TTL):
-    async with transaction(app[DB_POOL]) as conn:
+    async with app[DATABASE].transaction() as conn:
         return await approvals.request_approval(
             conn, app[QUERIES], tenant_id=user.tenant_id, session_id=session_id, turn_id=turn_id,
             tool_name=tool_name, tool_call_id="tc-00112233445566aa", payload={"offer_id": "FLT-20526D6B"},
@@ -36,7 +36,7 @@ async def request(app, user, session_id, *, turn_id="t-0123456789ab", tool_name=
 
 
 async def resolve(app, user, approval_id, granted=True, **kwargs):
-    return await approvals.resolve_approval(app[DB_POOL], app[QUERIES], tenant_id=user.tenant_id,
+    return await edge.resolve_approval(app[DATABASE], app[QUERIES], tenant_id=user.tenant_id,
                                             approval_id=approval_id, granted=granted, reason=kwargs.pop("reason", None),
                                             resolver_id=user.id, resolver_role=user.role, **kwargs)
 
@@ -110,7 +110,7 @@ async def test_the_session_sweep_expires_only_that_sessions_overdue_rows(app, ad
     overdue = await request(app, admin, s1, turn_id="t-eeeeeeeeeeee", now=past)
     live = await request(app, admin, s1, turn_id="t-ffffffffffff")
     elsewhere = await request(app, admin, s2, turn_id="t-999999999999", now=past)
-    async with transaction(app[DB_POOL]) as conn:
+    async with app[DATABASE].transaction() as conn:
         await approvals.expire_session(conn, app[QUERIES], tenant_id=admin.tenant_id, session_id=s1)
     statuses = {r["id"]: r["status"] for r in await db.fetch(
         "SELECT id, status::text FROM pending_approvals WHERE id = ANY($1)", [overdue.id, live.id, elsewhere.id])}
@@ -134,8 +134,8 @@ class _AuditFails:
 async def test_a_failed_audit_write_is_logged_and_the_decision_stands(app, admin, db, caplog):
     row = await request(app, admin, await new_session(app, admin), turn_id="t-121212121212")
     with caplog.at_level(logging.WARNING):
-        decided = await approvals.resolve_approval(
-            app[DB_POOL], _AuditFails(app[QUERIES]), tenant_id=admin.tenant_id, approval_id=row.id, granted=False,
+        decided = await edge.resolve_approval(
+            app[DATABASE], _AuditFails(app[QUERIES]), tenant_id=admin.tenant_id, approval_id=row.id, granted=False,
             reason="no", resolver_id=admin.id, resolver_role="agency_admin")
     assert decided.status == "rejected"
     assert await db.fetchval("SELECT status::text FROM pending_approvals WHERE id = $1", row.id) == "rejected"

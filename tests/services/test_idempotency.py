@@ -5,7 +5,7 @@ import json
 
 import pytest
 
-from voyagent.keys import DB_POOL, QUERIES
+from voyagent.keys import QUERIES
 from voyagent.services import idempotency
 from voyagent.services.idempotency import KeyScope, body_hash
 
@@ -169,7 +169,7 @@ async def test_the_sweep_deletes_only_keys_older_than_24_hours(client, admin, db
         await post(client, admin, BODY, key=key)
     await db.execute("UPDATE idempotency_keys SET created_at = now() - interval '25 hours' "
                      "WHERE tenant_id = $1 AND key = 'sweep-old'", admin.tenant_id)
-    deleted = await idempotency.sweep_expired(client.server.app[DB_POOL], client.server.app[QUERIES])
+    deleted = await idempotency.sweep_expired(db, client.server.app[QUERIES])
     assert deleted >= 1
     keys = {r["key"] for r in await db.fetch("SELECT key FROM idempotency_keys WHERE tenant_id = $1",
                                              admin.tenant_id)}

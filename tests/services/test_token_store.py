@@ -8,6 +8,8 @@ import uuid
 import pytest
 import redis.asyncio as aioredis
 
+from tests.clock import FakeClock
+from tests.conftest import wait_until
 from voyagent.errors import ApiError
 from voyagent.services.token_store import LocalTokenStore, RedisTokenStore, create_token_store
 
@@ -45,22 +47,78 @@ async def test_concurrent_takes_hand_the_token_to_exactly_one(store):
     assert [r for r in results if r is not None] == [{"user_id": "u-3"}]
 
 
-async def test_tokens_expire_with_their_ttl(store):
-    await store.put("email_verify", "short-lived", {"user_id": "u-4"}, 1)
-    await asyncio.sleep(1.2)
-    assert await store.take("email_verify", "short-lived") is None
-
-
-async def test_a_jti_is_denied_until_its_exp(store):
+async def test_a_jti_is_denied_and_a_second_revocation_loses(store):
     jti = uuid.uuid4().hex
-    exp = int(time.time()) + 2
+    exp = int(time.time()) + 100
     assert await store.is_revoked(jti) is False
     assert await store.revoke_jti(jti, exp) is True
     assert await store.revoke_jti(jti, exp) is False  # already denied: a second use loses
     assert await store.is_revoked(jti) is True
     assert await store.is_revoked(uuid.uuid4().hex) is False
-    await asyncio.sleep(exp - time.time() + 0.3)
+
+
+# Expiry without waiting for it: the in-process store reads an injected clock; Redis keys carry their
+# expiry, which the tests read back, then cut short (PEXPIRE) and wait for Redis to drop them.
+
+
+async def test_in_process_tokens_expire_with_their_ttl():
+    clock = FakeClock(1_000_000.0)
+    store = LocalTokenStore(clock)
+    await store.put("email_verify", "first", {"user_id": "u-4"}, 60)
+    await store.put("email_verify", "second", {"user_id": "u-4"}, 60)
+    clock.set(1_000_059.999)
+    assert await store.take("email_verify", "first") == {"user_id": "u-4"}
+    clock.set(1_000_060.0)
+    assert await store.take("email_verify", "second") is None
+
+
+async def test_an_in_process_jti_is_denied_until_its_exp():
+    clock = FakeClock(1_000_000.0)
+    store = LocalTokenStore(clock)
+    jti = uuid.uuid4().hex
+    assert await store.revoke_jti(jti, 1_000_100) is True
+    clock.set(1_000_099.999)
+    assert await store.is_revoked(jti) is True
+    assert await store.revoke_jti(jti, 1_000_100) is False
+    clock.set(1_000_100.0)
     assert await store.is_revoked(jti) is False
+    assert await store.revoke_jti(jti, 1_000_100) is True  # its exp has passed: nothing left to deny
+
+
+async def _expire_now(client, key: str) -> None:
+    """Cut the key's remaining life short and wait until Redis has dropped it."""
+    assert await client.pexpire(key, 1)
+
+    async def gone() -> bool:
+        return not await client.exists(key)
+
+    await wait_until(gone, what=f"redis dropping {key}")
+
+
+@pytest.fixture
+async def redis_store(redis_url, redis_prefix):
+    """A Redis store under a prefix of its own; ``store.redis`` reads its keys back."""
+    client = aioredis.from_url(redis_url)
+    yield RedisTokenStore(client, f"{redis_prefix}expiry-{uuid.uuid4().hex[:8]}:")
+    await client.aclose()
+
+
+async def test_redis_tokens_expire_with_their_ttl(redis_store):
+    key = f"{redis_store.prefix}email_verify:short-lived"
+    await redis_store.put("email_verify", "short-lived", {"user_id": "u-4"}, 60)
+    assert 30_000 < await redis_store.redis.pttl(key) <= 60_000
+    await _expire_now(redis_store.redis, key)
+    assert await redis_store.take("email_verify", "short-lived") is None
+
+
+async def test_a_redis_jti_is_denied_until_its_exp(redis_store):
+    jti, exp = uuid.uuid4().hex, int(time.time()) + 100
+    assert await redis_store.revoke_jti(jti, exp) is True
+    key = f"{redis_store.prefix}revoked_jti:{jti}"
+    assert await redis_store.redis.expiretime(key) == exp  # Redis forgets it exactly at exp
+    assert await redis_store.is_revoked(jti) is True
+    await _expire_now(redis_store.redis, key)
+    assert await redis_store.is_revoked(jti) is False
 
 
 async def test_an_already_expired_jti_is_not_stored(store):

@@ -6,12 +6,11 @@ from typing import Any
 
 from aiohttp import web
 
-from voyagent.db import connection, transaction
 from voyagent.errors import ApiError
 from voyagent.handlers_types import Handler
 from voyagent.ids import new_id, parse_uuid
 from voyagent.jsonio import json_response, timestamp
-from voyagent.keys import BODY, DB_POOL, PRINCIPAL, QUERIES
+from voyagent.keys import API_KEY_CACHE, BODY, DATABASE, PRINCIPAL, QUERIES
 from voyagent.services import api_key_auth, audit
 from voyagent.services.scopes import canonical_scopes
 
@@ -32,7 +31,7 @@ async def create_api_key(request: web.Request) -> web.Response:
     body = request[BODY]
     sql = request.app[QUERIES]
     scopes = canonical_scopes(body.get("scopes"))
-    async with transaction(request.app[DB_POOL]) as conn:
+    async with request.app[DATABASE].transaction() as conn:
         for _ in range(PREFIX_ATTEMPTS):  # the prefix is the lookup index: a taken one is drawn again
             plaintext, prefix = api_key_auth.generate_key()
             row = await sql.insert_api_key(conn, id=new_id(), tenant_id=principal.tenant_id,
@@ -52,7 +51,7 @@ async def create_api_key(request: web.Request) -> web.Response:
 
 async def list_api_keys(request: web.Request) -> web.Response:
     """GET /auth/api-keys: every key of the tenant, newest first."""
-    async with connection(request.app[DB_POOL]) as conn:
+    async with request.app[DATABASE].connection() as conn:
         rows = await request.app[QUERIES].list_api_keys(conn, tenant_id=request[PRINCIPAL].tenant_id)
     return json_response({"items": [key_summary(row) for row in rows]})
 
@@ -64,7 +63,7 @@ async def revoke_api_key(request: web.Request) -> web.Response:
     if key_id is None:
         raise ApiError(404, "not_found")
     sql = request.app[QUERIES]
-    async with transaction(request.app[DB_POOL]) as conn:
+    async with request.app[DATABASE].transaction() as conn:
         revoked = await sql.revoke_api_key(conn, id=key_id, tenant_id=principal.tenant_id)
         if revoked is None:
             if not await sql.api_key_exists(conn, id=key_id, tenant_id=principal.tenant_id):
@@ -74,7 +73,7 @@ async def revoke_api_key(request: web.Request) -> web.Response:
                                     kind="api_key.revoked", inputs={"api_key_id": str(key_id),
                                                                     "prefix": revoked["prefix"]})
     if revoked is not None:
-        await api_key_auth.announce_revocation(request.app, key_id, revoked["prefix"])
+        await request.app[API_KEY_CACHE].announce_revocation(key_id, revoked["prefix"])
     return web.Response(status=204)
 
 

@@ -4,12 +4,12 @@ from __future__ import annotations
 
 from aiohttp import web
 
-from voyagent.db import transaction
+from voyagent import edge
 from voyagent.errors import ApiError
 from voyagent.handlers_types import Handler
 from voyagent.ids import parse_uuid
 from voyagent.jsonio import json_response
-from voyagent.keys import BODY, CURSORS, DB_POOL, PRINCIPAL, QUERIES, QUERY
+from voyagent.keys import BODY, CURSORS, DATABASE, PRINCIPAL, QUERIES, QUERY
 from voyagent.services import approvals
 from voyagent.services.approvals import ApprovalRow
 
@@ -26,7 +26,7 @@ async def list_approvals(request: web.Request) -> web.Response:
             raise ApiError(422, "invalid_session_id")
     fingerprint = {"status": query["status"], "session_id": str(session_id) if session_id else None}
     paging = approvals.LISTING.paging(request.app[CURSORS], query, principal.tenant_id, fingerprint)
-    async with transaction(request.app[DB_POOL]) as conn:
+    async with request.app[DATABASE].transaction() as conn:
         await approvals.expire_tenant(conn, request.app[QUERIES], tenant_id=principal.tenant_id)
         rows, total = await approvals.list_approvals(conn, tenant_id=principal.tenant_id, status=status,
                                                      session_id=session_id, page=paging.page)
@@ -36,7 +36,7 @@ async def list_approvals(request: web.Request) -> web.Response:
 async def get_approval(request: web.Request) -> web.Response:
     """GET /approvals/{approval_id} — expired first when pending past its deadline."""
     principal = request[PRINCIPAL]
-    async with transaction(request.app[DB_POOL]) as conn:
+    async with request.app[DATABASE].transaction() as conn:
         row = await approvals.get_approval(conn, request.app[QUERIES], tenant_id=principal.tenant_id,
                                            approval_id=request.match_info["approval_id"])
     return json_response(row.item())
@@ -46,8 +46,8 @@ async def resolve_approval(request: web.Request) -> web.Response:
     """POST /approvals/{approval_id}/resolve — grant or reject (404 → 403 → 409, in that order)."""
     principal = request[PRINCIPAL]
     body = request[BODY]
-    row = await approvals.resolve_approval(
-        request.app[DB_POOL], request.app[QUERIES], tenant_id=principal.tenant_id,
+    row = await edge.resolve_approval(
+        request.app[DATABASE], request.app[QUERIES], tenant_id=principal.tenant_id,
         approval_id=request.match_info["approval_id"], granted=body["granted"], reason=body.get("reason"),
         resolver_id=principal.user_id, resolver_role=principal.role)
     return json_response(row.item())

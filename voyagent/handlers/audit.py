@@ -11,11 +11,10 @@ from typing import Any, AsyncIterator
 import asyncpg
 from aiohttp import web
 
-from voyagent.db import connection
 from voyagent.errors import ApiError
 from voyagent.handlers_types import Handler
 from voyagent.jsonio import json_response
-from voyagent.keys import AUDIT_EXPORTS, CURSORS, DB_POOL, PRINCIPAL, QUERIES, QUERY, SETTINGS
+from voyagent.keys import AUDIT_EXPORTS, CURSORS, DATABASE, PRINCIPAL, QUERIES, QUERY, SETTINGS
 from voyagent.services import audit_log
 
 log = logging.getLogger("voyagent.audit_export")
@@ -28,7 +27,7 @@ async def list_audit_events(request: web.Request) -> web.Response:
     tenant_id = request[PRINCIPAL].tenant_id
     filters = audit_log.parse_filters(request[QUERY])
     paging = audit_log.LISTING.paging(request.app[CURSORS], request[QUERY], tenant_id, filters.fingerprint())
-    async with audit_log.LISTING.reader(request.app[DB_POOL], filters.values()) as conn:
+    async with audit_log.LISTING.reader(request.app[DATABASE], filters.values()) as conn:
         rows, total = await audit_log.list_events(conn, request.app[QUERIES], tenant_id=tenant_id, filters=filters,
                                                   page=paging.page)
     return json_response(paging.envelope(rows, total, audit_log.wire_event))
@@ -49,7 +48,7 @@ async def export_audit_csv(request: web.Request) -> web.StreamResponse:
     rows_sql, rows_args = audit_log.export_statement(tenant_id, filters)
     filename = audit_log.export_filename(tenant_id, dt.datetime.now(dt.timezone.utc).date())
     exported = 0
-    async with request.app[AUDIT_EXPORTS], connection(request.app[DB_POOL]) as conn, \
+    async with request.app[AUDIT_EXPORTS], request.app[DATABASE].connection() as conn, \
             conn.transaction(isolation="repeatable_read", readonly=True):
         if await audit_log.count(conn, sql, tenant_id, filters) > cap:  # same snapshot as the rows below
             raise ApiError(400, "export_too_large")

@@ -10,18 +10,18 @@ import contextlib
 import asyncpg
 from aiohttp import web
 
-from voyagent.db import connection, transaction
+from voyagent.edge import respond_once
 from voyagent.handlers_types import Handler
 from voyagent.jsonio import json_response
-from voyagent.keys import BODY, CURSORS, DB_POOL, PRINCIPAL, QUERIES, QUERY, SESSION_EVENTS, TURN_LOCK
-from voyagent.services import idempotency, sessions
+from voyagent.keys import BODY, CURSORS, DATABASE, PRINCIPAL, QUERIES, QUERY, SESSION_EVENTS, TURN_LOCK
+from voyagent.services import sessions
 
 
 async def list_chat_sessions(request: web.Request) -> web.Response:
     """GET /chat/sessions — the tenant's sessions, newest first, with offset or keyset paging."""
     tenant_id = request[PRINCIPAL].tenant_id
     paging = sessions.LISTING.paging(request.app[CURSORS], request[QUERY], tenant_id, {})
-    async with connection(request.app[DB_POOL]) as conn:
+    async with request.app[DATABASE].connection() as conn:
         rows, total = await sessions.list_sessions(conn, tenant_id=tenant_id, page=paging.page)
     return json_response(paging.envelope(rows, total, sessions.list_item, items_key="sessions"))
 
@@ -35,13 +35,13 @@ async def create_chat_session(request: web.Request) -> web.Response:
                                             actor_id=principal.user_id)
         return 201, {"session_id": str(row["id"])}
 
-    return await idempotency.respond_once(request, create)
+    return await respond_once(request, create)
 
 
 async def get_chat_session(request: web.Request) -> web.Response:
     """GET /chat/sessions/{session_id} — the summary, after the session's lazy approval sweep."""
     principal = request[PRINCIPAL]
-    async with transaction(request.app[DB_POOL]) as conn:
+    async with request.app[DATABASE].transaction() as conn:
         summary = await sessions.get_summary(conn, request.app[QUERIES], tenant_id=principal.tenant_id,
                                              session_id=request.match_info["session_id"])
     return json_response(summary)
@@ -50,7 +50,7 @@ async def get_chat_session(request: web.Request) -> web.Response:
 async def rename_chat_session(request: web.Request) -> web.Response:
     """PATCH /chat/sessions/{session_id} — trimmed title, 1–200 characters, checked before the lookup."""
     principal = request[PRINCIPAL]
-    async with transaction(request.app[DB_POOL]) as conn:
+    async with request.app[DATABASE].transaction() as conn:
         summary = await sessions.rename_session(conn, request.app[QUERIES], tenant_id=principal.tenant_id,
                                                 session_id=request.match_info["session_id"],
                                                 title=request[BODY]["title"])
@@ -63,7 +63,7 @@ async def delete_chat_session(request: web.Request) -> web.Response:
     principal = request[PRINCIPAL]
     app = request.app
     async with contextlib.AsyncExitStack() as until_committed:
-        async with transaction(app[DB_POOL]) as conn:
+        async with app[DATABASE].transaction() as conn:
             await sessions.delete_session(conn, app[QUERIES], tenant_id=principal.tenant_id,
                                           session_id=request.match_info["session_id"], turn_lock=app[TURN_LOCK],
                                           events=app[SESSION_EVENTS], until_committed=until_committed)

@@ -5,11 +5,11 @@ from __future__ import annotations
 import asyncpg
 from aiohttp import web
 
-from voyagent.db import connection, transaction
+from voyagent.edge import respond_once
 from voyagent.handlers_types import Handler
 from voyagent.jsonio import json_response
-from voyagent.keys import BODY, CURSORS, DB_POOL, ENQUIRY_TOTALS, PRINCIPAL, QUERIES, QUERY
-from voyagent.services import enquiries, idempotency
+from voyagent.keys import BODY, CURSORS, DATABASE, ENQUIRY_TOTALS, PRINCIPAL, QUERIES, QUERY
+from voyagent.services import enquiries
 from voyagent.services.enquiries import EnquiryFilters, enquiry_json
 
 
@@ -18,7 +18,7 @@ async def list_enquiries(request: web.Request) -> web.Response:
     tenant_id = request[PRINCIPAL].tenant_id
     filters = EnquiryFilters.from_query(request[QUERY])
     paging = enquiries.LISTING.paging(request.app[CURSORS], request[QUERY], tenant_id, filters.fingerprint())
-    async with enquiries.LISTING.reader(request.app[DB_POOL], filters.values()) as conn:
+    async with enquiries.LISTING.reader(request.app[DATABASE], filters.values()) as conn:
         rows, total = await enquiries.list_enquiries(conn, request.app[QUERIES], tenant_id=tenant_id,
                                                      filters=filters, page=paging.page,
                                                      totals=request.app[ENQUIRY_TOTALS])
@@ -34,13 +34,13 @@ async def create_enquiry(request: web.Request) -> web.Response:
                                              user_id=principal.user_id, body=request[BODY])
         return 201, enquiry_json(row)
 
-    return await idempotency.respond_once(request, create)
+    return await respond_once(request, create)
 
 
 async def get_enquiry(request: web.Request) -> web.Response:
     """GET /enquiries/{enquiry_id}."""
     principal = request[PRINCIPAL]
-    async with connection(request.app[DB_POOL]) as conn:
+    async with request.app[DATABASE].connection() as conn:
         row = await enquiries.get_enquiry(conn, request.app[QUERIES], tenant_id=principal.tenant_id,
                                           enquiry_id=request.match_info["enquiry_id"])
     return json_response(enquiry_json(row))
@@ -49,7 +49,7 @@ async def get_enquiry(request: web.Request) -> web.Response:
 async def patch_enquiry(request: web.Request) -> web.Response:
     """PATCH /enquiries/{enquiry_id} — omitted fields unchanged, explicit nulls cleared."""
     principal = request[PRINCIPAL]
-    async with transaction(request.app[DB_POOL]) as conn:
+    async with request.app[DATABASE].transaction() as conn:
         row = await enquiries.patch_enquiry(conn, request.app[QUERIES], tenant_id=principal.tenant_id,
                                             enquiry_id=request.match_info["enquiry_id"], body=request[BODY])
     return json_response(enquiry_json(row))
@@ -58,7 +58,7 @@ async def patch_enquiry(request: web.Request) -> web.Response:
 async def promote_enquiry_to_session(request: web.Request) -> web.Response:
     """POST /enquiries/{enquiry_id}/promote-to-session — idempotent: one session per enquiry, ever."""
     principal = request[PRINCIPAL]
-    async with transaction(request.app[DB_POOL]) as conn:
+    async with request.app[DATABASE].transaction() as conn:
         row = await enquiries.promote_to_session(conn, request.app[QUERIES], tenant_id=principal.tenant_id,
                                                  enquiry_id=request.match_info["enquiry_id"],
                                                  actor_id=principal.user_id)

@@ -6,11 +6,10 @@ import asyncio
 
 from aiohttp import web
 
-from voyagent.db import connection
 from voyagent.degradation import Unavailable
 from voyagent.handlers_types import Handler
 from voyagent.jsonio import json_response
-from voyagent.keys import DB_MODE, DB_POOL, DB_STATE, REDIS, REDIS_STATE
+from voyagent.keys import DATABASE, DB_MODE, DB_STATE, REDIS, REDIS_STATE
 
 PROBE_TIMEOUT = 2.0
 NO_STORE = {"Cache-Control": "no-store"}
@@ -26,7 +25,7 @@ async def health_db(request: web.Request) -> web.Response:
     """``SELECT 1`` on a pooled connection within 2 s."""
     try:
         async with asyncio.timeout(PROBE_TIMEOUT):
-            async with connection(request.app[DB_POOL], timeout=PROBE_TIMEOUT) as conn:
+            async with request.app[DATABASE].connection(timeout=PROBE_TIMEOUT) as conn:
                 value = await conn.fetchval("SELECT 1")
     except Exception as exc:
         if not isinstance(exc, Unavailable):  # not reported by voyagent.db (the probe's own timeout)

@@ -7,11 +7,10 @@ import ipaddress
 
 from aiohttp import web
 
-from voyagent.db import connection
 from voyagent.docs_page import ASSETS, CONTENT_SECURITY_POLICY
 from voyagent.handlers_types import Handler
 from voyagent.jsonio import json_response
-from voyagent.keys import CONTRACT, DB_POOL, DOCS_HTML, METRICS, QUERIES, SETTINGS
+from voyagent.keys import CONTRACT, DATABASE, DOCS_HTML, METRICS, QUERIES, SETTINGS
 
 METRICS_CONTENT_TYPE = "text/plain; version=0.0.4; charset=utf-8"
 
@@ -71,7 +70,7 @@ async def internal_metrics(request: web.Request) -> web.Response:
 
     async def active_sessions() -> int:
         try:
-            async with connection(request.app[DB_POOL]) as conn:
+            async with request.app[DATABASE].connection() as conn:
                 return int(await request.app[QUERIES].count_active_sessions(conn))
         except Exception:
             return 0

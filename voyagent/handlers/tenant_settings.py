@@ -4,16 +4,15 @@ from __future__ import annotations
 
 from aiohttp import web
 
-from voyagent.db import connection, transaction
 from voyagent.handlers_types import Handler
 from voyagent.jsonio import json_response
-from voyagent.keys import BODY, DB_POOL, PRINCIPAL, QUERIES
-from voyagent.services import api_key_auth, tenant_settings
+from voyagent.keys import API_KEY_CACHE, BODY, DATABASE, PRINCIPAL, QUERIES
+from voyagent.services import tenant_settings
 
 
 async def get_tenant_settings(request: web.Request) -> web.Response:
     """GET /tenant-settings: the row, created with the defaults first when missing."""
-    async with connection(request.app[DB_POOL]) as conn:
+    async with request.app[DATABASE].connection() as conn:
         row = await tenant_settings.get_or_create(conn, request.app[QUERIES], request[PRINCIPAL].tenant_id)
     return json_response(tenant_settings.wire(row))
 
@@ -23,14 +22,14 @@ async def patch_tenant_settings(request: web.Request) -> web.Response:
     principal = request[PRINCIPAL]
     changes = tenant_settings.changes_from(request[BODY])
     sql = request.app[QUERIES]
-    async with transaction(request.app[DB_POOL]) as conn:
+    async with request.app[DATABASE].transaction() as conn:
         if not changes:
             row = await tenant_settings.get_or_create(conn, sql, principal.tenant_id)
         else:
             row = await tenant_settings.update(conn, sql, tenant_id=principal.tenant_id, actor_id=principal.user_id,
                                                changes=changes)
     if "rate_limit_per_minute" in changes:  # the tenant's keys size their bucket with it from the next request
-        await api_key_auth.announce_settings_change(request.app, principal.tenant_id, row["updated_at"])
+        await request.app[API_KEY_CACHE].announce_settings_change(principal.tenant_id, row["updated_at"])
     return json_response(tenant_settings.wire(row))
 
 

@@ -14,18 +14,20 @@ streams included. Few layers on purpose: the chain is the hot path of every endp
 
 from __future__ import annotations
 
+from typing import Awaitable, Callable
+
 from aiohttp import web
 
 from voyagent.config import Settings
 from voyagent.middleware import cors, errors, gate, observe, ratelimit, request_id
 
+# Outermost first; each entry builds one middleware from the settings.
+LAYERS: tuple[Callable[[Settings], web.middleware], ...] = (
+    observe.observe_middleware, errors.errors_middleware, cors.cors_middleware, gate.gate_middleware)
 
-def setup_middlewares(app: web.Application, settings: Settings) -> None:
-    """Install the middlewares and the response-header hook, in the documented order."""
-    app.middlewares.append(observe.observe_middleware(settings))
-    app.middlewares.append(errors.errors_middleware(settings))
-    app.middlewares.append(cors.cors_middleware(settings))
-    app.middlewares.append(gate.gate_middleware(settings))
+
+def response_decorator(settings: Settings) -> Callable[[web.BaseRequest, web.StreamResponse], Awaitable[None]]:
+    """The ``on_response_prepare`` hook: X-Request-Id, rate-limit and CORS headers on every response."""
     add_cors_headers = cors.response_headers(settings)
 
     async def decorate_response(request: web.BaseRequest, response: web.StreamResponse) -> None:
@@ -33,4 +35,10 @@ def setup_middlewares(app: web.Application, settings: Settings) -> None:
         ratelimit.add_rate_limit_headers(request, response)
         add_cors_headers(request, response)
 
-    app.on_response_prepare.append(decorate_response)
+    return decorate_response
+
+
+def setup_middlewares(app: web.Application, settings: Settings) -> None:
+    """Install the middlewares and the response-header hook, in the documented order."""
+    app.middlewares.extend(layer(settings) for layer in LAYERS)
+    app.on_response_prepare.append(response_decorator(settings))

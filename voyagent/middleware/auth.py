@@ -10,7 +10,7 @@ from voyagent.contract import Operation
 from voyagent.errors import ApiError, unauthorized
 from voyagent.keys import ACCESS_TOKENS, TOKEN_STORE
 from voyagent.principal import Principal
-from voyagent.services import api_key_auth, audit
+from voyagent import edge
 from voyagent.services.scopes import grants
 
 
@@ -41,7 +41,7 @@ async def authenticate_request(request: web.Request) -> Principal:
     if credential is None:
         raise unauthorized()
     if credential.startswith("vy_"):
-        principal = await api_key_auth.authenticate_api_key(request.app, credential)
+        principal = await edge.authenticate_api_key(request.app, credential)
     else:
         principal = await principal_from_jwt(request.app, credential)
     if principal is None:
@@ -64,7 +64,7 @@ def forbidden_reason(operation_access: str, scope: str | None, role: str | None,
 
 async def forbid(request: web.Request, principal: Principal, code: str) -> ApiError:
     """Audit the refusal (rate-limited ``auth.verify``) and return the 403 to raise."""
-    await audit.record_forbidden(request, principal, code)
+    await edge.record_forbidden(request, principal, code)
     return ApiError(403, code)
 
 

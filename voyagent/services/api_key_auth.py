@@ -15,7 +15,7 @@ after it is still caught. Without Redis there is one worker and the cache entry 
 Redis errors, the row is read from the database (the authority) rather than trusted.
 
 ``last_used_at`` is written after the response, at most once a minute per key (the SQL guards across
-workers), as a tracked background task.
+workers), as a tracked background task (``voyagent.edge.record_api_key_use``).
 """
 
 from __future__ import annotations
@@ -30,12 +30,11 @@ import secrets
 import string
 import time
 import uuid
-from typing import Any
+from typing import Any, Callable
 
-from aiohttp import web
+import asyncpg
 
-from voyagent.db import connection
-from voyagent.keys import API_KEY_CACHE, BACKGROUND, DB_POOL, PRINCIPAL, QUERIES, REDIS, REDIS_STATE, SETTINGS
+from voyagent.degradation import DependencyState
 from voyagent.principal import Principal
 
 log = logging.getLogger("voyagent.api_keys")
@@ -105,16 +104,28 @@ class CachedKey:
 
 
 class ApiKeyCache:
-    """Key rows by prefix for at most ``ttl`` seconds (unknown prefixes too), plus last-use bookkeeping."""
+    """Key rows by prefix for at most ``ttl`` seconds (unknown prefixes too), kept honest through Redis markers
+    (``redis`` None: one worker, changes drop entries directly), plus last-use bookkeeping.
 
-    def __init__(self, ttl: float = CACHE_SECONDS) -> None:
+    ``clock`` reads epoch seconds (key expiry, last use) and ``timer`` ages the entries; tests pass their own
+    to move time instead of waiting for it.
+    """
+
+    def __init__(self, redis: Any = None, redis_prefix: str = "", ttl: float = CACHE_SECONDS,
+                 redis_state: DependencyState | None = None, *, clock: Callable[[], float] = time.time,
+                 timer: Callable[[], float] = time.monotonic) -> None:
+        self.redis = redis
+        self.redis_prefix = redis_prefix
+        self.redis_state = redis_state or DependencyState("redis")
         self.ttl = ttl
+        self.clock = clock
+        self.timer = timer
         self._rows: dict[str, tuple[float, CachedKey | None]] = {}
         self._last_used: dict[uuid.UUID, float] = {}  # key id → newest known use (row or our own touch)
 
     def get(self, prefix: str) -> tuple[bool, CachedKey | None]:
         entry = self._rows.get(prefix)
-        if entry is None or entry[0] < time.monotonic():
+        if entry is None or entry[0] < self.timer():
             return False, None
         return True, entry[1]
 
@@ -122,7 +133,7 @@ class ApiKeyCache:
         if len(self._rows) >= _MAX_ENTRIES:
             self._rows.clear()
             self._last_used.clear()
-        self._rows[prefix] = (time.monotonic() + self.ttl, key)
+        self._rows[prefix] = (self.timer() + self.ttl, key)
         if key is not None and key.last_used_at is not None:
             self._last_used[key.id] = max(key.last_used_at, self._last_used.get(key.id, 0.0))
 
@@ -137,109 +148,84 @@ class ApiKeyCache:
 
     def touch_due(self, key_id: uuid.UUID) -> bool:
         """Whether ``last_used_at`` should be written now (at most once a minute per key and worker)."""
-        now = time.time()
+        now = self.clock()
         last = self._last_used.get(key_id)
         if last is not None and now - last < TOUCH_INTERVAL_SECONDS:
             return False
         self._last_used[key_id] = now
         return True
 
+    async def lookup(self, prefix: str) -> tuple[bool, CachedKey | None]:
+        """``(True, key or None)`` while the cached entry is current; ``(False, None)`` when the row must be read."""
+        hit, key = self.get(prefix)
+        if hit and (key is None or await self._still_current(key)):
+            return True, key
+        return False, None
 
-def _revoked_marker(redis_prefix: str, key_id: uuid.UUID) -> str:
-    return f"{redis_prefix}apikey_revoked:{key_id}"
+    async def _still_current(self, key: CachedKey) -> bool:
+        """One MGET: no revocation and no newer settings announced since the row was read."""
+        if self.redis is None:
+            return True  # single worker: changes drop the entry directly
+        try:
+            revoked, version = await self.redis.mget(self._revoked_marker(key.id),
+                                                     self._settings_marker(key.tenant_id))
+        except Exception as exc:  # Redis down: trust the database, not the cache
+            self.redis_state.failure("api key cache check (key row read again)", exc)
+            return False
+        self.redis_state.success()
+        if revoked is not None and not key.revoked:
+            return False
+        return version is None or int(version) <= key.settings_version
+
+    def _revoked_marker(self, key_id: uuid.UUID) -> str:
+        return f"{self.redis_prefix}apikey_revoked:{key_id}"
+
+    def _settings_marker(self, tenant_id: uuid.UUID) -> str:
+        return f"{self.redis_prefix}tenant_settings_version:{tenant_id}"
+
+    # --- changes that every worker must see at once ------------------------------------------------------
+
+    async def announce_revocation(self, key_id: uuid.UUID, prefix: str) -> None:
+        """After a revocation committed: drop this worker's entry and mark the key for every other worker."""
+        self.forget(prefix)
+        if self.redis is None:
+            return
+        try:
+            await self.redis.set(self._revoked_marker(key_id), b"1", ex=MARKER_SECONDS)
+        except Exception:
+            log.warning("api key revocation marker not written; other workers may accept key %s for up to %ss",
+                        key_id, CACHE_SECONDS, exc_info=True)
+
+    async def announce_settings_change(self, tenant_id: uuid.UUID, updated_at: dt.datetime) -> None:
+        """After a settings change committed: keys of the tenant re-read their row (new rate limit) everywhere."""
+        self.forget_tenant(tenant_id)
+        if self.redis is None:
+            return
+        try:
+            await self.redis.eval(_RAISE_VERSION_LUA, 1, self._settings_marker(tenant_id), _micros(updated_at),
+                                  MARKER_SECONDS)
+        except Exception:
+            log.warning("tenant settings version not announced; other workers may use the old rate limit for up "
+                        "to %ss", CACHE_SECONDS, exc_info=True)
 
 
-def _settings_marker(redis_prefix: str, tenant_id: uuid.UUID) -> str:
-    return f"{redis_prefix}tenant_settings_version:{tenant_id}"
-
-
-async def _still_current(app: web.Application, key: CachedKey) -> bool:
-    """One MGET: no revocation and no newer settings announced since the row was read."""
-    redis = app[REDIS]
-    if redis is None:
-        return True  # single worker: changes drop the entry directly
-    redis_prefix = app[SETTINGS].redis_prefix
-    try:
-        revoked, version = await redis.mget(_revoked_marker(redis_prefix, key.id),
-                                            _settings_marker(redis_prefix, key.tenant_id))
-    except Exception as exc:  # Redis down: trust the database, not the cache
-        app[REDIS_STATE].failure("api key cache check (key row read again)", exc)
-        return False
-    app[REDIS_STATE].success()
-    if revoked is not None and not key.revoked:
-        return False
-    return version is None or int(version) <= key.settings_version
-
-
-async def load_key(app: web.Application, prefix: str) -> CachedKey | None:
-    """The key with this prefix (from the cache while it is current), or None."""
-    cache: ApiKeyCache = app[API_KEY_CACHE]
-    hit, key = cache.get(prefix)
-    if hit and (key is None or await _still_current(app, key)):
-        return key
-    async with connection(app[DB_POOL]) as conn:
-        row = await app[QUERIES].get_api_key_for_auth(conn, prefix=prefix)
-    key = CachedKey.from_row(row) if row is not None else None
-    cache.put(prefix, key)
-    return key
-
-
-async def authenticate_api_key(app: web.Application, credential: str) -> Principal | None:
-    """The principal of a valid, unrevoked, unexpired key; None otherwise."""
+def key_prefix(credential: str) -> str | None:
+    """The lookup prefix of a well-formed ``vy_`` key, else None."""
     match = KEY_RE.fullmatch(credential)
-    if match is None:
-        return None
-    key = await load_key(app, match.group(1))
+    return match.group(1) if match is not None else None
+
+
+async def load_key(conn: asyncpg.Connection, sql: Any, prefix: str) -> CachedKey | None:
+    """The key row with this prefix as authentication needs it, or None."""
+    row = await sql.get_api_key_for_auth(conn, prefix=prefix)
+    return CachedKey.from_row(row) if row is not None else None
+
+
+def principal_of(key: CachedKey | None, credential: str, now: float) -> Principal | None:
+    """The principal of ``credential`` when it is the whole key (constant-time), unrevoked and unexpired at
+    ``now`` (epoch seconds); else None."""
     if key is None or not hmac.compare_digest(key.key_hash, hash_key(credential)):
         return None
-    if key.revoked or (key.expires_at is not None and key.expires_at <= time.time()):
+    if key.revoked or (key.expires_at is not None and key.expires_at <= now):
         return None
     return key.principal
-
-
-# --- changes that every worker must see at once ----------------------------------------------------------
-
-
-async def announce_revocation(app: web.Application, key_id: uuid.UUID, prefix: str) -> None:
-    """After a revocation committed: drop this worker's entry and mark the key for every other worker."""
-    app[API_KEY_CACHE].forget(prefix)
-    redis = app[REDIS]
-    if redis is None:
-        return
-    try:
-        await redis.set(_revoked_marker(app[SETTINGS].redis_prefix, key_id), b"1", ex=MARKER_SECONDS)
-    except Exception:
-        log.warning("api key revocation marker not written; other workers may accept key %s for up to %ss",
-                    key_id, CACHE_SECONDS, exc_info=True)
-
-
-async def announce_settings_change(app: web.Application, tenant_id: uuid.UUID, updated_at: dt.datetime) -> None:
-    """After a settings change committed: keys of the tenant re-read their row (new rate limit) everywhere."""
-    app[API_KEY_CACHE].forget_tenant(tenant_id)
-    redis = app[REDIS]
-    if redis is None:
-        return
-    try:
-        await redis.eval(_RAISE_VERSION_LUA, 1, _settings_marker(app[SETTINGS].redis_prefix, tenant_id),
-                         _micros(updated_at), MARKER_SECONDS)
-    except Exception:
-        log.warning("tenant settings version not announced; other workers may use the old rate limit for up "
-                    "to %ss", CACHE_SECONDS, exc_info=True)
-
-
-# --- last_used_at ---------------------------------------------------------------------------------------
-
-
-async def _touch(app: web.Application, key_id: uuid.UUID) -> None:
-    async with connection(app[DB_POOL]) as conn:
-        await app[QUERIES].touch_api_key_last_used(conn, id=key_id)
-
-
-async def record_use(request: web.Request, response: web.StreamResponse) -> None:
-    """``on_response_prepare``: schedule the ``last_used_at`` write of a key request below 400."""
-    principal = request.get(PRINCIPAL)
-    if principal is None or principal.api_key_id is None or response.status >= 400:
-        return
-    app = request.app
-    if app[API_KEY_CACHE].touch_due(principal.api_key_id):
-        app[BACKGROUND].spawn(_touch(app, principal.api_key_id), name=f"api-key-touch-{principal.api_key_id}")

@@ -4,22 +4,17 @@ from __future__ import annotations
 
 import dataclasses
 import datetime as dt
-import logging
 import uuid
-from typing import Any, Iterator, Mapping
+from typing import Any, Iterator, Literal, Mapping
 
 import asyncpg
 from pypika import Table
 
-from voyagent.db import transaction
-from voyagent.degradation import report_best_effort
 from voyagent.errors import ApiError, not_found
 from voyagent.listing import Filter, Listing
 from voyagent.pagination import Page
 from voyagent.services import audit
 from voyagent.services.tools import may_decide
-
-log = logging.getLogger(__name__)
 
 MAX_ID_LENGTH = 128
 COLUMNS = ("id", "tenant_id", "session_id", "tool_name", "tool_call_id", "summary", "turn_id", "payload",
@@ -145,67 +140,65 @@ async def get_approval(conn: asyncpg.Connection, sql: Any, *, tenant_id: uuid.UU
 # --- resolving (§6.4) ----------------------------------------------------------------------------------
 
 
-async def resolve_approval(pool: asyncpg.Pool, sql: Any, *, tenant_id: uuid.UUID, approval_id: str, granted: bool,
-                           reason: str | None, resolver_id: uuid.UUID, resolver_role: str,
-                           session_id: uuid.UUID | None = None, same_decision_is_noop: bool = False,
-                           now: dt.datetime | None = None) -> ApprovalRow:
-    """Grant or reject one approval; shared by ``POST /approvals/{id}/resolve`` and the chat ``approvals`` map.
+@dataclasses.dataclass(frozen=True, slots=True)
+class Resolution:
+    """What ``decide`` did in its transaction: ``decided`` (row: the decision, its audit event is due after the
+    commit), ``unchanged`` (row: already resolved the same way, the chat map's no-op), ``expired`` (committed
+    as expired: 409 after the commit) or ``lost`` (another resolver won the race)."""
+
+    outcome: Literal["decided", "unchanged", "expired", "lost"]
+    row: ApprovalRow | None = None
+
+
+async def decide(conn: asyncpg.Connection, sql: Any, *, tenant_id: uuid.UUID, approval_id: str, granted: bool,
+                 reason: str | None, resolver_id: uuid.UUID, resolver_role: str, session_id: uuid.UUID | None = None,
+                 same_decision_is_noop: bool = False, now: dt.datetime | None = None) -> Resolution:
+    """Grant or reject one approval in the caller's transaction (§6.4); ``voyagent.edge.resolve_approval`` runs
+    the whole resolution for ``POST /approvals/{id}/resolve`` and the chat ``approvals`` map.
 
     Checks in the contract's order: ``404 approval_not_found`` (not in the tenant, or not in ``session_id``
-    when given), ``403 forbidden_role`` (the tool's approval roles), ``409 approval_already_resolved``
-    (not pending; past the deadline, which is committed as ``expired`` first; or lost a race). With
-    ``same_decision_is_noop`` (the chat map) an approval already resolved with the same decision is
-    returned unchanged. The decision commits in its own transaction; the ``approval.granted`` /
-    ``approval.rejected`` audit event follows in another one, and a failure to write it is only logged.
+    when given), ``403 forbidden_role`` (the tool's approval roles), ``409 approval_already_resolved`` (not
+    pending). With ``same_decision_is_noop`` (the chat map) an approval already resolved with the same decision
+    is ``unchanged``. Past the deadline it is switched to ``expired`` (which must commit before the 409).
     """
     now = _now(now)
-    decided: ApprovalRow | None = None
-    expired = False
-    async with transaction(pool) as conn:
-        row = await _load(conn, sql, tenant_id, approval_id, session_id)
-        if not may_decide(row.tool_name, resolver_role):
-            raise ApiError(403, "forbidden_role")
-        if row.status != "pending":
-            if same_decision_is_noop and row.status in ("granted", "rejected") and row.granted is granted:
-                return row
-            raise already_resolved()
-        if row.expires_at <= now:
-            expired = await sql.expire_approval(conn, id=row.id, tenant_id=tenant_id, now=now) is not None
-        else:
-            record = await sql.decide_approval(conn, id=row.id, tenant_id=tenant_id,
-                                               status="granted" if granted else "rejected", granted=granted,
-                                               now=now, resolved_by=resolver_id, reason=reason)
-            decided = ApprovalRow.from_record(record) if record is not None else None
-    if decided is None:  # expired (now committed) or another resolver won the race
-        if not expired and same_decision_is_noop:
-            return await _after_lost_race(pool, sql, tenant_id, approval_id, session_id, granted)
+    row = await _load(conn, sql, tenant_id, approval_id, session_id)
+    if not may_decide(row.tool_name, resolver_role):
+        raise ApiError(403, "forbidden_role")
+    if row.status != "pending":
+        if same_decision_is_noop and row.status in ("granted", "rejected") and row.granted is granted:
+            return Resolution("unchanged", row)
         raise already_resolved()
-    await _audit_decision(pool, sql, decided, resolver_id)
-    return decided
+    if row.expires_at <= now:
+        expired = await sql.expire_approval(conn, id=row.id, tenant_id=tenant_id, now=now) is not None
+        return Resolution("expired" if expired else "lost")
+    record = await sql.decide_approval(conn, id=row.id, tenant_id=tenant_id,
+                                       status="granted" if granted else "rejected", granted=granted, now=now,
+                                       resolved_by=resolver_id, reason=reason)
+    return Resolution("decided", ApprovalRow.from_record(record)) if record is not None else Resolution("lost")
 
 
-async def _after_lost_race(pool: asyncpg.Pool, sql: Any, tenant_id: uuid.UUID, approval_id: str,
+async def settle_lost_race(conn: asyncpg.Connection, sql: Any, *, tenant_id: uuid.UUID, approval_id: str,
                            session_id: uuid.UUID | None, granted: bool) -> ApprovalRow:
     """The chat map's rule after a concurrent resolution: the same decision is a no-op, any other a 409."""
-    async with transaction(pool) as conn:
-        row = await _load(conn, sql, tenant_id, approval_id, session_id)
+    row = await _load(conn, sql, tenant_id, approval_id, session_id)
     if row.status in ("granted", "rejected") and row.granted is granted:
         return row
     raise already_resolved()
 
 
-async def _audit_decision(pool: asyncpg.Pool, sql: Any, row: ApprovalRow, resolver_id: uuid.UUID) -> None:
-    kind = "approval.granted" if row.granted else "approval.rejected"
-    try:
-        async with transaction(pool) as conn:
-            await audit.write_event(
-                conn, sql, tenant_id=row.tenant_id, actor_id=resolver_id, kind=kind, actor_kind="human",
-                status="succeeded",
-                inputs={"approval_id": row.id, "session_id": str(row.session_id), "tool_name": row.tool_name,
-                        "reason": row.reason},
-                entity_refs={"approval_id": row.id, "session_id": str(row.session_id)})
-    except Exception as exc:
-        report_best_effort(log, "could not write %s audit event for approval %s", exc, kind, row.id)
+async def write_decision_audit(conn: asyncpg.Connection, sql: Any, row: ApprovalRow, resolver_id: uuid.UUID) -> None:
+    """``approval.granted`` / ``approval.rejected`` for a decision (its own transaction, after the decision's)."""
+    await audit.write_event(
+        conn, sql, tenant_id=row.tenant_id, actor_id=resolver_id, kind=decision_kind(row), actor_kind="human",
+        status="succeeded",
+        inputs={"approval_id": row.id, "session_id": str(row.session_id), "tool_name": row.tool_name,
+                "reason": row.reason},
+        entity_refs={"approval_id": row.id, "session_id": str(row.session_id)})
+
+
+def decision_kind(row: ApprovalRow) -> str:
+    return "approval.granted" if row.granted else "approval.rejected"
 
 
 # --- the list ------------------------------------------------------------------------------------------

@@ -1,4 +1,4 @@
-"""The audit writer every layer uses, and the rate-limited ``auth.verify`` record of 403s."""
+"""The audit writer every layer uses, and the limiter that keeps the ``auth.verify`` record of 403s small."""
 
 from __future__ import annotations
 
@@ -9,13 +9,9 @@ import uuid
 from typing import Any
 
 import asyncpg
-from aiohttp import web
 
-from voyagent.db import transaction
-from voyagent.degradation import DependencyState, report_best_effort
+from voyagent.degradation import DependencyState
 from voyagent.ids import new_id
-from voyagent.keys import AUDIT_LIMITER, CLIENT_IP, DB_POOL, OPERATION, QUERIES
-from voyagent.principal import Principal
 
 log = logging.getLogger("voyagent.audit")
 
@@ -76,24 +72,3 @@ class AuditVerifyLimiter:
                 self._local.clear()
         self._local[key] = (window, count + 1)
         return count + 1 <= self.per_minute
-
-
-async def record_forbidden(request: web.Request, principal: Principal, code: str) -> None:
-    """Write ``auth.verify`` (status rejected) for a 403 to an authenticated caller; best-effort."""
-    app = request.app
-    limiter = app[AUDIT_LIMITER]
-    path = request.raw_path.split("?", 1)[0]
-    remote_addr = request.get(CLIENT_IP, request.remote or "")
-    operation = request.get(OPERATION)
-    route = operation.path if operation is not None else path
-    try:
-        if not await limiter.allow(principal.rate_limit_key[1], route):
-            return
-        inputs: dict[str, Any] = {"method": request.method, "path": path, "remote_addr": remote_addr}
-        if principal.api_key_id is not None:
-            inputs["api_key_id"] = str(principal.api_key_id)
-        async with transaction(app[DB_POOL]) as conn:
-            await write_event(conn, app[QUERIES], tenant_id=principal.tenant_id, actor_id=principal.user_id,
-                              kind="auth.verify", status="rejected", error=code, inputs=inputs)
-    except Exception as exc:
-        report_best_effort(log, "could not write auth.verify audit event", exc)

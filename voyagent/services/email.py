@@ -1,6 +1,6 @@
 """E-mail delivery (operations.md §7): SMTP when ``VOYAGENT_SMTP_URL`` is set, else one INFO log line.
 
-``send_email`` never raises: a failed delivery is logged at WARNING and counted, and the HTTP response that
+``Mailer.send`` never raises: a failed delivery is logged at WARNING and counted, and the HTTP response that
 triggered it stays the same.
 """
 
@@ -8,21 +8,21 @@ from __future__ import annotations
 
 import asyncio
 import collections
+import contextlib
 import dataclasses
 import email.policy
 import email.utils
 import logging
 import random
+import time
 from email.message import EmailMessage
-from typing import Any
+from typing import Any, Awaitable, Callable, Iterator
 from urllib.parse import unquote, urlsplit
 
 import aiosmtplib
-from aiohttp import web
 
 from voyagent.config import Settings
-from voyagent.keys import MAILER
-from voyagent.services.email_messages import header_text
+from voyagent.services.email_messages import Message, header_text
 
 log = logging.getLogger("voyagent.email")
 
@@ -79,9 +79,11 @@ def link_in(body: str, public_url: str) -> str:
 class Mailer:
     """Sends over SMTP or writes the fallback log line; counts every outcome in ``voyagent_emails_total``."""
 
-    def __init__(self, settings: Settings, metrics: Any = None) -> None:
+    def __init__(self, settings: Settings, metrics: Any = None, *,
+                 sleep: Callable[[float], Awaitable[None]] = asyncio.sleep) -> None:
         self.settings = settings
         self.metrics = metrics
+        self.sleep = sleep  # how ``imitate`` waits; tests pass a recorder instead of measuring the wait
         self.target = parse_smtp_url(settings.smtp_url) if settings.smtp_url else None
         self._durations: dict[str, collections.deque[float]] = {}
 
@@ -111,9 +113,20 @@ class Mailer:
             return
         self._count(kind, "sent")
 
+    async def deliver(self, to: str, message: Message) -> None:
+        """Send one composed message (``voyagent.services.email_messages``); never raises."""
+        await self.send(kind=message.kind, to=to, subject=message.subject, body=message.body, link=message.link)
+
     def record_duration(self, kind: str, seconds: float) -> None:
         """Remember how long producing a message of this kind took (see ``imitate``)."""
         self._durations.setdefault(kind, collections.deque(maxlen=_TIMING_SAMPLES)).append(seconds)
+
+    @contextlib.contextmanager
+    def timed(self, kind: str) -> Iterator[None]:
+        """Record how long the block took to produce and send a message of ``kind`` (when it ends normally)."""
+        started = time.perf_counter()
+        yield
+        self.record_duration(kind, time.perf_counter() - started)
 
     async def imitate(self, kind: str) -> None:
         """Take as long as a recent real message of this kind took, when there is deliberately none to send.
@@ -123,13 +136,4 @@ class Mailer:
         """
         samples = self._durations.get(kind)
         if samples:
-            await asyncio.sleep(random.choice(samples))
-
-
-async def send_email(app: web.Application, *, kind: str, to: str, subject: str, body: str,
-                     link: str | None = None) -> None:
-    """Send (or log) one e-mail of ``kind`` (``verification``, ``password_reset``, ``invite``, ``email_changed``).
-
-    ``link`` is the action link for the fallback log line ("" for a message without one); never raises.
-    """
-    await app[MAILER].send(kind=kind, to=to, subject=subject, body=body, link=link)
+            await self.sleep(random.choice(samples))

@@ -13,7 +13,7 @@ EMAIL_CHANGED_SUBJECT = "Your Voyagent e-mail address was changed"
 
 @dataclasses.dataclass(frozen=True, slots=True)
 class Message:
-    """One e-mail ready for ``send_email``: the link appears once in ``body``, alone on its line ("" for none)."""
+    """One e-mail ready for ``Mailer.deliver``: the link appears once in ``body``, alone on its line ("" for none)."""
 
     kind: str
     subject: str

@@ -8,13 +8,10 @@ import uuid
 from typing import Any
 
 import asyncpg
-from aiohttp import web
 
 from voyagent.config import Settings
-from voyagent.db import connection, transaction
 from voyagent.errors import ApiError
 from voyagent.ids import new_id
-from voyagent.keys import DB_POOL, PASSWORDS, QUERIES
 from voyagent.services import audit, identity
 from voyagent.services.email_messages import Message, action_link, describe_duration, header_text
 from voyagent.services.passwords import check_strength
@@ -114,37 +111,39 @@ async def revoke(conn: asyncpg.Connection, sql: Any, *, tenant_id: uuid.UUID, in
     return row
 
 
-async def accept(app: web.Application, *, token: str, password: str, full_name: str,
-                 client: ClientInfo) -> dict[str, Any]:
+async def acceptable_invite(conn: asyncpg.Connection, sql: Any, token_hash: str, password: str) -> Any:
+    """The checks of ``POST /auth/accept-invite`` in the contract's order, on one snapshot, after the lazy expiry
+    sweep (committed on its own): the invite, or 404 / 400 / 422 (weak password) / 409 (e-mail registered).
+
+    On one snapshot, an invite used by a concurrent accept is reported as such (400), not as the e-mail that
+    accept registered (409). ``conn`` must not be inside a transaction.
+    """
+    await sql.expire_invite_by_token(conn, token_hash=token_hash)
+    async with conn.transaction(isolation="repeatable_read", readonly=True):
+        invite = await sql.get_invite_by_token(conn, token_hash=token_hash)
+        check_usable(invite)
+        check_strength(password)
+        if await sql.email_is_registered(conn, email=invite["email"]):
+            raise ApiError(409, "email_already_registered")
+    return invite
+
+
+async def accept(conn: asyncpg.Connection, sql: Any, settings: Settings, invite: Any, *, token_hash: str,
+                 password_hash: str, full_name: str, client: ClientInfo) -> dict[str, Any]:
     """Create the invited user (verified, in the inviter's tenant), use up the invite, sign in: AuthResponse.
 
-    The checks run in the contract's order on one snapshot; the Argon2 hash is computed without holding a
-    connection; the writes then run in one transaction that re-checks the invite under a row lock, so of two
-    concurrent accepts exactly one succeeds (the others get ``invite_not_pending``).
+    In the caller's transaction, which re-checks the invite under a row lock: of two concurrent accepts exactly
+    one succeeds (the others get ``invite_not_pending``). The Argon2 hash was computed without a connection.
     """
-    sql, pool = app[QUERIES], app[DB_POOL]
-    token_hash = hash_token(token)
-    async with connection(pool) as conn:
-        await sql.expire_invite_by_token(conn, token_hash=token_hash)
-        # One snapshot for the checks: an invite used by a concurrent accept is reported as such (400), not as
-        # the e-mail that accept registered (409).
-        async with conn.transaction(isolation="repeatable_read", readonly=True):
-            invite = await sql.get_invite_by_token(conn, token_hash=token_hash)
-            check_usable(invite)
-            check_strength(password)
-            if await sql.email_is_registered(conn, email=invite["email"]):
-                raise ApiError(409, "email_already_registered")
-    password_hash = await app[PASSWORDS].hash(password)
-    async with transaction(pool) as conn:
-        check_usable(await sql.lock_invite_by_token(conn, token_hash=token_hash))
-        try:
-            user = await sql.insert_user(conn, id=new_id(), tenant_id=invite["tenant_id"], email=invite["email"],
-                                         display_name=full_name, role=invite["role"], password_hash=password_hash,
-                                         email_verified=True)
-        except asyncpg.UniqueViolationError:  # registered between the check and now
-            raise ApiError(409, "email_already_registered") from None
-        await sql.mark_invite_accepted(conn, id=invite["id"])
-        await audit.write_event(conn, sql, tenant_id=invite["tenant_id"], actor_id=user["id"], kind="invite.accepted",
-                                inputs={"invite_id": str(invite["id"]), "email": invite["email"],
-                                        "role": invite["role"]})
-        return await identity.issue_auth_response(conn, app, {**user, "tenant_name": invite["tenant_name"]}, client)
+    check_usable(await sql.lock_invite_by_token(conn, token_hash=token_hash))
+    try:
+        user = await sql.insert_user(conn, id=new_id(), tenant_id=invite["tenant_id"], email=invite["email"],
+                                     display_name=full_name, role=invite["role"], password_hash=password_hash,
+                                     email_verified=True)
+    except asyncpg.UniqueViolationError:  # registered between the check and now
+        raise ApiError(409, "email_already_registered") from None
+    await sql.mark_invite_accepted(conn, id=invite["id"])
+    await audit.write_event(conn, sql, tenant_id=invite["tenant_id"], actor_id=user["id"], kind="invite.accepted",
+                            inputs={"invite_id": str(invite["id"]), "email": invite["email"], "role": invite["role"]})
+    return await identity.issue_auth_response(conn, sql, settings, {**user, "tenant_name": invite["tenant_name"]},
+                                              client)

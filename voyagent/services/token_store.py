@@ -8,7 +8,7 @@ a take that a request needs (counting a TOTP attempt included) fails with ``503 
 from __future__ import annotations
 
 import time
-from typing import Any, Protocol
+from typing import Any, Callable, Protocol
 
 import orjson
 
@@ -113,13 +113,17 @@ class RedisTokenStore:
 
 
 class LocalTokenStore:
-    """The same in this process (single worker only; lost on restart). Every operation is atomic on the loop."""
+    """The same in this process (single worker only; lost on restart). Every operation is atomic on the loop.
 
-    def __init__(self) -> None:
+    ``clock`` (epoch seconds) is injectable so tests move past an expiry instead of waiting for it.
+    """
+
+    def __init__(self, clock: Callable[[], float] = time.time) -> None:
+        self._clock = clock
         self._denied: dict[str, float] = {}  # jti → exp (epoch seconds)
         self._tokens: dict[str, tuple[float, bytes]] = {}  # "<kind>:<token>" → (expiry, value)
         self._totp_attempts: dict[str, tuple[float, int]] = {}  # jti → (exp, count)
-        self._last_sweep = time.time()
+        self._last_sweep = clock()
 
     def _sweep(self, now: float) -> None:
         if now - self._last_sweep < _SWEEP_EVERY_SECONDS:
@@ -130,7 +134,7 @@ class LocalTokenStore:
         self._totp_attempts = {jti: entry for jti, entry in self._totp_attempts.items() if entry[0] > now}
 
     async def revoke_jti(self, jti: str, exp: int) -> bool:
-        now = time.time()
+        now = self._clock()
         self._sweep(now)
         if exp <= now:
             return True
@@ -142,23 +146,23 @@ class LocalTokenStore:
 
     async def is_revoked(self, jti: str) -> bool:
         exp = self._denied.get(jti)
-        return exp is not None and exp > time.time()
+        return exp is not None and exp > self._clock()
 
     async def put(self, kind: str, token: str, value: dict[str, Any], ttl: int) -> None:
         _check_kind(kind)
-        now = time.time()
+        now = self._clock()
         self._sweep(now)
         self._tokens[f"{kind}:{token}"] = (now + ttl, orjson.dumps(value))
 
     async def take(self, kind: str, token: str) -> dict[str, Any] | None:
         _check_kind(kind)
         entry = self._tokens.pop(f"{kind}:{token}", None)
-        if entry is None or entry[0] <= time.time():
+        if entry is None or entry[0] <= self._clock():
             return None
         return _decode(entry[1])
 
     async def count_totp_attempt(self, jti: str, exp: int) -> int:
-        now = time.time()
+        now = self._clock()
         self._sweep(now)
         known = self._totp_attempts.get(jti)
         count = known[1] + 1 if known is not None and known[0] > now else 1

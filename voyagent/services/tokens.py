@@ -5,7 +5,7 @@ from __future__ import annotations
 import secrets
 import time
 import uuid
-from typing import Any
+from typing import Any, Callable
 
 import jwt
 
@@ -46,17 +46,19 @@ class VerifiedAccessTokens:
     A hit is only ever a token string that passed the full verification, so it needs no signature check
     again; its ``exp`` is re-checked on every use (no leeway). Failures are never remembered, so junk
     tokens cannot fill the memo. The denylist is checked by the caller on every request regardless.
+    ``clock`` (epoch seconds) is injectable so a test can move past ``exp`` instead of waiting for it.
     """
 
-    def __init__(self, settings: Settings, size: int = 10_000) -> None:
+    def __init__(self, settings: Settings, size: int = 10_000, *, clock: Callable[[], float] = time.time) -> None:
         self.settings = settings
         self.size = size
+        self.clock = clock
         self._claims: dict[str, dict[str, Any]] = {}
 
     def decode(self, token: str) -> dict[str, Any] | None:
         claims = self._claims.get(token)
         if claims is not None:
-            if claims["exp"] > time.time():
+            if claims["exp"] > self.clock():
                 return claims
             del self._claims[token]
             return None
