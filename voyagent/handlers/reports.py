@@ -1,5 +1,51 @@
-"""HTTP handlers of the reports endpoints (endpoints.md); operations listed here are routed."""
+"""HTTP handlers of the reports endpoints (endpoints.md, Reports); operations listed here are routed.
 
+GET /reports/itinerary belongs to the chat sessions and is not routed here yet.
+"""
+
+from __future__ import annotations
+
+from aiohttp import web
+
+from voyagent.db import connection
 from voyagent.handlers_types import Handler
+from voyagent.jsonio import json_response
+from voyagent.keys import DB_POOL, PRINCIPAL, QUERIES, QUERY
+from voyagent.services import reports
 
-HANDLERS: dict[str, Handler] = {}
+
+async def get_receivables_aging(request: web.Request) -> web.Response:
+    """GET /reports/receivables — aging of the tenant's open invoices, measured on today's UTC date."""
+    query = request[QUERY]
+    async with connection(request.app[DB_POOL]) as conn:
+        report = await reports.receivables_aging(conn, request.app[QUERIES], tenant_id=request[PRINCIPAL].tenant_id,
+                                                 date_from=query["from"], date_to=query["to"],
+                                                 currency=query.get("currency"), today=reports.utc_today())
+    return json_response(report)
+
+
+async def get_payables_aging(request: web.Request) -> web.Response:
+    """GET /reports/payables — aging of the tenant's open bills, measured on today's UTC date."""
+    query = request[QUERY]
+    async with connection(request.app[DB_POOL]) as conn:
+        report = await reports.payables_aging(conn, request.app[QUERIES], tenant_id=request[PRINCIPAL].tenant_id,
+                                              date_from=query["from"], date_to=query["to"],
+                                              currency=query.get("currency"), today=reports.utc_today())
+    return json_response(report)
+
+
+async def get_trial_balance(request: web.Request) -> web.Response:
+    """GET /reports/trial-balance — ledger sums up to the end of ``as_of`` (default today, UTC)."""
+    query = request[QUERY]
+    async with connection(request.app[DB_POOL]) as conn:
+        report = await reports.trial_balance(conn, request.app[QUERIES], tenant_id=request[PRINCIPAL].tenant_id,
+                                             as_of=query.get("as_of") or reports.utc_today(),
+                                             include_zero=query.get("include_zero") == 1)
+    return json_response(report)
+
+
+HANDLERS: dict[str, Handler] = {
+    "get_receivables_aging": get_receivables_aging,
+    "get_payables_aging": get_payables_aging,
+    "get_trial_balance": get_trial_balance,
+}

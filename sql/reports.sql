@@ -1,0 +1,118 @@
+-- name: get-receivables-aging^
+-- Receivables aging (data-model.md, Aging) in one statement: the tenant's open invoices issued in
+-- [from_date, to_date] in the report currency (the given one, else the tenant's default_currency), bucketed
+-- by days overdue against :today, with the four bucket counts/amounts, the total and the top 5 debtors.
+-- Index: invoices_aging_idx (migration 0005).
+WITH report AS (
+    SELECT coalesce(:currency::text,
+                    (SELECT s.default_currency::text FROM tenant_settings AS s WHERE s.tenant_id = :tenant_id),
+                    'INR') AS currency
+), open_documents AS (
+    SELECT d.party_name,
+           d.total_amount - d.amount_paid AS outstanding,
+           CASE WHEN :today::date - d.due_date <= 30 THEN 1
+                WHEN :today::date - d.due_date <= 60 THEN 2
+                WHEN :today::date - d.due_date <= 90 THEN 3
+                ELSE 4 END AS bucket
+    FROM invoices AS d
+    WHERE d.tenant_id = :tenant_id
+      AND d.currency = (SELECT r.currency FROM report AS r)
+      AND d.status IN ('issued', 'partially_paid')
+      AND d.issue_date BETWEEN :from_date::date AND :to_date::date
+      AND d.total_amount - d.amount_paid > 0
+), buckets AS (
+    SELECT b.bucket, count(o.bucket) AS documents, coalesce(sum(o.outstanding), 0) AS amount
+    FROM generate_series(1, 4) AS b(bucket)
+    LEFT JOIN open_documents AS o ON o.bucket = b.bucket
+    GROUP BY b.bucket
+), parties AS (
+    SELECT o.party_name AS name, sum(o.outstanding) AS amount
+    FROM open_documents AS o
+    GROUP BY o.party_name
+    ORDER BY sum(o.outstanding) DESC, o.party_name COLLATE "C" ASC
+    LIMIT 5
+)
+SELECT (SELECT r.currency FROM report AS r) AS currency,
+       (SELECT coalesce(sum(b.amount), 0) FROM buckets AS b) AS total_outstanding,
+       (SELECT array_agg(b.documents ORDER BY b.bucket) FROM buckets AS b) AS bucket_counts,
+       (SELECT array_agg(b.amount ORDER BY b.bucket) FROM buckets AS b) AS bucket_amounts,
+       (SELECT coalesce(array_agg(p.name ORDER BY p.amount DESC, p.name COLLATE "C"), '{}') FROM parties AS p)
+           AS party_names,
+       (SELECT coalesce(array_agg(p.amount ORDER BY p.amount DESC, p.name COLLATE "C"), '{}') FROM parties AS p)
+           AS party_amounts;
+
+-- name: get-payables-aging^
+-- Payables aging: as get-receivables-aging over the tenant's open bills (received / scheduled) and the top 5
+-- creditors. Index: bills_aging_idx (migration 0005).
+WITH report AS (
+    SELECT coalesce(:currency::text,
+                    (SELECT s.default_currency::text FROM tenant_settings AS s WHERE s.tenant_id = :tenant_id),
+                    'INR') AS currency
+), open_documents AS (
+    SELECT d.party_name,
+           d.total_amount - d.amount_paid AS outstanding,
+           CASE WHEN :today::date - d.due_date <= 30 THEN 1
+                WHEN :today::date - d.due_date <= 60 THEN 2
+                WHEN :today::date - d.due_date <= 90 THEN 3
+                ELSE 4 END AS bucket
+    FROM bills AS d
+    WHERE d.tenant_id = :tenant_id
+      AND d.currency = (SELECT r.currency FROM report AS r)
+      AND d.status IN ('received', 'scheduled')
+      AND d.issue_date BETWEEN :from_date::date AND :to_date::date
+      AND d.total_amount - d.amount_paid > 0
+), buckets AS (
+    SELECT b.bucket, count(o.bucket) AS documents, coalesce(sum(o.outstanding), 0) AS amount
+    FROM generate_series(1, 4) AS b(bucket)
+    LEFT JOIN open_documents AS o ON o.bucket = b.bucket
+    GROUP BY b.bucket
+), parties AS (
+    SELECT o.party_name AS name, sum(o.outstanding) AS amount
+    FROM open_documents AS o
+    GROUP BY o.party_name
+    ORDER BY sum(o.outstanding) DESC, o.party_name COLLATE "C" ASC
+    LIMIT 5
+)
+SELECT (SELECT r.currency FROM report AS r) AS currency,
+       (SELECT coalesce(sum(b.amount), 0) FROM buckets AS b) AS total_outstanding,
+       (SELECT array_agg(b.documents ORDER BY b.bucket) FROM buckets AS b) AS bucket_counts,
+       (SELECT array_agg(b.amount ORDER BY b.bucket) FROM buckets AS b) AS bucket_amounts,
+       (SELECT coalesce(array_agg(p.name ORDER BY p.amount DESC, p.name COLLATE "C"), '{}') FROM parties AS p)
+           AS party_names,
+       (SELECT coalesce(array_agg(p.amount ORDER BY p.amount DESC, p.name COLLATE "C"), '{}') FROM parties AS p)
+           AS party_amounts;
+
+-- name: get-trial-balance^
+-- Trial balance (data-model.md, Trial balance) in one statement: every ledger account of the tenant with the
+-- sums of its lines posted before the end of :as_of (UTC), its currency (MIXED when its lines differ, the
+-- tenant's default_currency when it has none), listed by code in byte order, zero accounts only with
+-- :include_zero, and the totals over the listed accounts. Index: journal_entries_trial_balance_idx (0005).
+WITH settings AS (
+    SELECT coalesce((SELECT s.default_currency::text FROM tenant_settings AS s WHERE s.tenant_id = :tenant_id),
+                    'INR') AS currency
+), accounts AS (
+    SELECT a.code, a.name, a.type::text AS type,
+           coalesce(l.debit, 0) AS debit, coalesce(l.credit, 0) AS credit,
+           CASE WHEN l.first_currency IS NULL THEN (SELECT s.currency FROM settings AS s)
+                WHEN l.first_currency <> l.last_currency THEN 'MIXED'
+                ELSE l.first_currency END AS currency
+    FROM ledger_accounts AS a
+    CROSS JOIN LATERAL (
+        SELECT sum(j.debit) AS debit, sum(j.credit) AS credit,
+               min(j.currency::text) AS first_currency, max(j.currency::text) AS last_currency
+        FROM journal_entries AS j
+        WHERE j.account_id = a.id
+          AND j.posted_at < ((:as_of::date + 1)::timestamp AT TIME ZONE 'UTC')
+    ) AS l
+    WHERE a.tenant_id = :tenant_id
+      AND (:include_zero::boolean OR l.debit IS NOT NULL)
+)
+SELECT coalesce(array_agg(a.code ORDER BY a.code COLLATE "C"), '{}') AS codes,
+       coalesce(array_agg(a.name ORDER BY a.code COLLATE "C"), '{}') AS names,
+       coalesce(array_agg(a.type ORDER BY a.code COLLATE "C"), '{}') AS types,
+       coalesce(array_agg(a.debit ORDER BY a.code COLLATE "C"), '{}') AS debits,
+       coalesce(array_agg(a.credit ORDER BY a.code COLLATE "C"), '{}') AS credits,
+       coalesce(array_agg(a.currency ORDER BY a.code COLLATE "C"), '{}') AS currencies,
+       coalesce(sum(a.debit), 0) AS total_debit,
+       coalesce(sum(a.credit), 0) AS total_credit
+FROM accounts AS a;
