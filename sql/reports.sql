@@ -4,8 +4,8 @@
 -- by days overdue against :today, with the four bucket counts/amounts, the total and the top 5 debtors.
 -- Index: invoices_aging_idx (migration 0005).
 WITH report AS (
-    SELECT coalesce(:currency::text,
-                    (SELECT s.default_currency::text FROM tenant_settings AS s WHERE s.tenant_id = :tenant_id),
+    SELECT coalesce(:currency::char(3),
+                    (SELECT s.default_currency FROM tenant_settings AS s WHERE s.tenant_id = :tenant_id),
                     'INR') AS currency
 ), open_documents AS (
     SELECT d.party_name,
@@ -45,8 +45,8 @@ SELECT (SELECT r.currency FROM report AS r) AS currency,
 -- Payables aging: as get-receivables-aging over the tenant's open bills (received / scheduled) and the top 5
 -- creditors. Index: bills_aging_idx (migration 0005).
 WITH report AS (
-    SELECT coalesce(:currency::text,
-                    (SELECT s.default_currency::text FROM tenant_settings AS s WHERE s.tenant_id = :tenant_id),
+    SELECT coalesce(:currency::char(3),
+                    (SELECT s.default_currency FROM tenant_settings AS s WHERE s.tenant_id = :tenant_id),
                     'INR') AS currency
 ), open_documents AS (
     SELECT d.party_name,
