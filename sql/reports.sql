@@ -1,66 +1,38 @@
--- name: get-receivables-aging^
--- Receivables aging (data-model.md, Aging) in one statement: the tenant's open invoices issued in
--- [from_date, to_date] in the report currency (the given one, else the tenant's default_currency), bucketed
--- by days overdue against :today, with the four bucket counts/amounts, the total and the top 5 debtors.
--- Index: invoices_aging_idx (migration 0005).
+-- name: get-aging^
+-- Receivables (:kind 'receivables': open invoices, issued / partially_paid) or payables (:kind 'payables': open
+-- bills, received / scheduled) aging (data-model.md, Aging) in one statement: the tenant's open documents issued
+-- in [from_date, to_date] in the report currency (the given one, else the tenant's default_currency), bucketed
+-- by days overdue against :today, with the four bucket counts/amounts, the total and the top 5 parties. The
+-- branch of the other kind is a one-time filter that never runs. Indexes: invoices_aging_idx, bills_aging_idx
+-- (migration 0005).
 WITH report AS (
     SELECT coalesce(:currency::char(3),
                     (SELECT s.default_currency FROM tenant_settings AS s WHERE s.tenant_id = :tenant_id),
                     'INR') AS currency
+), candidates AS (
+    SELECT i.party_name, i.total_amount - i.amount_paid AS outstanding, i.due_date
+    FROM invoices AS i
+    WHERE :kind::text = 'receivables'
+      AND i.tenant_id = :tenant_id
+      AND i.currency = (SELECT r.currency FROM report AS r)
+      AND i.status IN ('issued', 'partially_paid')
+      AND i.issue_date BETWEEN :from_date::date AND :to_date::date
+    UNION ALL
+    SELECT b.party_name, b.total_amount - b.amount_paid AS outstanding, b.due_date
+    FROM bills AS b
+    WHERE :kind::text = 'payables'
+      AND b.tenant_id = :tenant_id
+      AND b.currency = (SELECT r.currency FROM report AS r)
+      AND b.status IN ('received', 'scheduled')
+      AND b.issue_date BETWEEN :from_date::date AND :to_date::date
 ), open_documents AS (
-    SELECT d.party_name,
-           d.total_amount - d.amount_paid AS outstanding,
-           CASE WHEN :today::date - d.due_date <= 30 THEN 1
-                WHEN :today::date - d.due_date <= 60 THEN 2
-                WHEN :today::date - d.due_date <= 90 THEN 3
+    SELECT c.party_name, c.outstanding,
+           CASE WHEN :today::date - c.due_date <= 30 THEN 1
+                WHEN :today::date - c.due_date <= 60 THEN 2
+                WHEN :today::date - c.due_date <= 90 THEN 3
                 ELSE 4 END AS bucket
-    FROM invoices AS d
-    WHERE d.tenant_id = :tenant_id
-      AND d.currency = (SELECT r.currency FROM report AS r)
-      AND d.status IN ('issued', 'partially_paid')
-      AND d.issue_date BETWEEN :from_date::date AND :to_date::date
-      AND d.total_amount - d.amount_paid > 0
-), buckets AS (
-    SELECT b.bucket, count(o.bucket) AS documents, coalesce(sum(o.outstanding), 0) AS amount
-    FROM generate_series(1, 4) AS b(bucket)
-    LEFT JOIN open_documents AS o ON o.bucket = b.bucket
-    GROUP BY b.bucket
-), parties AS (
-    SELECT o.party_name AS name, sum(o.outstanding) AS amount
-    FROM open_documents AS o
-    GROUP BY o.party_name
-    ORDER BY sum(o.outstanding) DESC, o.party_name COLLATE "C" ASC
-    LIMIT 5
-)
-SELECT (SELECT r.currency FROM report AS r) AS currency,
-       (SELECT coalesce(sum(b.amount), 0) FROM buckets AS b) AS total_outstanding,
-       (SELECT array_agg(b.documents ORDER BY b.bucket) FROM buckets AS b) AS bucket_counts,
-       (SELECT array_agg(b.amount ORDER BY b.bucket) FROM buckets AS b) AS bucket_amounts,
-       (SELECT coalesce(array_agg(p.name ORDER BY p.amount DESC, p.name COLLATE "C"), '{}') FROM parties AS p)
-           AS party_names,
-       (SELECT coalesce(array_agg(p.amount ORDER BY p.amount DESC, p.name COLLATE "C"), '{}') FROM parties AS p)
-           AS party_amounts;
-
--- name: get-payables-aging^
--- Payables aging: as get-receivables-aging over the tenant's open bills (received / scheduled) and the top 5
--- creditors. Index: bills_aging_idx (migration 0005).
-WITH report AS (
-    SELECT coalesce(:currency::char(3),
-                    (SELECT s.default_currency FROM tenant_settings AS s WHERE s.tenant_id = :tenant_id),
-                    'INR') AS currency
-), open_documents AS (
-    SELECT d.party_name,
-           d.total_amount - d.amount_paid AS outstanding,
-           CASE WHEN :today::date - d.due_date <= 30 THEN 1
-                WHEN :today::date - d.due_date <= 60 THEN 2
-                WHEN :today::date - d.due_date <= 90 THEN 3
-                ELSE 4 END AS bucket
-    FROM bills AS d
-    WHERE d.tenant_id = :tenant_id
-      AND d.currency = (SELECT r.currency FROM report AS r)
-      AND d.status IN ('received', 'scheduled')
-      AND d.issue_date BETWEEN :from_date::date AND :to_date::date
-      AND d.total_amount - d.amount_paid > 0
+    FROM candidates AS c
+    WHERE c.outstanding > 0
 ), buckets AS (
     SELECT b.bucket, count(o.bucket) AS documents, coalesce(sum(o.outstanding), 0) AS amount
     FROM generate_series(1, 4) AS b(bucket)

@@ -67,27 +67,32 @@ async def _document(db: asyncpg.Connection, table: str, tenant_id: uuid.UUID, *,
     return doc_id
 
 
-async def invoice(db: asyncpg.Connection, tenant_id: uuid.UUID, accounts: dict[str, uuid.UUID], *, party: str,
-                  issue_date: dt.date, due_date: dt.date, total: Decimal, paid: Decimal = Decimal(0),
-                  status: str = "issued", currency: str = "INR",
-                  posted_at: dt.datetime = DEFAULT_POSTED_AT) -> uuid.UUID:
-    """An invoice with its postings: Dr 1200 / Cr 4000 for the total, Dr 1000 / Cr 1200 for what was paid."""
-    doc_id = await _document(db, "invoices", tenant_id, party=party, issue_date=issue_date, due_date=due_date,
-                             total=total, paid=paid, status=status, currency=currency)
-    await post(db, tenant_id, accounts["1200"], accounts["4000"], total, currency=currency, posted_at=posted_at)
+# (table, open-status default, debit/credit account of the document, debit/credit account of a payment)
+POSTINGS = {"invoice": ("invoices", "issued", ("1200", "4000"), ("1000", "1200")),
+            "bill": ("bills", "received", ("5000", "2100"), ("2100", "1000"))}
+
+
+async def document(db: asyncpg.Connection, kind: str, tenant_id: uuid.UUID, accounts: dict[str, uuid.UUID], *,
+                   party: str, issue_date: dt.date, due_date: dt.date, total: Decimal, paid: Decimal = Decimal(0),
+                   status: str | None = None, currency: str = "INR",
+                   posted_at: dt.datetime = DEFAULT_POSTED_AT) -> uuid.UUID:
+    """An invoice or a bill with its postings: one entry for the total, one for what was paid (if anything)."""
+    table, default_status, (debit, credit), (paid_debit, paid_credit) = POSTINGS[kind]
+    doc_id = await _document(db, table, tenant_id, party=party, issue_date=issue_date, due_date=due_date,
+                             total=total, paid=paid, status=status or default_status, currency=currency)
+    await post(db, tenant_id, accounts[debit], accounts[credit], total, currency=currency, posted_at=posted_at)
     if paid > 0:
-        await post(db, tenant_id, accounts["1000"], accounts["1200"], paid, currency=currency, posted_at=posted_at)
+        await post(db, tenant_id, accounts[paid_debit], accounts[paid_credit], paid, currency=currency,
+                   posted_at=posted_at)
     return doc_id
 
 
-async def bill(db: asyncpg.Connection, tenant_id: uuid.UUID, accounts: dict[str, uuid.UUID], *, party: str,
-               issue_date: dt.date, due_date: dt.date, total: Decimal, paid: Decimal = Decimal(0),
-               status: str = "received", currency: str = "INR",
-               posted_at: dt.datetime = DEFAULT_POSTED_AT) -> uuid.UUID:
-    """A bill with its postings: Dr 5000 / Cr 2100 for the total, Dr 2100 / Cr 1000 for what was paid."""
-    doc_id = await _document(db, "bills", tenant_id, party=party, issue_date=issue_date, due_date=due_date,
-                             total=total, paid=paid, status=status, currency=currency)
-    await post(db, tenant_id, accounts["5000"], accounts["2100"], total, currency=currency, posted_at=posted_at)
-    if paid > 0:
-        await post(db, tenant_id, accounts["2100"], accounts["1000"], paid, currency=currency, posted_at=posted_at)
-    return doc_id
+async def invoice(db: asyncpg.Connection, tenant_id: uuid.UUID, accounts: dict[str, uuid.UUID],
+                  **fields) -> uuid.UUID:
+    """An invoice: Dr 1200 / Cr 4000 for the total, Dr 1000 / Cr 1200 for what was paid."""
+    return await document(db, "invoice", tenant_id, accounts, **fields)
+
+
+async def bill(db: asyncpg.Connection, tenant_id: uuid.UUID, accounts: dict[str, uuid.UUID], **fields) -> uuid.UUID:
+    """A bill: Dr 5000 / Cr 2100 for the total, Dr 2100 / Cr 1000 for what was paid."""
+    return await document(db, "bill", tenant_id, accounts, **fields)

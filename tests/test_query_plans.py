@@ -298,8 +298,8 @@ def finance_tenant(database):
 
 
 REPORT_PLANS = {
-    "receivables": ("get_receivables_aging", "invoices", "invoices_aging_idx"),
-    "payables": ("get_payables_aging", "bills", "bills_aging_idx"),
+    "receivables": ("get_aging", "invoices", "invoices_aging_idx"),
+    "payables": ("get_aging", "bills", "bills_aging_idx"),
     "trial balance": ("get_trial_balance", "journal_entries", "journal_entries_trial_balance_idx"),
 }
 REPORT_ARGS = {
@@ -318,7 +318,8 @@ async def test_each_report_reads_its_covering_index(db, queries, finance_tenant,
         values = {"tenant_id": finance_tenant.tenant_id, "include_zero": args == "full period",
                   "as_of": REPORT_ARGS[args]["to_date"]}
     else:
-        values = {"tenant_id": finance_tenant.tenant_id, "today": dt.date(2026, 6, 15), **REPORT_ARGS[args]}
+        values = {"kind": report, "tenant_id": finance_tenant.tenant_id, "today": dt.date(2026, 6, 15),
+                  **REPORT_ARGS[args]}
     plan = await _plan(db, query.sql, query.args(values), mode)
     scans = [(n["Node Type"], n.get("Relation Name"), n.get("Index Name")) for n in _nodes(plan)]
     assert not [s for s in scans if s[0] == "Seq Scan" and s[1] == table], (report, scans)

@@ -112,10 +112,9 @@ async def _arrange(conn, docs):
 
 async def _check(conn, queries, docs, date_from, date_to, currency, as_of):
     tenant_id = await _arrange(conn, docs)
-    for kind, aging, key in (("invoice", reports.receivables_aging, "top_debtors"),
-                             ("bill", reports.payables_aging, "top_creditors")):
-        report = await aging(conn, queries, tenant_id=tenant_id, date_from=date_from, date_to=date_to,
-                             currency=currency, today=TODAY)
+    for kind, report_kind, key in (("invoice", "receivables", "top_debtors"), ("bill", "payables", "top_creditors")):
+        report = await reports.aging(conn, queries, kind=report_kind, tenant_id=tenant_id, date_from=date_from,
+                                     date_to=date_to, currency=currency, today=TODAY)
         count, total, buckets, top = expected_aging(docs, kind, date_from, date_to, currency or "INR")
         assert report["total_outstanding"] == {"amount": total, "currency": currency or "INR"}
         assert [b["bucket"] for b in report["aging_buckets"]] == list(reports.BUCKETS)

@@ -19,17 +19,17 @@ async def test_each_edge_day_falls_in_its_bucket(db, queries, kind):
     tenant_id = await finance.new_tenant(db)
     accounts = await finance.chart(db, tenant_id)
     add = finance.invoice if kind == "invoice" else finance.bill
-    aging = reports.receivables_aging if kind == "invoice" else reports.payables_aging
+    report_kind = "receivables" if kind == "invoice" else "payables"
     for overdue in EDGES:
         await add(db, tenant_id, accounts, party=f"overdue {overdue}", issue_date=dt.date(2025, 1, 1),
                   due_date=TODAY - dt.timedelta(days=overdue), total=Decimal("1.00"))
-    report = await aging(db, queries, tenant_id=tenant_id, date_from=dt.date(2025, 1, 1),
+    report = await reports.aging(db, queries, kind=report_kind, tenant_id=tenant_id, date_from=dt.date(2025, 1, 1),
                          date_to=dt.date(2025, 1, 1), currency=None, today=TODAY)
     for overdue, bucket in EDGES.items():  # alone in a report, each document lands in exactly its bucket
         alone = await finance.new_tenant(db)
         await add(db, alone, await finance.chart(db, alone), party="x", issue_date=dt.date(2025, 1, 1),
                   due_date=TODAY - dt.timedelta(days=overdue), total=Decimal("1.00"))
-        single = await aging(db, queries, tenant_id=alone, date_from=dt.date(2025, 1, 1),
+        single = await reports.aging(db, queries, kind=report_kind, tenant_id=alone, date_from=dt.date(2025, 1, 1),
                              date_to=dt.date(2025, 1, 1), currency=None, today=TODAY)
         counts = {b["bucket"]: b["count"] for b in single["aging_buckets"]}
         assert counts == {b: int(b == bucket) for b in reports.BUCKETS}, overdue
@@ -40,7 +40,6 @@ async def test_each_edge_day_falls_in_its_bucket(db, queries, kind):
 
 async def test_from_after_to_raises_invalid_period_before_reading(db, queries):
     with pytest.raises(ApiError) as raised:
-        await reports.receivables_aging(db, queries, tenant_id=await finance.new_tenant(db),
-                                        date_from=dt.date(2026, 1, 2), date_to=dt.date(2026, 1, 1), currency=None,
-                                        today=TODAY)
+        await reports.aging(db, queries, kind="receivables", tenant_id=await finance.new_tenant(db),
+                            date_from=dt.date(2026, 1, 2), date_to=dt.date(2026, 1, 1), currency=None, today=TODAY)
     assert (raised.value.status, raised.value.detail) == (422, "invalid_period")

@@ -14,24 +14,19 @@ from voyagent.keys import DB_POOL, PRINCIPAL, QUERIES, QUERY
 from voyagent.services import reports
 
 
-async def get_receivables_aging(request: web.Request) -> web.Response:
-    """GET /reports/receivables — aging of the tenant's open invoices, measured on today's UTC date."""
-    query = request[QUERY]
-    async with connection(request.app[DB_POOL]) as conn:
-        report = await reports.receivables_aging(conn, request.app[QUERIES], tenant_id=request[PRINCIPAL].tenant_id,
-                                                 date_from=query["from"], date_to=query["to"],
-                                                 currency=query.get("currency"), today=reports.utc_today())
-    return json_response(report)
+def _aging_handler(kind: str) -> Handler:
+    async def get_aging(request: web.Request) -> web.Response:
+        """GET /reports/receivables or /reports/payables — aging measured on today's UTC date."""
+        query = request[QUERY]
+        async with connection(request.app[DB_POOL]) as conn:
+            report = await reports.aging(conn, request.app[QUERIES], kind=kind,
+                                         tenant_id=request[PRINCIPAL].tenant_id, date_from=query["from"],
+                                         date_to=query["to"], currency=query.get("currency"),
+                                         today=reports.utc_today())
+        return json_response(report)
 
-
-async def get_payables_aging(request: web.Request) -> web.Response:
-    """GET /reports/payables — aging of the tenant's open bills, measured on today's UTC date."""
-    query = request[QUERY]
-    async with connection(request.app[DB_POOL]) as conn:
-        report = await reports.payables_aging(conn, request.app[QUERIES], tenant_id=request[PRINCIPAL].tenant_id,
-                                              date_from=query["from"], date_to=query["to"],
-                                              currency=query.get("currency"), today=reports.utc_today())
-    return json_response(report)
+    get_aging.__name__ = f"get_{kind}_aging"
+    return get_aging
 
 
 async def get_trial_balance(request: web.Request) -> web.Response:
@@ -45,7 +40,7 @@ async def get_trial_balance(request: web.Request) -> web.Response:
 
 
 HANDLERS: dict[str, Handler] = {
-    "get_receivables_aging": get_receivables_aging,
-    "get_payables_aging": get_payables_aging,
+    "get_receivables_aging": _aging_handler("receivables"),
+    "get_payables_aging": _aging_handler("payables"),
     "get_trial_balance": get_trial_balance,
 }

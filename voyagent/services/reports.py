@@ -17,6 +17,7 @@ import asyncpg
 from voyagent.errors import ApiError
 
 BUCKETS = ("0-30", "31-60", "61-90", "90+")
+PARTIES_KEY = {"receivables": "top_debtors", "payables": "top_creditors"}
 
 
 def utc_today() -> dt.date:
@@ -28,44 +29,28 @@ def _money(amount: Decimal, currency: str) -> dict[str, Any]:
     return {"amount": amount, "currency": currency}
 
 
-def _aging(row: Any, tenant_id: uuid.UUID, date_from: dt.date, date_to: dt.date, parties_key: str) -> dict[str, Any]:
-    currency = row["currency"]
-    parties = [{"name": name, "amount": _money(amount, currency)}
-               for name, amount in zip(row["party_names"], row["party_amounts"])]
+
+async def aging(conn: asyncpg.Connection, sql: Any, *, kind: str, tenant_id: uuid.UUID, date_from: dt.date,
+                date_to: dt.date, currency: str | None, today: dt.date) -> dict[str, Any]:
+    """The AgingReport of the tenant's open invoices (``kind="receivables"``, ``top_debtors`` filled) or open
+    bills (``kind="payables"``, ``top_creditors`` filled); ``invalid_period`` when ``date_from > date_to``."""
+    if date_from > date_to:
+        raise ApiError(422, "invalid_period")
+    row = await sql.get_aging(conn, kind=kind, tenant_id=tenant_id, from_date=date_from, to_date=date_to,
+                              currency=currency, today=today)
+    report_currency = row["currency"]
     report = {
         "tenant_id": str(tenant_id),
         "period": {"from": date_from.isoformat(), "to": date_to.isoformat()},
-        "total_outstanding": _money(row["total_outstanding"], currency),
-        "aging_buckets": [{"bucket": name, "count": count, "amount": _money(amount, currency)}
+        "total_outstanding": _money(row["total_outstanding"], report_currency),
+        "aging_buckets": [{"bucket": name, "count": count, "amount": _money(amount, report_currency)}
                           for name, count, amount in zip(BUCKETS, row["bucket_counts"], row["bucket_amounts"])],
         "top_debtors": [],
         "top_creditors": [],
     }
-    report[parties_key] = parties
+    report[PARTIES_KEY[kind]] = [{"name": name, "amount": _money(amount, report_currency)}
+                                 for name, amount in zip(row["party_names"], row["party_amounts"])]
     return report
-
-
-def _check_period(date_from: dt.date, date_to: dt.date) -> None:
-    if date_from > date_to:
-        raise ApiError(422, "invalid_period")
-
-
-async def receivables_aging(conn: asyncpg.Connection, sql: Any, *, tenant_id: uuid.UUID, date_from: dt.date,
-                            date_to: dt.date, currency: str | None, today: dt.date) -> dict[str, Any]:
-    """The AgingReport of the tenant's open invoices (``top_debtors`` filled)."""
-    _check_period(date_from, date_to)
-    row = await sql.get_receivables_aging(conn, tenant_id=tenant_id, from_date=date_from, to_date=date_to,
-                                          currency=currency, today=today)
-    return _aging(row, tenant_id, date_from, date_to, "top_debtors")
-
-
-async def payables_aging(conn: asyncpg.Connection, sql: Any, *, tenant_id: uuid.UUID, date_from: dt.date,
-                         date_to: dt.date, currency: str | None, today: dt.date) -> dict[str, Any]:
-    """The AgingReport of the tenant's open bills (``top_creditors`` filled)."""
-    _check_period(date_from, date_to)
-    row = await sql.get_payables_aging(conn, tenant_id=tenant_id, from_date=date_from, to_date=date_to,
-                                       currency=currency, today=today)
-    return _aging(row, tenant_id, date_from, date_to, "top_creditors")
 
 
 async def trial_balance(conn: asyncpg.Connection, sql: Any, *, tenant_id: uuid.UUID, as_of: dt.date,
