@@ -56,9 +56,10 @@ SELECT (SELECT r.currency FROM report AS r) AS currency,
 
 -- name: get-trial-balance^
 -- Trial balance (data-model.md, Trial balance) in one statement: every ledger account of the tenant with the
--- sums of its lines posted before the end of :as_of (UTC), its currency (MIXED when its lines differ, the
--- tenant's default_currency when it has none), listed by code in byte order, zero accounts only with
--- :include_zero, and the totals over the listed accounts. Index: journal_entries_trial_balance_idx (0005).
+-- sums of its lines posted up to the end of :as_of (UTC) — read from the daily totals of migration 0007, whose
+-- days are UTC days — its currency (MIXED when its lines differ, the tenant's default_currency when it has
+-- none), listed by code in byte order, zero accounts only with :include_zero, and the totals over the listed
+-- accounts. Indexes: ledger_accounts_tenant_id_code_key, ledger_daily_totals_pkey (0007).
 WITH settings AS (
     SELECT coalesce((SELECT s.default_currency::text FROM tenant_settings AS s WHERE s.tenant_id = :tenant_id),
                     'INR') AS currency
@@ -70,11 +71,11 @@ WITH settings AS (
                 ELSE l.first_currency END AS currency
     FROM ledger_accounts AS a
     CROSS JOIN LATERAL (
-        SELECT sum(j.debit) AS debit, sum(j.credit) AS credit,
-               min(j.currency::text) AS first_currency, max(j.currency::text) AS last_currency
-        FROM journal_entries AS j
-        WHERE j.account_id = a.id
-          AND j.posted_at < ((:as_of::date + 1)::timestamp AT TIME ZONE 'UTC')
+        SELECT sum(t.debit) AS debit, sum(t.credit) AS credit,
+               min(t.currency::text) AS first_currency, max(t.currency::text) AS last_currency
+        FROM ledger_daily_totals AS t
+        WHERE t.account_id = a.id
+          AND t.day <= :as_of::date
     ) AS l
     WHERE a.tenant_id = :tenant_id
       AND (:include_zero::boolean OR l.debit IS NOT NULL)

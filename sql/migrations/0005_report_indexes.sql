@@ -1,5 +1,6 @@
--- 0005: covering indexes for the three finance reports (endpoints.md, Reports), so each report reads only
--- index pages of the tenant's open documents / ledger lines (index-only scans once the visibility map is set).
+-- 0005: covering indexes for the aging reports (endpoints.md, Reports), so each reads only index pages of the
+-- tenant's open documents (index-only scans once the visibility map is set). The trial balance reads the
+-- daily totals of migration 0007.
 --
 -- The data model's (tenant_id, status, issue_date) indexes on invoices and bills stay: they are the documented
 -- ones. These hold only open documents (partial), put the report currency in the key (a tenant's documents in
@@ -14,7 +15,3 @@ CREATE INDEX invoices_aging_idx ON invoices (tenant_id, currency, issue_date)
 CREATE INDEX bills_aging_idx ON bills (tenant_id, currency, issue_date)
     INCLUDE (due_date, total_amount, amount_paid, party_name)
     WHERE status IN ('received', 'scheduled');
-
--- get-trial-balance: one account's lines up to the as_of cut-off, with the amounts and currency it sums
-CREATE INDEX journal_entries_trial_balance_idx ON journal_entries (account_id, posted_at)
-    INCLUDE (debit, credit, currency);
