@@ -3,8 +3,9 @@
 -- bills, received / scheduled) aging (data-model.md, Aging) in one statement: the tenant's open documents issued
 -- in [from_date, to_date] in the report currency (the given one, else the tenant's default_currency), bucketed
 -- by days overdue against :today, with the four bucket counts/amounts, the total and the top 5 parties. The
--- branch of the other kind is a one-time filter that never runs. Indexes: invoices_aging_idx, bills_aging_idx
--- (migration 0005).
+-- branch of the other kind is a one-time filter that never runs. One pass over the documents: grouped by party
+-- with a count and a sum per bucket, then the (few) party rows give the bucket totals and the top parties.
+-- Indexes: invoices_aging_idx, bills_aging_idx (migration 0005).
 WITH report AS (
     SELECT coalesce(:currency::char(3),
                     (SELECT s.default_currency FROM tenant_settings AS s WHERE s.tenant_id = :tenant_id),
@@ -25,34 +26,39 @@ WITH report AS (
       AND b.currency = (SELECT r.currency FROM report AS r)
       AND b.status IN ('received', 'scheduled')
       AND b.issue_date BETWEEN :from_date::date AND :to_date::date
-), open_documents AS (
-    SELECT c.party_name, c.outstanding,
-           CASE WHEN :today::date - c.due_date <= 30 THEN 1
-                WHEN :today::date - c.due_date <= 60 THEN 2
-                WHEN :today::date - c.due_date <= 90 THEN 3
-                ELSE 4 END AS bucket
+), parties AS (
+    SELECT c.party_name AS name, sum(c.outstanding) AS amount,
+           count(*) FILTER (WHERE :today::date - c.due_date <= 30) AS count_1,
+           count(*) FILTER (WHERE :today::date - c.due_date BETWEEN 31 AND 60) AS count_2,
+           count(*) FILTER (WHERE :today::date - c.due_date BETWEEN 61 AND 90) AS count_3,
+           count(*) FILTER (WHERE :today::date - c.due_date > 90) AS count_4,
+           sum(c.outstanding) FILTER (WHERE :today::date - c.due_date <= 30) AS amount_1,
+           sum(c.outstanding) FILTER (WHERE :today::date - c.due_date BETWEEN 31 AND 60) AS amount_2,
+           sum(c.outstanding) FILTER (WHERE :today::date - c.due_date BETWEEN 61 AND 90) AS amount_3,
+           sum(c.outstanding) FILTER (WHERE :today::date - c.due_date > 90) AS amount_4
     FROM candidates AS c
     WHERE c.outstanding > 0
-), buckets AS (
-    SELECT b.bucket, count(o.bucket) AS documents, coalesce(sum(o.outstanding), 0) AS amount
-    FROM generate_series(1, 4) AS b(bucket)
-    LEFT JOIN open_documents AS o ON o.bucket = b.bucket
-    GROUP BY b.bucket
-), parties AS (
-    SELECT o.party_name AS name, sum(o.outstanding) AS amount
-    FROM open_documents AS o
-    GROUP BY o.party_name
-    ORDER BY sum(o.outstanding) DESC, o.party_name COLLATE "C" ASC
+    GROUP BY c.party_name
+), totals AS (
+    SELECT coalesce(sum(p.amount), 0) AS amount,
+           ARRAY[coalesce(sum(p.count_1), 0), coalesce(sum(p.count_2), 0), coalesce(sum(p.count_3), 0),
+                 coalesce(sum(p.count_4), 0)]::bigint[] AS counts,
+           ARRAY[coalesce(sum(p.amount_1), 0), coalesce(sum(p.amount_2), 0), coalesce(sum(p.amount_3), 0),
+                 coalesce(sum(p.amount_4), 0)] AS amounts
+    FROM parties AS p
+), top AS (
+    SELECT p.name, p.amount
+    FROM parties AS p
+    ORDER BY p.amount DESC, p.name COLLATE "C"
     LIMIT 5
 )
 SELECT (SELECT r.currency FROM report AS r) AS currency,
-       (SELECT coalesce(sum(b.amount), 0) FROM buckets AS b) AS total_outstanding,
-       (SELECT array_agg(b.documents ORDER BY b.bucket) FROM buckets AS b) AS bucket_counts,
-       (SELECT array_agg(b.amount ORDER BY b.bucket) FROM buckets AS b) AS bucket_amounts,
-       (SELECT coalesce(array_agg(p.name ORDER BY p.amount DESC, p.name COLLATE "C"), '{}') FROM parties AS p)
+       t.amount AS total_outstanding, t.counts AS bucket_counts, t.amounts AS bucket_amounts,
+       (SELECT coalesce(array_agg(p.name ORDER BY p.amount DESC, p.name COLLATE "C"), '{}') FROM top AS p)
            AS party_names,
-       (SELECT coalesce(array_agg(p.amount ORDER BY p.amount DESC, p.name COLLATE "C"), '{}') FROM parties AS p)
-           AS party_amounts;
+       (SELECT coalesce(array_agg(p.amount ORDER BY p.amount DESC, p.name COLLATE "C"), '{}') FROM top AS p)
+           AS party_amounts
+FROM totals AS t;
 
 -- name: get-trial-balance^
 -- Trial balance (data-model.md, Trial balance) in one statement: every ledger account of the tenant with the
