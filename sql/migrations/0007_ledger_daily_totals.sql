@@ -1,5 +1,5 @@
 -- 0007: per-account daily totals of the ledger, so GET /reports/trial-balance sums a few hundred rows per
--- account (one per UTC day with postings) instead of every journal line (500,000 lines: ~200-340 ms → see
+-- account (one per UTC day with postings) instead of every journal line (500,000 lines: 190-340 ms a request; see
 -- docs/decisions.md). The trial balance's cut-off is the end of a UTC day, so daily totals answer it exactly.
 --
 -- A statement-level trigger adds each INSERT's lines, grouped by (account, UTC day of posted_at, currency), to
