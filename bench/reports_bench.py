@@ -23,7 +23,7 @@ from urllib.parse import urlencode
 import asyncpg
 
 from bench.enquiries_bench import bench_pair, print_pair
-from bench.harness import ADMIN_DSN, SECRET, ceiling_server, voyagent_server
+from bench.harness import ADMIN_DSN, SECRET, ceiling_server, load_arguments, voyagent_server
 from voyagent.config import Settings
 from voyagent.ids import new_id
 from voyagent.migrations import migrate_dsn
@@ -139,11 +139,7 @@ async def run(args: argparse.Namespace) -> dict:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--dsn", default=DEFAULT_DSN)
-    parser.add_argument("--reseed", action="store_true", help="drop and seed the scratch database again")
-    parser.add_argument("--seconds", type=float, default=10)
-    parser.add_argument("--rounds", type=int, default=2)
-    parser.add_argument("--connections", type=int, default=8)
+    load_arguments(parser, DEFAULT_DSN)
     parser.add_argument("--tenants", type=int, default=50, help="small tenants besides the measured one")
     args = parser.parse_args()
     asyncio.run(run(args))
