@@ -2,30 +2,16 @@
 rows the HTTP tests cannot reach through the schema's constraints alone."""
 
 import decimal
-import json
 
 import pytest
 
+from tests.test_query_plans import _nodes, _plan
 from voyagent.ids import new_id
 from voyagent.services import itinerary
 from voyagent.services.tenant_settings import DEFAULT_CURRENCY
 
 ITEMS_INDEX = "itinerary_items_session_id_created_at_id_idx"
 SESSIONS, ITEMS_PER_SESSION = 300, 40
-
-
-def _nodes(plan):
-    yield plan
-    for child in plan.get("Plans", ()):
-        yield from _nodes(child)
-
-
-async def _plan(db, query, args, mode):
-    await db.execute(f"SET plan_cache_mode = {mode}")
-    try:
-        return json.loads(await db.fetchval("EXPLAIN (FORMAT JSON) " + query.sql, *args))[0]["Plan"]
-    finally:
-        await db.execute("RESET plan_cache_mode")
 
 
 async def test_the_fallback_currency_is_the_settings_column_default(db):
@@ -64,7 +50,7 @@ async def test_the_items_are_found_through_their_session_index(db, queries, crow
     query = queries.list_itinerary_items
     args = [{"session_id": session_id, "tenant_id": tenant_id}[name] for name in query.params]
 
-    plan = await _plan(db, query, args, mode)
+    plan = await _plan(db, query.sql, args, mode)
 
     nodes = list(_nodes(plan))
     assert [n.get("Index Name") for n in nodes if "Index" in n["Node Type"]] == [ITEMS_INDEX], plan
@@ -80,7 +66,7 @@ async def test_the_session_lookup_reads_two_primary_keys(db, queries, crowded_se
     query = queries.get_itinerary_session
     args = [{"id": session_id, "tenant_id": tenant_id}[name] for name in query.params]
 
-    plan = await _plan(db, query, args, mode)
+    plan = await _plan(db, query.sql, args, mode)
 
     scans = {(n.get("Relation Name"), n.get("Index Name")) for n in _nodes(plan) if "Relation Name" in n}
     assert scans == {("sessions", "sessions_pkey"), ("tenant_settings", "tenant_settings_pkey")}, plan
