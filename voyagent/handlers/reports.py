@@ -1,7 +1,4 @@
-"""HTTP handlers of the reports endpoints (endpoints.md, Reports); operations listed here are routed.
-
-GET /reports/itinerary belongs to the chat sessions and is not routed here yet.
-"""
+"""HTTP handlers of the reports endpoints (endpoints.md, Reports; chat-and-agent.md §7.2 for the itinerary)."""
 
 from __future__ import annotations
 
@@ -10,7 +7,7 @@ from aiohttp import web
 from voyagent.handlers_types import Handler
 from voyagent.jsonio import json_response
 from voyagent.keys import DATABASE, PRINCIPAL, QUERIES, QUERY
-from voyagent.services import reports
+from voyagent.services import itinerary, reports
 
 
 def _aging_handler(kind: str) -> Handler:
@@ -38,8 +35,19 @@ async def get_trial_balance(request: web.Request) -> web.Response:
     return json_response(report)
 
 
+async def get_itinerary_report(request: web.Request) -> web.Response:
+    """GET /reports/itinerary — the session's passengers, flights, hotels, visas and total cost; a session id
+    that is not a UUID, unknown or another tenant's is ``404 session_not_found``. One read-only snapshot, so
+    the session and its items agree even while a delete commits."""
+    async with request.app[DATABASE].read_transaction() as conn:
+        report = await itinerary.report(conn, request.app[QUERIES], tenant_id=request[PRINCIPAL].tenant_id,
+                                        session_id=request[QUERY]["session_id"])
+    return json_response(report)
+
+
 HANDLERS: dict[str, Handler] = {
     "get_receivables_aging": _aging_handler("receivables"),
     "get_payables_aging": _aging_handler("payables"),
     "get_trial_balance": get_trial_balance,
+    "get_itinerary_report": get_itinerary_report,
 }
