@@ -347,8 +347,9 @@ async def test_a_client_that_goes_away_stops_the_export_query(make_client, admin
     async def open_exports() -> int:
         """Server connections of this database still inside a transaction (the export's cursor)."""
         return await db.fetchval("SELECT count(*) FROM pg_stat_activity WHERE datname = current_database() "
-                                 "AND pid <> pg_backend_pid() AND (state LIKE 'idle in transaction%' "
-                                 "OR (state = 'active' AND query LIKE '%FROM \"audit_events\"%'))")
+                                 "AND pid <> pg_backend_pid() AND backend_type = 'client backend' "
+                                 "AND (state LIKE 'idle in transaction%' "
+                                 "OR (state = 'active' AND query LIKE '%FROM audit_events AS a%'))")
 
     response = await client.get("/audit/export.csv", headers=admin.headers)
     assert response.status == 200
