@@ -2,6 +2,7 @@
 the offer cache in process and in real Redis."""
 
 import datetime as dt
+import hashlib
 import secrets
 import uuid
 from decimal import Decimal
@@ -24,10 +25,6 @@ from voyagent.agent.sandbox import (
 )
 
 JULY_1 = dt.date(2026, 7, 1)
-
-
-def _utc(text):
-    return dt.datetime.fromisoformat(text.replace("Z", "+00:00"))
 
 
 # §11.5, first vector: DEL→DXB 2026-07-01, 2 adults, economy.
@@ -107,7 +104,6 @@ def test_deterministic_and_sorted_by_price_then_id():
 
 def test_cabin_multiplier_applies_to_the_cabins_own_key():
     # §11.1 by hand for premium_economy (×1.5) and first (×5): the cabin is part of the key.
-    import hashlib
     for cabin, multiplier in (("premium_economy", Decimal("1.5")), ("first", Decimal(5))):
         expected = []
         for i in range(3):

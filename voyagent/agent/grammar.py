@@ -92,30 +92,28 @@ class AddPassenger:
 
 
 @dataclasses.dataclass(frozen=True, slots=True)
-class AddToItinerary:
+class _OfferCommand:
+    """Rules 4–6: one offer id, upper-cased."""
+
+    offer_id: str
+
+    def tool_input(self) -> dict[str, Any]:
+        return {"offer_id": self.offer_id}
+
+
+@dataclasses.dataclass(frozen=True, slots=True)
+class AddToItinerary(_OfferCommand):
     tool: ClassVar[str] = "add_to_itinerary"
-    offer_id: str
-
-    def tool_input(self) -> dict[str, Any]:
-        return {"offer_id": self.offer_id}
 
 
 @dataclasses.dataclass(frozen=True, slots=True)
-class HoldOffer:
+class HoldOffer(_OfferCommand):
     tool: ClassVar[str] = "hold_offer"
-    offer_id: str
-
-    def tool_input(self) -> dict[str, Any]:
-        return {"offer_id": self.offer_id}
 
 
 @dataclasses.dataclass(frozen=True, slots=True)
-class BookOffer:
+class BookOffer(_OfferCommand):
     tool: ClassVar[str] = "book_offer"
-    offer_id: str
-
-    def tool_input(self) -> dict[str, Any]:
-        return {"offer_id": self.offer_id}
 
 
 @dataclasses.dataclass(frozen=True, slots=True)

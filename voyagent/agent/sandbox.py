@@ -51,8 +51,21 @@ def normalise_city(city: str) -> str:
     return " ".join(word[:1].upper() + word[1:].lower() for word in city.split())
 
 
+class _JsonOffer:
+    """``output()``: the §9.1 JSON shape; ``from_output()``: back from it (through ``jsonio``), e.g. a cache entry."""
+
+    __slots__ = ()
+
+    def output(self) -> dict[str, Any]:
+        return _output(self)
+
+    @classmethod
+    def from_output(cls, data: dict[str, Any]) -> Any:
+        return _from_output(cls, data)
+
+
 @dataclasses.dataclass(frozen=True, slots=True)
-class FlightOffer:
+class FlightOffer(_JsonOffer):
     """A FlightOffer of §9.1; ``output()`` is its JSON shape (Money objects, timestamps)."""
 
     offer_id: str
@@ -70,26 +83,9 @@ class FlightOffer:
     price: Decimal
     kind: str = "flight"
 
-    def output(self) -> dict[str, Any]:
-        return {"offer_id": self.offer_id, "kind": self.kind, "carrier": self.carrier,
-                "carrier_name": self.carrier_name, "flight_number": self.flight_number, "origin": self.origin,
-                "destination": self.destination, "departure_at": self.departure_at, "arrival_at": self.arrival_at,
-                "duration_minutes": self.duration_minutes, "cabin": self.cabin, "adults": self.adults,
-                "price_per_adult": _money(self.price_per_adult), "price": _money(self.price)}
-
-    @classmethod
-    def from_output(cls, data: dict[str, Any]) -> FlightOffer:
-        """Back from the JSON form (``output()`` through ``jsonio``), e.g. an offer-cache entry."""
-        return cls(offer_id=data["offer_id"], carrier=data["carrier"], carrier_name=data["carrier_name"],
-                   flight_number=data["flight_number"], origin=data["origin"], destination=data["destination"],
-                   departure_at=_parse_timestamp(data["departure_at"]), arrival_at=_parse_timestamp(data["arrival_at"]),
-                   duration_minutes=int(data["duration_minutes"]), cabin=data["cabin"], adults=int(data["adults"]),
-                   price_per_adult=Decimal(data["price_per_adult"]["amount"]),
-                   price=Decimal(data["price"]["amount"]))
-
 
 @dataclasses.dataclass(frozen=True, slots=True)
-class HotelOffer:
+class HotelOffer(_JsonOffer):
     """A HotelOffer of §9.1; ``output()`` is its JSON shape (Money objects, dates)."""
 
     offer_id: str
@@ -105,21 +101,6 @@ class HotelOffer:
     price: Decimal
     kind: str = "hotel"
 
-    def output(self) -> dict[str, Any]:
-        return {"offer_id": self.offer_id, "kind": self.kind, "name": self.name, "city": self.city,
-                "star_rating": self.star_rating, "check_in": self.check_in, "check_out": self.check_out,
-                "nights": self.nights, "guests": self.guests, "rooms": self.rooms,
-                "nightly_rate": _money(self.nightly_rate), "price": _money(self.price)}
-
-    @classmethod
-    def from_output(cls, data: dict[str, Any]) -> HotelOffer:
-        """Back from the JSON form (``output()`` through ``jsonio``), e.g. an offer-cache entry."""
-        return cls(offer_id=data["offer_id"], name=data["name"], city=data["city"],
-                   star_rating=int(data["star_rating"]), check_in=dt.date.fromisoformat(data["check_in"]),
-                   check_out=dt.date.fromisoformat(data["check_out"]), nights=int(data["nights"]),
-                   guests=int(data["guests"]), rooms=int(data["rooms"]),
-                   nightly_rate=Decimal(data["nightly_rate"]["amount"]), price=Decimal(data["price"]["amount"]))
-
 
 Offer = FlightOffer | HotelOffer
 
@@ -129,8 +110,28 @@ def offer_from_output(data: dict[str, Any]) -> Offer:
     return FlightOffer.from_output(data) if data["kind"] == "flight" else HotelOffer.from_output(data)
 
 
-def _parse_timestamp(text: str) -> dt.datetime:
-    return dt.datetime.fromisoformat(text.replace("Z", "+00:00"))
+def _output(offer: Any) -> dict[str, Any]:
+    """The §9.1 JSON shape of an offer: ``offer_id`` and ``kind`` first, then its fields, amounts as Money."""
+    out = {"offer_id": offer.offer_id, "kind": offer.kind}
+    for field in dataclasses.fields(offer):
+        value = getattr(offer, field.name)
+        out.setdefault(field.name, _money(value) if isinstance(value, Decimal) else value)
+    return out
+
+
+def _from_output(cls: Any, data: dict[str, Any]) -> Any:
+    """The offer ``_output`` gave, from its JSON form: Money → Decimal, ``*_at`` → datetime, check-in/out → date."""
+    values = {}
+    for field in dataclasses.fields(cls):
+        value = data[field.name]
+        if isinstance(value, dict):
+            value = Decimal(value["amount"])
+        elif field.name.endswith("_at"):
+            value = dt.datetime.fromisoformat(value.replace("Z", "+00:00"))
+        elif field.name in ("check_in", "check_out"):
+            value = dt.date.fromisoformat(value)
+        values[field.name] = value
+    return cls(**values)
 
 
 def _ordered(offers: list[Any]) -> list[Any]:
