@@ -11,8 +11,9 @@ import pytest
 import redis.asyncio as aioredis
 
 from tests.clock import FakeClock
+from tests.conftest import wait_until
 from voyagent import jsonio
-from voyagent.agent.offer_cache import LocalOfferCache, RedisOfferCache, offer_key
+from voyagent.agent.offer_cache import LocalOfferCache, RedisOfferCache, create_offer_cache, offer_key
 from voyagent.agent.sandbox import (
     FlightOffer,
     HotelOffer,
@@ -215,6 +216,13 @@ async def test_redis_cache_key_value_and_native_expiry(redis_client, prefix):
     assert 1_790_000 < await redis_client.pttl(key) <= 1_800_000
     await cache.put(tenant, [offer])  # searching again renews the lifetime, same value
     assert await redis_client.pttl(key) > 1_790_000
+    assert await redis_client.pexpire(key, 1)  # Redis owns dropping the key: cut the TTL short and wait for it
+
+    async def gone() -> bool:
+        return not await redis_client.exists(key)
+
+    await wait_until(gone, what=f"redis dropping {key}")
+    assert await cache.get(tenant, "FLT-20526D6B") is None
     await redis_client.set(key, b"{not json", ex=60)
     assert await cache.get(tenant, "FLT-20526D6B") is None  # a foreign value is a miss, not an error
 
@@ -246,3 +254,9 @@ async def test_unreachable_redis_is_a_miss_and_never_fails_a_search():
         assert cache.redis_state.down
     finally:
         await client.aclose()
+
+
+def test_factory_picks_redis_when_configured(redis_client, prefix):
+    assert isinstance(create_offer_cache(redis_client, prefix, 60), RedisOfferCache)
+    local = create_offer_cache(None, prefix, 60)
+    assert isinstance(local, LocalOfferCache) and local.ttl_seconds == 60
