@@ -256,7 +256,10 @@ async def test_unreachable_redis_is_a_miss_and_never_fails_a_search():
         await client.aclose()
 
 
+def test_factory_is_in_process_without_redis():
+    local = create_offer_cache(None, "voyagent:", 60)
+    assert isinstance(local, LocalOfferCache) and local.ttl_seconds == 60
+
+
 def test_factory_picks_redis_when_configured(redis_client, prefix):
     assert isinstance(create_offer_cache(redis_client, prefix, 60), RedisOfferCache)
-    local = create_offer_cache(None, prefix, 60)
-    assert isinstance(local, LocalOfferCache) and local.ttl_seconds == 60
