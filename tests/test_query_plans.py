@@ -8,6 +8,7 @@ import datetime as dt
 import json
 import random
 import uuid
+from decimal import Decimal
 
 import asyncpg
 import pytest
@@ -304,3 +305,91 @@ async def test_a_deep_chat_session_offset_page_is_a_deferred_join(db, chat_tenan
     start = dt.datetime(2026, 1, 1, tzinfo=dt.timezone.utc)
     assert [row["created_at"] for row in rows] == [start + dt.timedelta(seconds=499 - i) for i in range(51)]
     assert {row["message_count"] for row in rows} == {0, 3}
+
+
+# --- finance reports (sql/reports.sql): aging on its covering index (0005), trial balance on daily totals (0007)
+
+FINANCE_COLUMNS = ["id", "tenant_id", "number", "party_name", "issue_date", "due_date", "total_amount", "currency",
+                   "amount_paid", "status"]
+LINE_COLUMNS = ["entry_id", "line_no", "tenant_id", "account_id", "debit", "credit", "currency", "posted_at"]
+
+
+async def _seed_finance(conn, tenant_id, documents, entries, rnd):
+    from tests import finance
+
+    accounts = await finance.chart(conn, tenant_id)
+    start = dt.date(2025, 1, 1)
+    for table, statuses in (("invoices", ["draft", "issued", "partially_paid", "paid", "void"]),
+                            ("bills", ["draft", "received", "scheduled", "paid", "void"])):
+        rows = []
+        for i in range(documents):
+            issue = start + dt.timedelta(days=rnd.randrange(540))
+            total = Decimal(rnd.randrange(100, 10_000_000)).scaleb(-2)
+            rows.append((new_id(), tenant_id, f"{table}-{i}", f"Party {rnd.randrange(300)}", issue,
+                         issue + dt.timedelta(days=rnd.randrange(60)), total, rnd.choice(["INR", "INR", "USD"]),
+                         rnd.choice([Decimal(0), total / 2, total]).quantize(Decimal("0.01")), rnd.choice(statuses)))
+        columns = FINANCE_COLUMNS + (["vendor_reference"] if table == "bills" else [])
+        if table == "bills":
+            rows = [row + (f"V-{row[0].hex}",) for row in rows]
+        await conn.copy_records_to_table(table, records=rows, columns=columns)
+    lines = []
+    codes = [("1200", "4000"), ("5000", "2100"), ("1000", "1200"), ("2100", "1000")]
+    for _ in range(entries):
+        entry_id, (debit, credit) = new_id(), rnd.choice(codes)
+        amount = Decimal(rnd.randrange(100, 1_000_000)).scaleb(-2)
+        posted = dt.datetime(2025, 1, 1, tzinfo=dt.timezone.utc) + dt.timedelta(seconds=rnd.randrange(46_000_000))
+        lines.append((entry_id, 1, tenant_id, accounts[debit], amount, Decimal(0), "INR", posted))
+        lines.append((entry_id, 2, tenant_id, accounts[credit], Decimal(0), amount, "INR", posted))
+    await conn.copy_records_to_table("journal_entries", records=lines, columns=LINE_COLUMNS)
+
+
+@pytest.fixture(scope="module")
+def finance_tenant(database):
+    """One tenant with many documents and ledger lines among several small ones, vacuumed and analysed."""
+    async def seed():
+        rnd = random.Random(12)
+        conn = await asyncpg.connect(database.dsn)
+        try:
+            big, _user = await _tenant(conn)
+            await _seed_finance(conn, big, 6000, 10_000, rnd)
+            for _ in range(OTHERS):
+                await _seed_finance(conn, (await _tenant(conn))[0], 600, 500, rnd)
+            for table in ("invoices", "bills", "journal_entries", "ledger_accounts"):
+                await conn.execute(f"VACUUM ANALYZE {table}")
+            return Tenant(big)
+        finally:
+            await conn.close()
+
+    return asyncio.run(seed())
+
+
+REPORT_PLANS = {
+    "receivables": ("get_aging", "invoices", "invoices_aging_idx"),
+    "payables": ("get_aging", "bills", "bills_aging_idx"),
+    "trial balance": ("get_trial_balance", "ledger_daily_totals", "ledger_daily_totals_pkey"),
+}
+REPORT_ARGS = {
+    "full period": {"from_date": dt.date(2025, 1, 1), "to_date": dt.date(2026, 12, 31), "currency": None},
+    "one week in USD": {"from_date": dt.date(2025, 6, 1), "to_date": dt.date(2025, 6, 7), "currency": "USD"},
+}
+
+
+@pytest.mark.parametrize("mode", ["force_custom_plan", "force_generic_plan"])
+@pytest.mark.parametrize("args", list(REPORT_ARGS))
+@pytest.mark.parametrize("report", list(REPORT_PLANS))
+async def test_each_report_reads_its_index(db, queries, finance_tenant, report, args, mode):
+    name, table, index = REPORT_PLANS[report]
+    query = getattr(queries, name)
+    if report == "trial balance":
+        values = {"tenant_id": finance_tenant.tenant_id, "include_zero": args == "full period",
+                  "as_of": REPORT_ARGS[args]["to_date"]}
+    else:
+        values = {"kind": report, "tenant_id": finance_tenant.tenant_id, "today": dt.date(2026, 6, 15),
+                  **REPORT_ARGS[args]}
+    plan = await _plan(db, query.sql, query.args(values), mode)
+    scans = [(n["Node Type"], n.get("Relation Name"), n.get("Index Name")) for n in _nodes(plan)]
+    assert not [s for s in scans if s[0] == "Seq Scan" and s[1] == table], (report, scans)
+    if report == "trial balance":  # a range of the account's days (index or bitmap scan); never the lines
+        assert index in {s[2] for s in scans} and not [s for s in scans if s[1] == "journal_entries"], scans
+    else:
+        assert ("Index Only Scan", table, index) in scans, (report, scans)
