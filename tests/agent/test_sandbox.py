@@ -24,6 +24,7 @@ from voyagent.agent.sandbox import (
     search_flights,
     search_hotels,
 )
+from voyagent.services.itinerary import itinerary
 
 JULY_1 = dt.date(2026, 7, 1)
 
@@ -263,3 +264,21 @@ def test_factory_is_in_process_without_redis():
 
 def test_factory_picks_redis_when_configured(redis_client, prefix):
     assert isinstance(create_offer_cache(redis_client, prefix, 60), RedisOfferCache)
+
+
+def test_offer_snapshots_give_the_itinerary_report_example_of_7_2():
+    # The tools store an offer's JSON form as the item's snapshot; the report (§7.2) reads it back.
+    flight = search_flights("DEL", "DXB", JULY_1, 2, "economy")[0]
+    hotel = search_hotels("Dubai", JULY_1, dt.date(2026, 7, 4), 3)[0]
+    items = [{"kind": offer.kind, "offer_id": offer.offer_id, "reference": reference, "status": status,
+              "data": jsonio.loads(jsonio.dumps(offer.output())), "price_amount": offer.price,
+              "price_currency": "INR"}
+             for offer, reference, status in ((flight, "IMJBYR", "booked"), (hotel, None, "planned"))]
+    report = jsonio.loads(jsonio.dumps(itinerary(items, "INR")))
+    assert report["flights"] == [{"offer_id": "FLT-20526D6B", "pnr": "IMJBYR", "origin": "DEL", "dest": "DXB",
+                                  "depart": "2026-07-01T07:00:00Z", "carrier": "6E", "flight_number": "6E893",
+                                  "status": "booked", "price": {"amount": "54208.00", "currency": "INR"}}]
+    assert report["hotels"] == [{"offer_id": "HTL-FF773A59", "name": "Royal Dubai Inn", "city": "Dubai",
+                                 "check_in": "2026-07-01", "check_out": "2026-07-04", "confirmation": None,
+                                 "status": "planned", "price": {"amount": "55812.00", "currency": "INR"}}]
+    assert report["total_cost"] == {"amount": "110020.00", "currency": "INR"}

@@ -18,11 +18,11 @@ import datetime as dt
 import hashlib
 import math
 from decimal import Decimal
-from typing import Any, Awaitable, Callable, Literal
+from typing import Any, Awaitable, Callable
+
+from voyagent.services.itinerary import money
 
 CURRENCY = "INR"
-CABINS = ("economy", "premium_economy", "business", "first")
-Cabin = Literal["economy", "premium_economy", "business", "first"]
 CABIN_MULTIPLIER = {"economy": Decimal(1), "premium_economy": Decimal("1.5"), "business": Decimal(3),
                     "first": Decimal(5)}
 CARRIERS = (("AI", "Air India"), ("EK", "Emirates"), ("6E", "IndiGo"), ("UK", "Vistara"), ("QR", "Qatar Airways"),
@@ -40,10 +40,6 @@ def _sha256(text: str) -> str:
 def _n(h: str, a: int, b: int) -> int:
     """``n(a, b)`` of §11: the hex digits ``h[a:b]`` as an integer."""
     return int(h[a:b], 16)
-
-
-def _money(amount: Decimal) -> dict[str, Any]:
-    return {"amount": amount.quantize(_TWO_PLACES), "currency": CURRENCY}
 
 
 def normalise_city(city: str) -> str:
@@ -115,7 +111,7 @@ def _output(offer: Any) -> dict[str, Any]:
     out = {"offer_id": offer.offer_id, "kind": offer.kind}
     for field in dataclasses.fields(offer):
         value = getattr(offer, field.name)
-        out.setdefault(field.name, _money(value) if isinstance(value, Decimal) else value)
+        out.setdefault(field.name, money(value, CURRENCY) if isinstance(value, Decimal) else value)
     return out
 
 
