@@ -177,6 +177,28 @@ def server(dsn: str, workers: int = 1, **env: str) -> Iterator[tuple[str, int]]:
         process.wait(timeout=30)
 
 
+@contextlib.contextmanager
+def rss_peak(pid: int) -> Iterator[list[int]]:
+    """``[before, peak]``: the RSS (KiB) of ``pid`` when the block starts and its peak over the block (sampled
+    every 20 ms by a thread)."""
+    before = rss_kib(pid)
+    sizes = [before, before]
+    stop = threading.Event()
+
+    def sample() -> None:
+        while not stop.is_set():
+            sizes[1] = max(sizes[1], rss_kib(pid))
+            time.sleep(0.02)
+
+    sampler = threading.Thread(target=sample)
+    sampler.start()
+    try:
+        yield sizes
+    finally:
+        stop.set()
+        sampler.join()
+
+
 def rss_kib(pid: int) -> int:
     with open(f"/proc/{pid}/status") as status:
         for line in status:
@@ -293,25 +315,14 @@ def bench_export(pool: concurrent.futures.Executor, dsn: str, seeded: Seeded, ru
         export_url = f"{url}/audit/export.csv?from={date_from}&to={date_to}"
         headers = jwt_for(seeded)
         for run in range(1, runs + 1):
-            before = rss_kib(pid)
-            peak = [before]
-            stop = threading.Event()
-
-            def sample() -> None:
-                while not stop.is_set():
-                    peak[0] = max(peak[0], rss_kib(pid))
-                    time.sleep(0.02)
-
-            sampler = threading.Thread(target=sample)
-            sampler.start()
-            result = pool.submit(export_with_probe, export_url, f"{url}/health", headers).result()
-            stop.set()
-            sampler.join()
+            with rss_peak(pid) as sizes:
+                result = pool.submit(export_with_probe, export_url, f"{url}/health", headers).result()
+            before, peak = sizes
             probes = result["probes"]
             print(f"  run {run}: status {result['status']}, {result['rows']} rows, {result['bytes'] / 1e6:.1f} MB "
                   f"in {result['seconds']:.2f} s (first byte {result['first_byte'] * 1000:.0f} ms) -> "
                   f"{result['rows'] / result['seconds']:,.0f} rows/s; RSS {before / 1024:.1f} MB -> peak "
-                  f"{peak[0] / 1024:.1f} MB (+{(peak[0] - before) / 1024:.1f} MB); /health during export: "
+                  f"{peak / 1024:.1f} MB (+{(peak - before) / 1024:.1f} MB); /health during export: "
                   f"{len(probes)} probes, p50 {_quantile(probes, 0.5):.2f} ms, p99 {_quantile(probes, 0.99):.2f} ms, "
                   f"max {max(probes):.2f} ms")
 

@@ -39,10 +39,14 @@ def _ms(text: str) -> float:
     return float(match.group(1)) * _UNITS[match.group(2)]
 
 
-def run_wrk(url: str, connections: int, seconds: float, headers: dict[str, str], threads: int = 1) -> Result:
+def run_wrk(url: str, connections: int, seconds: float, headers: dict[str, str], threads: int = 1,
+            script: str | None = None) -> Result:
+    """One wrk run; ``script``: a Lua file whose ``request()`` chooses each request (``url`` gives host and port)."""
     args = ["wrk", "--latency", f"-t{threads}", f"-c{connections}", f"-d{int(seconds)}s"]
     for name, value in headers.items():
         args += ["-H", f"{name}: {value}"]
+    if script is not None:
+        args += ["-s", script]
     output = subprocess.run(args + [url], capture_output=True, text=True, check=True).stdout
     rps = float(re.search(r"Requests/sec:\s+([\d.]+)", output).group(1))  # type: ignore[union-attr]
     p50 = _ms(re.search(r"^\s*50%\s+(\S+)", output, re.M).group(1))  # type: ignore[union-attr]

@@ -122,7 +122,9 @@ async def recreate_database(dsn: str) -> None:
         await admin.close()
 
 
-async def seed(dsn: str, big: int, small: int, tenants: int, workers: int = 2) -> dict:
+async def seed(dsn: str, big: int, small: int, tenants: int, workers: int = 2, deep: int = 0) -> dict:
+    """``big`` rows in tenant 0, ``small`` over ``tenants`` others and, when ``deep``, that many in one more tenant
+    whose user is ``bench-deep@example.com`` (the deep-offset page of issue 14 runs on 200,000 rows)."""
     timings: dict[str, float] = {}
     start = time.perf_counter()
     await recreate_database(dsn)
@@ -132,14 +134,15 @@ async def seed(dsn: str, big: int, small: int, tenants: int, workers: int = 2) -
     conn = await asyncpg.connect(dsn)
     try:
         await conn.execute("SET synchronous_commit = off; SET maintenance_work_mem = '512MB'")
-        tenant_ids = [uuid7() for _ in range(tenants + 1)]
-        user_ids = [uuid7() for _ in range(tenants + 1)]
+        tenant_ids = [uuid7() for _ in range(tenants + 1 + bool(deep))]
+        user_ids = [uuid7() for _ in range(tenants + 1 + bool(deep))]
         await conn.copy_records_to_table("tenants", columns=["id", "display_name"],
                                          records=[(t, f"Bench Agency {i}") for i, t in enumerate(tenant_ids)])
         await conn.copy_records_to_table("tenant_settings", records=[(t,) for t in tenant_ids], columns=["tenant_id"])
         await conn.copy_records_to_table(
             "users", columns=["id", "tenant_id", "email", "display_name", "role", "email_verified"],
-            records=[(u, t, f"bench-{i}@example.com", f"Bench User {i}", "agency_admin", True)
+            records=[(u, t, "bench-deep@example.com" if deep and i == tenants + 1 else f"bench-{i}@example.com",
+                      f"Bench User {i}", "agency_admin", True)
                      for i, (u, t) in enumerate(zip(user_ids, tenant_ids))])
 
         indexes = await conn.fetch(
@@ -157,6 +160,12 @@ async def seed(dsn: str, big: int, small: int, tenants: int, workers: int = 2) -
         for k in range(slices):
             count = min(CHUNK, big - k * CHUNK)
             chunks.append([(str(tenant_ids[0]), str(user_ids[0]), count, (k / slices, (k + 1) / slices))])
+        if deep:
+            deep_slices = max(1, -(-deep // CHUNK))
+            for k in range(deep_slices):
+                count = min(CHUNK, deep - k * CHUNK)
+                chunks.append([(str(tenant_ids[-1]), str(user_ids[-1]), count,
+                                (k / deep_slices, (k + 1) / deep_slices))])
         per_small = small // tenants
         group: list[tuple[str, str, int, tuple[float, float]]] = []
         for i in range(1, tenants + 1):
@@ -190,7 +199,7 @@ async def seed(dsn: str, big: int, small: int, tenants: int, workers: int = 2) -
         t = time.perf_counter()
         await conn.execute("VACUUM (ANALYZE) enquiries")
         timings["vacuum_analyze_s"] = round(time.perf_counter() - t, 2)
-        deep = await conn.fetchrow(
+        deep_row = await conn.fetchrow(
             "SELECT created_at, id FROM enquiries WHERE tenant_id = $1 ORDER BY created_at DESC, id DESC "
             "OFFSET $2 LIMIT 1", tenant_ids[0], min(500_000, big - 1))
         matching = await conn.fetchval(
@@ -200,9 +209,9 @@ async def seed(dsn: str, big: int, small: int, tenants: int, workers: int = 2) -
         await conn.close()
     timings["total_s"] = round(time.perf_counter() - start, 2)
     return {
-        "dsn": dsn, "rows": big + (small // tenants) * tenants, "timings": timings,
+        "dsn": dsn, "rows": big + (small // tenants) * tenants + deep, "timings": timings,
         "big_tenant_id": str(tenant_ids[0]), "big_user_id": str(user_ids[0]), "big_user_email": "bench-0@example.com",
-        "deep_position": [deep["created_at"].isoformat(), str(deep["id"])], "filter_term": FILTER_TERM,
+        "deep_position": [deep_row["created_at"].isoformat(), str(deep_row["id"])], "filter_term": FILTER_TERM,
         "filter_matches": matching,
     }
 
@@ -214,8 +223,9 @@ def main() -> None:
     parser.add_argument("--small", type=int, default=200_000)
     parser.add_argument("--tenants", type=int, default=50)
     parser.add_argument("--workers", type=int, default=2, help="generator/COPY processes")
+    parser.add_argument("--deep", type=int, default=0, help="rows of one more tenant (bench-deep@example.com)")
     args = parser.parse_args()
-    result = asyncio.run(seed(args.dsn, args.big, args.small, args.tenants, args.workers))
+    result = asyncio.run(seed(args.dsn, args.big, args.small, args.tenants, args.workers, args.deep))
     print(json.dumps(result))
 
 

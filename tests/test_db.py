@@ -2,9 +2,10 @@
 
 import asyncio
 
+import asyncpg
 import pytest
 
-from voyagent.db import Database, DatabaseUnavailable
+from voyagent.db import Database, DatabaseUnavailable, FifoGate
 
 
 @pytest.fixture
@@ -58,3 +59,53 @@ async def test_a_transaction_commits_on_success_and_rolls_back_on_an_exception(o
         assert [r["n"] for r in await db.fetch("SELECT n FROM db_test_rows")] == [1]
     finally:
         await db.execute("DROP TABLE db_test_rows")
+
+
+async def test_a_failing_commit_is_the_error_and_the_connection_goes_back_clean(one_connection, db):
+    await db.execute("CREATE TABLE db_test_unique (n int UNIQUE DEFERRABLE INITIALLY DEFERRED)")
+    try:
+        with pytest.raises(asyncpg.UniqueViolationError):  # raised by COMMIT, after the block ended
+            async with one_connection.transaction() as conn:
+                await conn.execute("INSERT INTO db_test_unique VALUES (1), (1)")
+        async with one_connection.connection() as conn:  # the only connection, outside any transaction again
+            assert not conn.is_in_transaction()
+            assert await conn.fetchval("SELECT count(*) FROM db_test_unique") == 0
+    finally:
+        await db.execute("DROP TABLE db_test_unique")
+
+
+async def test_a_read_transaction_is_one_read_only_snapshot(one_connection, db):
+    async with one_connection.read_transaction() as conn:
+        assert await conn.fetchval("SHOW transaction_isolation") == "repeatable read"
+        with pytest.raises(asyncpg.ReadOnlySQLTransactionError):
+            await conn.execute("CREATE TEMP TABLE db_test_never (n int)")
+
+
+async def test_a_session_lost_while_held_is_database_unavailable(one_connection, db):
+    with pytest.raises(DatabaseUnavailable):
+        async with one_connection.connection() as conn:
+            query = asyncio.create_task(conn.fetchval("SELECT pg_sleep(30)"))
+            pid = conn.get_server_pid()
+            while not await db.fetchval("SELECT state = 'active' FROM pg_stat_activity WHERE pid = $1", pid):
+                await asyncio.sleep(0)  # until the query runs (an event, not a delay)
+            await db.execute("SELECT pg_terminate_backend($1)", pid)
+            await query
+    async with one_connection.connection() as conn:  # a new session replaces the lost one
+        assert await conn.fetchval("SELECT 3") == 3
+
+
+async def test_the_gate_passes_on_a_slot_handed_to_a_waiter_that_gave_up():
+    gate = FifoGate(1)
+    assert gate.try_take() and not gate.try_take()
+    first = asyncio.create_task(gate.take())
+    second = asyncio.create_task(gate.take())
+    while len(gate._waiters) < 2:
+        await asyncio.sleep(0)  # both queue (an event, not a delay)
+    gate.give()  # the slot goes to the first waiter...
+    first.cancel()  # ...which gives up before it runs again
+    with pytest.raises(asyncio.CancelledError):
+        await first
+    await asyncio.wait_for(second, 5)  # the slot was passed on, not lost
+    assert not gate.try_take()
+    gate.give()
+    assert gate.try_take()

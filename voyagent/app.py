@@ -9,7 +9,7 @@ from typing import AsyncIterator
 import redis.asyncio as aioredis
 from aiohttp import web
 
-from voyagent import edge, resources
+from voyagent import resources
 from voyagent.background import BackgroundTasks
 from voyagent.config import Settings
 from voyagent.contract import Contract
@@ -128,7 +128,6 @@ def create_app(settings: Settings, *, dsn: str, db_mode: str = "external", contr
     app.cleanup_ctx.append(redis_client)
     app.cleanup_ctx.append(identity_services)
     app.cleanup_ctx.append(background_tasks)
-    app.on_response_prepare.append(edge.record_api_key_use)
     setup_middlewares(app, settings)
     setup_routes(app, contract, settings.base_path)
     return app

@@ -65,7 +65,7 @@ async def authenticate_api_key(app: web.Application, credential: str) -> Princip
 
 
 async def record_api_key_use(request: web.BaseRequest, response: web.StreamResponse) -> None:
-    """``on_response_prepare``: schedule the ``last_used_at`` write of a key request below 400 (once a minute)."""
+    """When the answer is sent: schedule the ``last_used_at`` write of a key request below 400 (once a minute)."""
     principal = request.get(PRINCIPAL)
     if principal is None or principal.api_key_id is None or response.status >= 400:
         return

@@ -69,6 +69,6 @@ PRINCIPAL: web.RequestKey[Principal | None] = web.RequestKey("principal")
 CLIENT_IP: web.RequestKey[str] = web.RequestKey("client_ip")
 BODY: web.RequestKey[Any] = web.RequestKey("body")  # parsed and validated JSON body (None when absent)
 QUERY: web.RequestKey[dict[str, Any]] = web.RequestKey("query")  # coerced query parameters
-RATE_LIMIT_HEADERS: web.RequestKey[dict[str, str]] = web.RequestKey("rate_limit_headers")
+RATE_LIMIT_HEADERS: web.RequestKey[dict[str, str] | None] = web.RequestKey("rate_limit_headers")
 CREDENTIAL_IP_RESULT: web.RequestKey[BucketResult | None] = web.RequestKey("credential_ip_result")
 PRINCIPAL_BUCKET_RESULT: web.RequestKey[BucketResult | None] = web.RequestKey("principal_bucket_result")

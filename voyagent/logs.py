@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import atexit
+import collections
 import contextvars
 import io
 import logging
@@ -10,6 +11,7 @@ import re
 import sys
 import threading
 import time
+from typing import Any, Callable
 
 request_id_var: contextvars.ContextVar[str] = contextvars.ContextVar("request_id", default="-")
 
@@ -50,11 +52,15 @@ class _Formatter(logging.Formatter):
     _second = -1
     _stamp = ""
 
-    def format(self, record: logging.LogRecord) -> str:
-        second = int(record.created)
+    def timestamp(self, created: float) -> str:
+        """``YYYY-MM-DDTHH:MM:SS.mmmZ`` (UTC) of an epoch time."""
+        second = int(created)
         if second != self._second:  # strftime once per second, not once per line
             self._second, self._stamp = second, time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(second))
-        line = (f"{self._stamp}.{int(record.msecs):03d}Z {record.levelname} {record.name} "
+        return f"{self._stamp}.{int((created - second) * 1000):03d}Z"
+
+    def format(self, record: logging.LogRecord) -> str:
+        line = (f"{self.timestamp(record.created)} {record.levelname} {record.name} "
                 f"request_id={request_id_var.get()} {record.getMessage()}")
         if record.exc_info:
             line += "\n" + self.formatException(record.exc_info)
@@ -63,13 +69,18 @@ class _Formatter(logging.Formatter):
 
 class _BufferedStderrHandler(logging.StreamHandler):  # type: ignore[type-arg]
     """stderr through a 64 KiB buffer: INFO lines are flushed every FLUSH_SECONDS by a daemon thread
-    (one write syscall per batch, not per request); WARNING and above are flushed at once."""
+    (one write syscall per batch, not per request); WARNING and above are flushed at once.
+
+    Lines deferred by ``info_writer`` (the access log) are only formatted when written: in batches, by the flush
+    thread or before any other record, so the file keeps the order in which lines were logged."""
 
     FLUSH_SECONDS = 0.2
 
     def __init__(self) -> None:
         raw = io.FileIO(sys.stderr.fileno(), "w", closefd=False)
         super().__init__(io.TextIOWrapper(io.BufferedWriter(raw, 65536), encoding="utf-8", errors="replace"))
+        # (logger name, format, created, request id, args): appended by the event loop, taken by whoever writes
+        self._deferred: collections.deque[tuple[str, str, float, str, tuple[Any, ...]]] = collections.deque()
         thread = threading.Thread(target=self._flush_forever, name="log-flush", daemon=True)
         thread.start()
         atexit.register(self._flush_now)
@@ -78,13 +89,33 @@ class _BufferedStderrHandler(logging.StreamHandler):  # type: ignore[type-arg]
         pass
 
     def emit(self, record: logging.LogRecord) -> None:
-        super().emit(record)
+        with self.lock:  # type: ignore[union-attr]
+            self._write_deferred()
+            super().emit(record)
         if record.levelno >= logging.WARNING:
             self._flush_now()
+
+    def defer_info(self, name: str, fmt: str, request_id: str, args: tuple[Any, ...]) -> None:
+        """Log ``fmt % args`` at INFO as ``name`` (what ``format`` would write), formatted later in a batch."""
+        self._deferred.append((name, fmt, time.time(), request_id, args))
+
+    def _write_deferred(self) -> None:
+        """Format and write the deferred lines (call with the lock held)."""
+        deferred = self._deferred
+        if not deferred:
+            return
+        batch = [deferred.popleft() for _ in range(len(deferred))]
+        formatter = self.formatter
+        assert isinstance(formatter, _Formatter)
+        stamp = formatter.timestamp
+        lines = [f"{stamp(created)} INFO {name} request_id={request_id} {fmt % args}\n"
+                 for name, fmt, created, request_id, args in batch]
+        self.stream.write(scrub("".join(lines)))
 
     def _flush_now(self) -> None:
         with self.lock:  # type: ignore[union-attr]
             try:
+                self._write_deferred()
                 self.stream.flush()
             except (OSError, ValueError):
                 pass
@@ -92,7 +123,28 @@ class _BufferedStderrHandler(logging.StreamHandler):  # type: ignore[type-arg]
     def _flush_forever(self) -> None:
         while True:
             time.sleep(self.FLUSH_SECONDS)
-            self._flush_now()
+            try:
+                self._flush_now()
+            except Exception:  # noqa: BLE001 - a line that cannot be written must not stop the writer
+                pass
+
+
+def info_writer(logger: logging.Logger, fmt: str) -> Callable[[str, tuple[Any, ...]], None]:
+    """``write(request_id, args)``: ``logger.info(fmt, *args)``, but while the stderr handler alone would receive
+    the record, the line is deferred and formatted later in a batch, without a LogRecord (the access log's
+    per-request cost). Anything else listening (a test's capture, another handler) gets the real record.
+    The caller checks the level first."""
+    root = logging.root
+
+    def write(request_id: str, args: tuple[Any, ...]) -> None:
+        handlers = root.handlers
+        if len(handlers) == 1 and type(handler := handlers[0]) is _BufferedStderrHandler and not handler.filters \
+                and logger.parent is root and not logger.handlers and not logger.filters:
+            handler.defer_info(logger.name, fmt, request_id, args)
+        else:
+            logger.info(fmt, *args)
+
+    return write
 
 
 def setup_logging(level: str) -> None:

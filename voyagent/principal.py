@@ -19,6 +19,12 @@ class Principal:
     api_key_id: uuid.UUID | None = None
     scopes: frozenset[str] = frozenset()
     rate_limit: int = 60  # API keys: the tenant's rate_limit_per_minute (bucket capacity)
+    # (bucket name, bucket key) of the principal's own bucket: built once (principals are memoised per credential)
+    rate_limit_key: tuple[str, str] = dataclasses.field(init=False, compare=False, repr=False)
+
+    def __post_init__(self) -> None:
+        key = ("api_key", str(self.api_key_id)) if self.api_key_id else ("user", str(self.user_id))
+        object.__setattr__(self, "rate_limit_key", key)
 
     @property
     def is_api_key(self) -> bool:
@@ -28,8 +34,3 @@ class Principal:
     def idempotency_scope(self) -> str:
         """The credential an Idempotency-Key is scoped to: ``user:<uuid>`` or ``key:<uuid>``."""
         return f"key:{self.api_key_id}" if self.api_key_id else f"user:{self.user_id}"
-
-    @property
-    def rate_limit_key(self) -> tuple[str, str]:
-        """(bucket name, bucket key) of the principal's own bucket."""
-        return ("api_key", str(self.api_key_id)) if self.api_key_id else ("user", str(self.user_id))

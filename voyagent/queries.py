@@ -81,7 +81,10 @@ class Queries:
         for query in queries:
             if query.name in self._queries:
                 raise QueryError(f"duplicate query name {query.name}")
+            if hasattr(Queries, query.name):
+                raise QueryError(f"query name {query.name} is taken by a method of Queries")
             self._queries[query.name] = query
+        self.__dict__.update(self._queries)  # plain attributes: ``__getattr__`` only runs for a missing name
 
     @classmethod
     def from_directory(cls, directory: Path) -> "Queries":

@@ -1,10 +1,16 @@
 """Metrics and the access log: route templates as labels, every family of operations.md §3."""
 
 import dataclasses
+import logging
+import re
+import urllib.error
+import urllib.request
 
 from aiohttp.test_utils import make_mocked_request
 
+from tests.conftest import TEST_SECRET
 from tests.middleware.bare_app import bare_app, plain
+from tests.server_process import ServerProcess
 from voyagent.handlers.meta import metrics_allowed
 from voyagent.keys import METRICS, SETTINGS
 
@@ -65,3 +71,81 @@ def test_metrics_access_rule(settings):
     assert metrics_allowed(_request("203.0.113.9", "scrape-secret", app=token_app))
     assert not metrics_allowed(_request("203.0.113.9", "wrong", app=token_app))
     assert not metrics_allowed(_request("203.0.113.9", "", app=app))  # no token configured: never
+
+
+# --- the access log on the server's stderr ------------------------------------------------------------------
+
+ACCESS_LINE = re.compile(
+    r"\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{3}Z INFO voyagent\.access request_id=(?P<rid>\S+) method=(?P<method>\S+) "
+    r"route=(?P<route>\S+) status=(?P<status>\d{3}) duration_ms=\d+\.\d\d client_ip=(?P<ip>\S+) "
+    r"tenant_id=(?P<tenant>\S+) user_id=(?P<user>\S+)")
+
+
+def _status_of(url: str, headers: dict[str, str]) -> int:
+    try:
+        with urllib.request.urlopen(urllib.request.Request(url, headers=headers), timeout=10) as response:
+            return response.status
+    except urllib.error.HTTPError as error:
+        return error.code
+
+
+async def test_the_server_writes_one_access_line_per_request_in_order_and_scrubbed(database, admin):
+    """The real server's stderr (its access lines are written in batches, not through a log record)."""
+    jwt_like = "eyJhbGciOiJIUzI1NiJ9.eyJzdWIiOiIxIn0.c2lnbmF0dXJl"
+    sent = [("/health", {"X-Request-Id": "first-1"}, 200), ("/nowhere", {"X-Request-Id": "second-2"}, 404),
+            ("/auth/me", {**admin.headers, "X-Request-Id": "third-3"}, 200),
+            ("/health", {"X-Request-Id": jwt_like}, 200)]
+    env = {"VOYAGENT_DB_URL": database.dsn, "VOYAGENT_AUTH_SECRET": TEST_SECRET, "VOYAGENT_LOG_LEVEL": "INFO",
+           "VOYAGENT_REDIS_URL": ""}
+    with ServerProcess(env) as server:
+        assert [_status_of(server.url + path, headers) for path, headers, _ in sent] == [s for _, _, s in sent]
+        code, output = server.stop()
+    assert code == 0, output
+    ours = {"first-1", "second-2", "third-3", "[scrubbed]"}
+    lines = [match.groupdict() for line in output.splitlines()
+             if (match := ACCESS_LINE.fullmatch(line)) and match["rid"] in ours]
+    assert [(line["rid"], line["method"], line["route"], line["status"], line["ip"], line["tenant"], line["user"])
+            for line in lines] == [
+        ("first-1", "GET", "/health", "200", "127.0.0.1", "-", "-"),
+        ("second-2", "GET", "unmatched", "404", "127.0.0.1", "-", "-"),
+        ("third-3", "GET", "/auth/me", "200", "127.0.0.1", str(admin.tenant_id), str(admin.id)),
+        ("[scrubbed]", "GET", "/health", "200", "127.0.0.1", "-", "-")]
+    assert jwt_like not in output
+
+
+def test_deferred_access_lines_keep_their_place_among_other_records(capfd):
+    """A line deferred before a warning is written before it, formatted as a record of that logger would be."""
+    from voyagent.logs import _BufferedStderrHandler, _Formatter, info_writer
+
+    handler = _BufferedStderrHandler()
+    handler.setFormatter(_Formatter())
+    logger = logging.getLogger("voyagent.test_deferred")
+    root_handlers = logging.root.handlers[:]
+    logging.root.handlers[:] = [handler]
+    try:
+        write = info_writer(logger, "n=%d text=%s")
+        write("rid-1", (1, "first"))
+        logger.warning("second")
+        write("rid-3", (3, "third"))
+        handler._flush_now()
+    finally:
+        logging.root.handlers[:] = root_handlers
+    lines = capfd.readouterr().err.splitlines()
+    assert [line.split(" ", 1)[1] for line in lines] == [
+        "INFO voyagent.test_deferred request_id=rid-1 n=1 text=first",
+        "WARNING voyagent.test_deferred request_id=- second",
+        "INFO voyagent.test_deferred request_id=rid-3 n=3 text=third"]
+    assert all(re.fullmatch(r"\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{3}Z", line.split(" ", 1)[0]) for line in lines)
+
+
+# --- headers of every response, streams included -----------------------------------------------------------
+
+
+async def test_a_stream_carries_the_headers_of_every_response(make_client, admin):
+    client = await make_client(cors_origins=("https://app.example.com",))
+    response = await client.get("/audit/export.csv", headers={**admin.headers, "X-Request-Id": "export-7",
+                                                              "Origin": "https://app.example.com"})
+    assert response.status == 200 and response.headers.get("Transfer-Encoding") == "chunked"
+    assert response.headers["X-Request-Id"] == "export-7"
+    assert response.headers["Access-Control-Allow-Origin"] == "https://app.example.com"
+    assert int(response.headers["RateLimit-Remaining"]) >= 0  # the principal's bucket was reported

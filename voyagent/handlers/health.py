@@ -14,11 +14,12 @@ from voyagent.keys import DATABASE, DB_MODE, DB_STATE, REDIS, REDIS_STATE
 PROBE_TIMEOUT = 2.0
 NO_STORE = {"Cache-Control": "no-store"}
 _OK = b'{"status":"ok"}'
+_OK_HEADERS = {"Content-Type": "application/json; charset=utf-8", **NO_STORE}  # built once: liveness is hot
 
 
 async def health(request: web.Request) -> web.Response:
     """Liveness: touches no dependency."""
-    return web.Response(body=_OK, content_type="application/json", charset="utf-8", headers=NO_STORE)
+    return web.Response(body=_OK, headers=_OK_HEADERS)
 
 
 async def health_db(request: web.Request) -> web.Response:

@@ -9,7 +9,8 @@ Outermost first:
                → principal bucket (429) → authorize (403) → validate (422)
 The e-mail bucket (check 7) runs inside the credential handlers, after the body is parsed.
 One ``on_response_prepare`` hook adds X-Request-Id, CORS and rate-limit headers to every response,
-streams included. Few layers on purpose: the chain is the hot path of every endpoint.
+streams included, and schedules the ``last_used_at`` write of an API key. Few layers and one hook on purpose:
+the chain is the hot path of every endpoint.
 """
 
 from __future__ import annotations
@@ -18,7 +19,9 @@ from typing import Awaitable, Callable
 
 from aiohttp import web
 
+from voyagent import edge
 from voyagent.config import Settings
+from voyagent.keys import PRINCIPAL
 from voyagent.middleware import cors, errors, gate, observe, ratelimit, request_id
 
 # Outermost first; each entry builds one middleware from the settings.
@@ -27,13 +30,17 @@ LAYERS: tuple[Callable[[Settings], web.middleware], ...] = (
 
 
 def response_decorator(settings: Settings) -> Callable[[web.BaseRequest, web.StreamResponse], Awaitable[None]]:
-    """The ``on_response_prepare`` hook: X-Request-Id, rate-limit and CORS headers on every response."""
+    """The ``on_response_prepare`` hook: X-Request-Id, rate-limit and CORS headers on every response, and the
+    API key's ``last_used_at`` (one hook: each signal receiver costs every request a coroutine)."""
     add_cors_headers = cors.response_headers(settings)
 
     async def decorate_response(request: web.BaseRequest, response: web.StreamResponse) -> None:
         request_id.echo_request_id(request, response)
         ratelimit.add_rate_limit_headers(request, response)
         add_cors_headers(request, response)
+        principal = request.get(PRINCIPAL)
+        if principal is not None and principal.api_key_id is not None:
+            await edge.record_api_key_use(request, response)
 
     return decorate_response
 

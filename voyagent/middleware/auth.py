@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import uuid
-
 from aiohttp import web
 
 from voyagent.contract import Operation
@@ -28,11 +26,10 @@ def bearer_credential(request: web.BaseRequest) -> str | None:
 
 async def principal_from_jwt(app: web.Application, token: str) -> Principal | None:
     """Verify an access JWT and its jti against the denylist (fail-open)."""
-    claims = app[ACCESS_TOKENS].decode(token)
-    if claims is None or await app[TOKEN_STORE].is_revoked(claims["jti"]):
+    principal = app[ACCESS_TOKENS].principal(token)
+    if principal is None or await app[TOKEN_STORE].is_revoked(principal.jti):  # type: ignore[arg-type]
         return None
-    return Principal(user_id=uuid.UUID(claims["sub"]), tenant_id=uuid.UUID(claims["tid"]), role=claims["role"],
-                     email=claims.get("email"), jti=claims["jti"], token_exp=int(claims["exp"]))
+    return principal
 
 
 async def authenticate_request(request: web.Request) -> Principal:

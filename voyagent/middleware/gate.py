@@ -6,7 +6,7 @@ from aiohttp import web
 
 from voyagent.config import Settings
 from voyagent.handlers_types import Handler
-from voyagent.keys import BODY, PRINCIPAL, QUERY
+from voyagent.keys import BODY, OPERATIONS_BY_ROUTE, PRINCIPAL, QUERY
 from voyagent.middleware.auth import authenticate_request, authorize
 from voyagent.middleware.body_limit import enforce_body_limit
 from voyagent.middleware.ratelimit import take_credential_ip, take_principal, take_signup_ip
@@ -19,20 +19,27 @@ def gate_middleware(settings: Settings) -> web.middleware:
     ip_capacity = settings.rate_limit_auth_ip_per_minute
     signup_capacity = settings.rate_limit_signup_ip_per_minute
     user_capacity = settings.rate_limit_user_per_minute
+    by_route = None  # the app's route → operation map, bound at the first request (routes are added after this)
 
     @web.middleware
     async def gate(request: web.Request, handler: Handler) -> web.StreamResponse:
-        operation = match_operation(request)  # 1. route → 404 / 405
-        await enforce_body_limit(request, body_limit)  # 413, before anything parses a body
+        nonlocal by_route
+        if by_route is None:
+            by_route = request.app[OPERATIONS_BY_ROUTE]
+        operation = match_operation(request, by_route)  # 1. route → 404 / 405
+        if request.body_exists:
+            await enforce_body_limit(request, body_limit)  # 413, before anything parses a body
         if operation is None:  # meta routes: public, nothing to validate
             request[PRINCIPAL] = None
             request[QUERY] = {}
             request[BODY] = None
             return await handler(request)
-        if "auth_ip" in operation.buckets:
-            await take_credential_ip(request, ip_capacity)  # 2. credential IP bucket → 429
-        elif "signup_ip" in operation.buckets:
-            await take_signup_ip(request, signup_capacity)  # 2. sign-up IP bucket → 429
+        buckets = operation.buckets
+        if buckets:
+            if "auth_ip" in buckets:
+                await take_credential_ip(request, ip_capacity)  # 2. credential IP bucket → 429
+            elif "signup_ip" in buckets:
+                await take_signup_ip(request, signup_capacity)  # 2. sign-up IP bucket → 429
         principal = None
         if operation.authenticated:
             principal = await authenticate_request(request)  # 3. → 401

@@ -9,13 +9,12 @@ from __future__ import annotations
 import dataclasses
 import datetime as dt
 import uuid
-from typing import Any, Iterable, Mapping
+from typing import Any, Mapping
 
 import asyncpg
 from pypika import Table
 from pypika.terms import Function
 
-from voyagent import jsonio
 from voyagent.errors import ApiError
 from voyagent.ids import parse_uuid
 from voyagent.listing import Filter, Listing, day_end, day_start, select_text
@@ -33,10 +32,7 @@ LISTING = Listing("audit", _EVENTS, "started_at", filters=(
     Filter("from", lambda ph: _EVENTS.started_at >= ph, day_start),
     Filter("to", lambda ph: _EVENTS.started_at <= ph, day_end),
 ))
-EXPORT_SELECT = select_text("audit_export")
-# The columns of EXPORT_SELECT, in the order csv_records unpacks them.
-EXPORT_COLUMNS = ("actor_id", "approved_by", "inputs", "outputs", "entity_refs", "actor_kind", "actor_email", "tool",
-                  "driver", "error", "approval_required", "approved_at", "started_at", "completed_at", "status")
+EXPORT_SELECT = select_text("audit_export")  # one column: each event's whole CSV record, written by PostgreSQL
 
 
 @dataclasses.dataclass(frozen=True, slots=True)
@@ -99,7 +95,7 @@ async def list_events(conn: asyncpg.Connection, sql: Any, *, tenant_id: uuid.UUI
 
 
 def export_statement(tenant_id: uuid.UUID, filters: AuditFilters) -> tuple[str, list[Any]]:
-    """Every matching event as sql/lists/audit_export.sql selects it, newest first: (SQL, parameters)."""
+    """Every matching event as its CSV record (sql/lists/audit_export.sql), newest first: (SQL, parameters)."""
     return LISTING.all_sql(tenant_id, filters.values(), EXPORT_SELECT)
 
 
@@ -154,57 +150,9 @@ def wire_event(row: Any) -> dict[str, Any]:
             "status": _status(status), "created_at": row["started_at"]}
 
 
-# A spreadsheet reads a cell starting with one of these as a formula (CSV injection); OWASP's remedy is a leading "'".
-_FORMULA_STARTS = frozenset("=+-@\t\r")
-
-
-def _csv_field(value: str | None) -> str:
-    """One RFC 4180 field: formula-neutralised, then quoted (quotes doubled) only when it holds a comma, a quote,
-    CR or LF; null → empty."""
-    if not value:
-        return ""
-    if value[0] in _FORMULA_STARTS:
-        value = "'" + value
-    if '"' in value or "," in value or "\n" in value or "\r" in value:
-        return '"' + value.replace('"', '""') + '"'
-    return value
-
-
-def _wire_timestamp(json_text: str | None) -> str | None:
-    """A ``to_json`` UTC timestamp (fraction without trailing zeros) in the wire format: 6 digits or none, ``Z``."""
-    if json_text is None:
-        return None
-    inner = json_text[1:-1]
-    return (inner.ljust(26, "0") if len(inner) > 19 else inner) + "Z"
-
-
 def csv_header() -> bytes:
     """The header record."""
     return (",".join(CSV_HEADER) + "\r\n").encode("ascii")
-
-
-def csv_records(rows: Iterable[Any]) -> bytes:
-    """RFC 4180 records of ``EXPORT_COLUMNS`` rows: the wire values (text that a spreadsheet would take for a formula
-    gets a leading ``'``), CRLF after each, quotes only where needed.
-
-    ``payload_json`` is spliced from the JSON text PostgreSQL renders for inputs/outputs/entity_refs anyway (the
-    same JSON values as in ``GET /audit``) instead of being decoded and encoded again, and timestamps arrive as
-    text. This loop is the export's hot path: rows are unpacked by position, in ``EXPORT_COLUMNS`` order.
-    """
-    field, timestamp, dumps, extras_of = _csv_field, _wire_timestamp, jsonio.dumps, payload_extras
-    lines = []
-    for (actor_id, approved_by, inputs, outputs, entity_refs, actor_kind, actor_email, kind, driver, error,
-         approval_required, approved_at, started_at, completed_at, status) in rows:
-        extras = extras_of(driver, error, approval_required, approved_by, timestamp(approved_at),
-                           timestamp(completed_at))
-        tail = "," + dumps(extras)[1:].decode() if extras else "}"
-        payload = f'{{"inputs":{inputs},"outputs":{outputs},"entity_refs":{entity_refs}{tail}'.replace('"', '""')
-        # created_at, actor_kind, actor_id and status never need quoting nor neutralising (digits and fixed words),
-        # and payload_json always begins with "{"
-        lines.append(f'{timestamp(started_at)},{field(kind)},{_actor_kind(actor_kind)},{actor_id or ""},'
-                     f'{field(actor_email)},{_status(status)},{field(summary(kind, status, error, driver))},'
-                     f'"{payload}"\r\n')
-    return "".join(lines).encode("utf-8")
 
 
 def export_filename(tenant_id: uuid.UUID, today: dt.date) -> str:

@@ -10,6 +10,7 @@ from typing import Any, Callable
 import jwt
 
 from voyagent.config import Settings
+from voyagent.principal import Principal
 
 _REQUIRED_CLAIMS = ["sub", "tid", "iat", "exp", "jti", "iss", "aud"]
 
@@ -40,8 +41,14 @@ def decode_access_token(settings: Settings, token: str) -> dict[str, Any] | None
     return claims
 
 
+def principal_from_claims(claims: dict[str, Any]) -> Principal:
+    """The caller named by verified access-token claims."""
+    return Principal(user_id=uuid.UUID(claims["sub"]), tenant_id=uuid.UUID(claims["tid"]), role=claims["role"],
+                     email=claims.get("email"), jti=claims["jti"], token_exp=int(claims["exp"]))
+
+
 class VerifiedAccessTokens:
-    """``decode_access_token`` with a bounded memo of tokens that already verified.
+    """``decode_access_token`` with a bounded memo of tokens that already verified, and of their principal.
 
     A hit is only ever a token string that passed the full verification, so it needs no signature check
     again; its ``exp`` is re-checked on every use (no leeway). Failures are never remembered, so junk
@@ -53,21 +60,32 @@ class VerifiedAccessTokens:
         self.settings = settings
         self.size = size
         self.clock = clock
-        self._claims: dict[str, dict[str, Any]] = {}
+        self._claims: dict[str, tuple[dict[str, Any], Principal]] = {}
 
     def decode(self, token: str) -> dict[str, Any] | None:
-        claims = self._claims.get(token)
-        if claims is not None:
-            if claims["exp"] > self.clock():
-                return claims
+        """The verified claims, or None."""
+        entry = self._entry(token)
+        return entry[0] if entry is not None else None
+
+    def principal(self, token: str) -> Principal | None:
+        """The caller of a valid token (built at its first use only: no id parsing per request), or None."""
+        entry = self._entry(token)
+        return entry[1] if entry is not None else None
+
+    def _entry(self, token: str) -> tuple[dict[str, Any], Principal] | None:
+        entry = self._claims.get(token)
+        if entry is not None:
+            if entry[0]["exp"] > self.clock():
+                return entry
             del self._claims[token]
             return None
         claims = decode_access_token(self.settings, token)
-        if claims is not None:
-            if len(self._claims) >= self.size:
-                del self._claims[next(iter(self._claims))]  # the oldest entry
-            self._claims[token] = claims
-        return claims
+        if claims is None:
+            return None
+        if len(self._claims) >= self.size:
+            del self._claims[next(iter(self._claims))]  # the oldest entry
+        entry = self._claims[token] = (claims, principal_from_claims(claims))
+        return entry
 
 
 # --- TOTP intermediate token (auth.md, Two-step sign-in) -----------------------------------------------
