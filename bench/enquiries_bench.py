@@ -36,7 +36,7 @@ from urllib.parse import urlencode
 import aiohttp
 import asyncpg
 
-from bench.harness import SECRET, ceiling_server, voyagent_server
+from bench.harness import SECRET, ceiling_server, load_arguments, voyagent_server
 from bench.seed_enquiries import DEFAULT_DSN, FILTER_TERM, seed
 from voyagent.config import Settings
 from voyagent.services.tokens import mint_access_token
@@ -202,11 +202,7 @@ async def run(args: argparse.Namespace) -> dict:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--dsn", default=DEFAULT_DSN)
-    parser.add_argument("--reseed", action="store_true", help="drop and seed the scratch database again")
-    parser.add_argument("--seconds", type=float, default=10)
-    parser.add_argument("--rounds", type=int, default=2)
-    parser.add_argument("--connections", type=int, default=8)
+    load_arguments(parser, DEFAULT_DSN)
     parser.add_argument("--big", type=int, default=1_000_000, help="rows of the measured tenant (when seeding)")
     parser.add_argument("--small", type=int, default=200_000, help="rows over the other tenants (when seeding)")
     parser.add_argument("--tenants", type=int, default=50, help="other tenants (when seeding)")

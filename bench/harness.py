@@ -3,6 +3,7 @@ alternating measurements so both see the same machine state."""
 
 from __future__ import annotations
 
+import argparse
 import asyncio
 import contextlib
 import os
@@ -129,3 +130,12 @@ def report(title: str, ours: Result, ceiling: Result, target: float | None = Non
     ratio = ours.rps / ceiling.rps if ceiling.rps else float("nan")
     verdict = "" if target is None else ("  (target ≥ %.2f: %s)" % (target, "met" if ratio >= target else "MISSED"))
     return (f"{title}\n  voyagent {ours.row()}\n  ceiling  {ceiling.row()}\n  ratio    {ratio:.2f}{verdict}")
+
+
+def load_arguments(parser: argparse.ArgumentParser, default_dsn: str) -> None:
+    """The options every seeded-database benchmark takes: its scratch database, reseeding, and the load."""
+    parser.add_argument("--dsn", default=default_dsn)
+    parser.add_argument("--reseed", action="store_true", help="drop and seed the scratch database again")
+    parser.add_argument("--seconds", type=float, default=10)
+    parser.add_argument("--rounds", type=int, default=2)
+    parser.add_argument("--connections", type=int, default=8)

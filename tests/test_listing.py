@@ -48,10 +48,10 @@ def test_statement_text_depends_on_the_shape_only():
     assert deep[1][-2:] == [11, 2**63 - 1]  # an offset past PostgreSQL's bigint: every page is empty anyway
 
 
-async def test_the_export_select_returns_the_one_text_column_the_copy_reader_takes(db):
+async def test_the_export_select_returns_one_text_record_per_event_for_the_binary_copy(db):
     text, _ = audit_log.export_statement(new_id(), audit_log.AuditFilters(kinds=("a", "b")))
     statement = await db.prepare(text)
-    assert [(attribute.name, attribute.type.name) for attribute in statement.get_attributes()] == [("record", "text")]
+    assert [(a.name, a.type.name) for a in statement.get_attributes()] == [("record", "text")]
 
 
 async def test_a_value_dependent_filter_plans_for_its_values_only_inside_the_callers_transaction(db):

@@ -8,13 +8,14 @@ import datetime as dt
 import json
 import random
 import uuid
+from decimal import Decimal
 
 import asyncpg
 import pytest
 
 from voyagent.ids import new_id
 from voyagent.pagination import Page
-from voyagent.services import audit_log
+from voyagent.services import audit_log, sessions
 from voyagent.services.enquiries import LISTING, EnquiryFilters
 
 CITIES = ["Lisbon", "Paris", "Rome", "Dubai", "Doha", "Tokyo", "Oslo", "Lima", "Cairo", "Goa", "Kyoto", "Sofia",
@@ -171,9 +172,9 @@ async def _generic_plan(db, text, args):
         await db.execute(f"DEALLOCATE {name}")
 
 
-def _assert_deferred_join(plan, keyset_index, label, table="enquiries"):
+def _assert_deferred_join(plan, keyset_index, label, table="enquiries", per_row=frozenset()):
     """The skip is an index-only scan of the keyset index under the LIMIT/OFFSET, with no sort below it; the table
-    itself is read only for the rows kept, by primary key."""
+    itself is read only for the rows kept, by primary key (and ``per_row`` indexes serve the kept rows' subqueries)."""
     limits = [n for n in _nodes(plan) if n["Node Type"] == "Limit"]
     assert len(limits) == 1, (label, plan)
     under_limit = list(_nodes(limits[0]))
@@ -182,7 +183,8 @@ def _assert_deferred_join(plan, keyset_index, label, table="enquiries"):
     outside = [n for n in _nodes(plan) if not any(n is m for m in under_limit)]
     assert not [n for n in outside if n["Node Type"] == "Seq Scan" and n.get("Relation Name") == table], (label, plan)
     indexes = {n["Index Name"] for n in outside if "Index Name" in n}  # (bitmap) index scans of the kept ids
-    assert f"{table}_pkey" in indexes and all(name.endswith("_pkey") for name in indexes), (label, plan)
+    assert f"{table}_pkey" in indexes and all(name.endswith("_pkey") or name in per_row for name in indexes), \
+        (label, plan)
 
 
 @pytest.fixture(scope="module")
@@ -237,3 +239,157 @@ async def test_a_deep_offset_page_of_the_audit_log_is_a_deferred_join_too(db, da
         _assert_deferred_join(plan, "audit_events_tenant_id_started_at_id_idx", f"audit {mode}", "audit_events")
     rows = await db.fetch(text, *args)
     assert [row["started_at"] for row in rows] == [start + dt.timedelta(seconds=999 - i) for i in range(51)]
+
+
+# --- GET /chat/sessions ----------------------------------------------------------------------------------------
+
+SESSIONS_INDEX = "sessions_tenant_id_created_at_id_idx"
+MESSAGES_INDEX = "messages_session_id_sequence_key"
+
+
+@pytest.fixture(scope="module")
+def chat_tenant(database):
+    """A tenant with 4,000 sessions (some with messages) among four others, vacuumed and analysed."""
+    async def seed():
+        conn = await asyncpg.connect(database.dsn)
+        try:
+            start = dt.datetime(2026, 1, 1, tzinfo=dt.timezone.utc)
+            tenant_id, _ = await _tenant(conn)
+            for tenant, count in [(tenant_id, 4000)] + [((await _tenant(conn))[0], 1000) for _ in range(4)]:
+                rows = [(new_id(), tenant, start + dt.timedelta(seconds=i)) for i in range(count)]
+                await conn.copy_records_to_table("sessions", columns=["id", "tenant_id", "created_at"], records=rows)
+                await conn.copy_records_to_table(  # of an earlier day: not in the active-sessions gauge
+                    "messages", columns=["id", "session_id", "role", "content", "sequence", "created_at"],
+                    records=[(new_id(), row[0], "user", "[]", n, start) for row in rows[::10] for n in range(3)])
+            await conn.execute("VACUUM (ANALYZE) sessions")
+            await conn.execute("VACUUM (ANALYZE) messages")
+            return tenant_id
+        finally:
+            await conn.close()
+
+    return asyncio.run(seed())
+
+
+def _assert_sessions_indexed(plan, label):
+    scans = [(n["Node Type"], n.get("Relation Name"), n.get("Index Name")) for n in _nodes(plan)]
+    assert not [s for s in scans if s[0] == "Seq Scan"], (label, scans)
+    assert not [n for n in _nodes(plan) if n["Node Type"] in ("Sort", "Incremental Sort")], (label, plan)
+    assert {s[2] for s in scans if s[2]} <= {SESSIONS_INDEX, MESSAGES_INDEX, "sessions_pkey"}, (label, scans)
+    assert any(s[2] == SESSIONS_INDEX for s in scans), (label, scans)
+    assert any(s[2] == MESSAGES_INDEX for s in scans), (label, scans)  # message_count per row, by index
+
+
+@pytest.mark.parametrize("mode", ["force_custom_plan", "force_generic_plan"])
+async def test_chat_session_first_and_cursor_pages_are_index_range_scans(db, chat_tenant, mode):
+    first = Page(limit=200, offset=0, after=None, include_total=True)
+    text, args = sessions.LISTING.page_sql(chat_tenant, {}, first)
+    _assert_sessions_indexed(await _plan(db, text, args, mode), f"first {mode}")
+    deep = await db.fetchrow("SELECT created_at, id FROM sessions WHERE tenant_id = $1 "
+                             "ORDER BY created_at DESC, id DESC OFFSET 3000 LIMIT 1", chat_tenant)
+    cursor = Page(limit=200, offset=0, after=(deep["created_at"], deep["id"]), include_total=False)
+    text, args = sessions.LISTING.page_sql(chat_tenant, {}, cursor)
+    _assert_sessions_indexed(await _plan(db, text, args, mode), f"cursor {mode}")
+    rows = await db.fetch(text, *args)
+    assert len(rows) == 201 and rows[0]["created_at"] < deep["created_at"]
+    text, args = sessions.LISTING.count_sql(chat_tenant, {})  # no counter table: a plain count (see decisions)
+    assert await db.fetchval(text, *args) == 4000
+
+
+async def test_a_deep_chat_session_offset_page_is_a_deferred_join(db, chat_tenant):
+    text, args = sessions.LISTING.page_sql(chat_tenant, {}, Page(limit=50, offset=3500, after=None,
+                                                                 include_total=False))
+    for plan, mode in ((await _plan(db, text, args, "force_custom_plan"), "custom"),
+                       (await _generic_plan(db, text, args), "generic")):
+        _assert_deferred_join(plan, SESSIONS_INDEX, f"sessions {mode}", "sessions", per_row={MESSAGES_INDEX})
+    rows = await db.fetch(text, *args)
+    start = dt.datetime(2026, 1, 1, tzinfo=dt.timezone.utc)
+    assert [row["created_at"] for row in rows] == [start + dt.timedelta(seconds=499 - i) for i in range(51)]
+    assert {row["message_count"] for row in rows} == {0, 3}
+
+
+# --- finance reports (sql/reports.sql): aging on its covering index (0005), trial balance on daily totals (0007)
+
+FINANCE_COLUMNS = ["id", "tenant_id", "number", "party_name", "issue_date", "due_date", "total_amount", "currency",
+                   "amount_paid", "status"]
+LINE_COLUMNS = ["entry_id", "line_no", "tenant_id", "account_id", "debit", "credit", "currency", "posted_at"]
+
+
+async def _seed_finance(conn, tenant_id, documents, entries, rnd):
+    from tests import finance
+
+    accounts = await finance.chart(conn, tenant_id)
+    start = dt.date(2025, 1, 1)
+    for table, statuses in (("invoices", ["draft", "issued", "partially_paid", "paid", "void"]),
+                            ("bills", ["draft", "received", "scheduled", "paid", "void"])):
+        rows = []
+        for i in range(documents):
+            issue = start + dt.timedelta(days=rnd.randrange(540))
+            total = Decimal(rnd.randrange(100, 10_000_000)).scaleb(-2)
+            rows.append((new_id(), tenant_id, f"{table}-{i}", f"Party {rnd.randrange(300)}", issue,
+                         issue + dt.timedelta(days=rnd.randrange(60)), total, rnd.choice(["INR", "INR", "USD"]),
+                         rnd.choice([Decimal(0), total / 2, total]).quantize(Decimal("0.01")), rnd.choice(statuses)))
+        columns = FINANCE_COLUMNS + (["vendor_reference"] if table == "bills" else [])
+        if table == "bills":
+            rows = [row + (f"V-{row[0].hex}",) for row in rows]
+        await conn.copy_records_to_table(table, records=rows, columns=columns)
+    lines = []
+    codes = [("1200", "4000"), ("5000", "2100"), ("1000", "1200"), ("2100", "1000")]
+    for _ in range(entries):
+        entry_id, (debit, credit) = new_id(), rnd.choice(codes)
+        amount = Decimal(rnd.randrange(100, 1_000_000)).scaleb(-2)
+        posted = dt.datetime(2025, 1, 1, tzinfo=dt.timezone.utc) + dt.timedelta(seconds=rnd.randrange(46_000_000))
+        lines.append((entry_id, 1, tenant_id, accounts[debit], amount, Decimal(0), "INR", posted))
+        lines.append((entry_id, 2, tenant_id, accounts[credit], Decimal(0), amount, "INR", posted))
+    await conn.copy_records_to_table("journal_entries", records=lines, columns=LINE_COLUMNS)
+
+
+@pytest.fixture(scope="module")
+def finance_tenant(database):
+    """One tenant with many documents and ledger lines among several small ones, vacuumed and analysed."""
+    async def seed():
+        rnd = random.Random(12)
+        conn = await asyncpg.connect(database.dsn)
+        try:
+            big, _user = await _tenant(conn)
+            await _seed_finance(conn, big, 6000, 10_000, rnd)
+            for _ in range(OTHERS):
+                await _seed_finance(conn, (await _tenant(conn))[0], 600, 500, rnd)
+            for table in ("invoices", "bills", "journal_entries", "ledger_accounts"):
+                await conn.execute(f"VACUUM ANALYZE {table}")
+            return Tenant(big)
+        finally:
+            await conn.close()
+
+    return asyncio.run(seed())
+
+
+REPORT_PLANS = {
+    "receivables": ("get_aging", "invoices", "invoices_aging_idx"),
+    "payables": ("get_aging", "bills", "bills_aging_idx"),
+    "trial balance": ("get_trial_balance", "ledger_daily_totals", "ledger_daily_totals_pkey"),
+}
+REPORT_ARGS = {
+    "full period": {"from_date": dt.date(2025, 1, 1), "to_date": dt.date(2026, 12, 31), "currency": None},
+    "one week in USD": {"from_date": dt.date(2025, 6, 1), "to_date": dt.date(2025, 6, 7), "currency": "USD"},
+}
+
+
+@pytest.mark.parametrize("mode", ["force_custom_plan", "force_generic_plan"])
+@pytest.mark.parametrize("args", list(REPORT_ARGS))
+@pytest.mark.parametrize("report", list(REPORT_PLANS))
+async def test_each_report_reads_its_index(db, queries, finance_tenant, report, args, mode):
+    name, table, index = REPORT_PLANS[report]
+    query = getattr(queries, name)
+    if report == "trial balance":
+        values = {"tenant_id": finance_tenant.tenant_id, "include_zero": args == "full period",
+                  "as_of": REPORT_ARGS[args]["to_date"]}
+    else:
+        values = {"kind": report, "tenant_id": finance_tenant.tenant_id, "today": dt.date(2026, 6, 15),
+                  **REPORT_ARGS[args]}
+    plan = await _plan(db, query.sql, query.args(values), mode)
+    scans = [(n["Node Type"], n.get("Relation Name"), n.get("Index Name")) for n in _nodes(plan)]
+    assert not [s for s in scans if s[0] == "Seq Scan" and s[1] == table], (report, scans)
+    if report == "trial balance":  # a range of the account's days (index or bitmap scan); never the lines
+        assert index in {s[2] for s in scans} and not [s for s in scans if s[1] == "journal_entries"], scans
+    else:
+        assert ("Index Only Scan", table, index) in scans, (report, scans)

@@ -76,7 +76,7 @@ class Case:
             headers["Content-Type"] = "application/json"
             data = json.dumps(self.template).encode()
         if self.query is not None:
-            path += f"?{self.query}={self.filler(FIELD_LIMIT - len(path) - 64)}"
+            path += f"{'&' if '?' in path else '?'}{self.query}={self.filler(FIELD_LIMIT - len(path) - 64)}"
         if self.header is not None:
             value = self.filler(FIELD_LIMIT)
             headers[self.header] = f"Bearer vy_{value[:-10]}" if self.header == "Authorization" else value
@@ -97,9 +97,10 @@ CASES = {
     "patch_tenant_settings.default_currency": Case("PATCH", "/tenant-settings", 422,
                                                    (["body", "default_currency"], "string_pattern_mismatch"),
                                                    field="default_currency"),
-    "get_receivables_aging.currency": Case("GET", "/reports/receivables", 422,
+    # (with a valid period, so the currency is the one bad parameter)
+    "get_receivables_aging.currency": Case("GET", "/reports/receivables?from=2026-01-01&to=2026-01-31", 422,
                                            (["query", "currency"], "string_pattern_mismatch"), query="currency"),
-    "get_payables_aging.currency": Case("GET", "/reports/payables", 422,
+    "get_payables_aging.currency": Case("GET", "/reports/payables?from=2026-01-01&to=2026-01-31", 422,
                                         (["query", "currency"], "string_pattern_mismatch"), query="currency"),
     # integer query parameters ([+-]?\d{1,19})
     "list_enquiries.limit": Case("GET", "/enquiries", 422, (["query", "limit"], "int_parsing"), query="limit",
@@ -127,6 +128,8 @@ CASES = {
     # header patterns: Idempotency-Key ([\x21-\x7e]{1,255}) and the API-key credential (vy_…{8}_…{32})
     "create_enquiry.Idempotency-Key": Case("POST", "/enquiries", 422, "invalid_idempotency_key",
                                            header="Idempotency-Key", template={"customer_name": "A"}),
+    "create_chat_session.Idempotency-Key": Case("POST", "/chat/sessions", 422, "invalid_idempotency_key",
+                                                header="Idempotency-Key"),
     "api_key.Authorization": Case("GET", "/enquiries", 401, "unauthorized", header="Authorization", auth=False),
 }
 

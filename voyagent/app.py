@@ -36,8 +36,10 @@ from voyagent.keys import (
     RATE_LIMITER,
     REDIS,
     REDIS_STATE,
+    SESSION_EVENTS,
     SETTINGS,
     TOKEN_STORE,
+    TURN_LOCK,
 )
 from voyagent.metrics import Metrics
 from voyagent.middleware import setup_middlewares
@@ -51,8 +53,10 @@ from voyagent.services.email import Mailer
 from voyagent.services.identity import warn_if_verification_skipped
 from voyagent.services.passwords import PasswordService
 from voyagent.services.ratelimit import RateLimiter
+from voyagent.services.session_events import create_session_events
 from voyagent.services.token_store import create_token_store
 from voyagent.services.tokens import VerifiedAccessTokens
+from voyagent.services.turn_lock import create_turn_lock
 
 log = logging.getLogger("voyagent.app")
 
@@ -101,6 +105,8 @@ def create_app(settings: Settings, *, dsn: str, db_mode: str = "external", contr
         app[RATE_LIMITER] = RateLimiter(client, settings.redis_prefix, app[REDIS_STATE])
         app[AUDIT_LIMITER] = AuditVerifyLimiter(client, settings.redis_prefix, redis_state=app[REDIS_STATE])
         app[API_KEY_CACHE] = ApiKeyCache(client, settings.redis_prefix, redis_state=app[REDIS_STATE])
+        app[TURN_LOCK] = create_turn_lock(client, settings.redis_prefix, settings.turn_timeout, app[REDIS_STATE])
+        app[SESSION_EVENTS] = create_session_events(client, settings.redis_prefix, app[REDIS_STATE])
         yield
         if client is not None:
             await client.aclose()

@@ -28,8 +28,10 @@ if TYPE_CHECKING:
     from voyagent.services.enquiries import TotalsCache
     from voyagent.services.passwords import PasswordService
     from voyagent.services.ratelimit import BucketResult, RateLimiter
+    from voyagent.services.session_events import SessionEvents
     from voyagent.services.token_store import TokenStore
     from voyagent.services.tokens import VerifiedAccessTokens
+    from voyagent.services.turn_lock import TurnLock
 
 # --- application state -------------------------------------------------------------------------
 SETTINGS: web.AppKey[Settings] = web.AppKey("settings")
@@ -56,6 +58,9 @@ API_KEY_CACHE: web.AppKey[ApiKeyCache] = web.AppKey("api_key_cache")
 AUDIT_LIMITER: web.AppKey[AuditVerifyLimiter] = web.AppKey("audit_limiter")
 BACKGROUND: web.AppKey[BackgroundTasks] = web.AppKey("background_tasks")
 AUDIT_EXPORTS: web.AppKey[asyncio.Semaphore] = web.AppKey("audit_exports")  # concurrent CSV exports
+# Chat sessions: the per-session turn lock and SSE state (Redis when configured, else in-process).
+TURN_LOCK: web.AppKey[TurnLock] = web.AppKey("turn_lock")
+SESSION_EVENTS: web.AppKey[SessionEvents] = web.AppKey("session_events")
 
 # --- per-request state -------------------------------------------------------------------------
 REQUEST_ID: web.RequestKey[str] = web.RequestKey("request_id")

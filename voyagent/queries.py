@@ -42,13 +42,16 @@ class Query:
     sql: str
     params: tuple[str, ...]
 
-    async def __call__(self, conn: asyncpg.Connection, **values: Any) -> Any:
-        """Run on ``conn`` with the named parameters (rows, one row, one value or the status string)."""
+    def args(self, values: dict[str, Any]) -> list[Any]:
+        """The positional arguments for ``sql`` (also what a plan test binds to EXPLAIN the same statement)."""
         try:
-            args = [values[name] for name in self.params]
+            return [values[name] for name in self.params]
         except KeyError as exc:
             raise QueryError(f"query {self.name} needs parameter {exc.args[0]!r}") from None
-        return await getattr(conn, self.method)(self.sql, *args)
+
+    async def __call__(self, conn: asyncpg.Connection, **values: Any) -> Any:
+        """Run on ``conn`` with the named parameters (rows, one row, one value or the status string)."""
+        return await getattr(conn, self.method)(self.sql, *self.args(values))
 
 
 def load_file(path: Path) -> list[Query]:

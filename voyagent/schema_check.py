@@ -63,6 +63,10 @@ def validator_schema(node: Any, is_property_map: bool = False) -> Any:
                 cleaned[key] = LINEAR_EQUIVALENTS.get(value, value)
             else:
                 cleaned[key] = validator_schema(value, key in ("properties", "patternProperties", "$defs"))
+        if cleaned.get("additionalProperties") is False and "properties" not in cleaned:
+            # jsonschema-rs reports a key of an object that allows none (POST /chat/sessions: only {}) as a
+            # pathless ``falseSchema``; with an empty ``properties`` it names the keys (``extra_forbidden``).
+            cleaned["properties"] = {}
         return cleaned
     if isinstance(node, list):
         return [validator_schema(item) for item in node]

@@ -13,6 +13,9 @@ from voyagent.services import audit
 FIELDS = ("model", "system_prompt_suffix", "rate_limit_per_minute", "rate_limit_per_hour", "daily_token_budget",
           "locale", "timezone", "default_currency")
 NULLABLE = frozenset({"model", "system_prompt_suffix", "daily_token_budget"})
+# The column default of tenant_settings.default_currency (schema.sql): the currency of a tenant whose settings
+# row is missing, which reads must not re-create (tests/services/test_itinerary.py holds the two together).
+DEFAULT_CURRENCY = "INR"
 INT4_MAX = 2_147_483_647  # daily_token_budget is an integer column; the schema sets no maximum
 
 
