@@ -23,13 +23,8 @@ log = logging.getLogger("voyagent.access")
 ACCESS_LINE = "method=%s route=%s status=%d duration_ms=%.2f client_ip=%s tenant_id=%s user_id=%s"
 
 
-def route_template(request: web.Request, base_path: str) -> str:
-    """The route template without BASE_PATH (``/enquiries/{enquiry_id}``), or ``unmatched``."""
-    operation = request.get(OPERATION)
-    return operation.path if operation is not None else _meta_route_template(request, base_path)
-
-
 def _meta_route_template(request: web.Request, base_path: str) -> str:
+    """The template without BASE_PATH of a route that has no operation (meta routes), or ``unmatched``."""
     match_info = request.match_info
     if match_info.http_exception is not None or match_info.route.resource is None:
         return "unmatched"
