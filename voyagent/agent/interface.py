@@ -4,6 +4,11 @@ A backend is any object with a ``name`` and an async generator ``run_turn(turn, 
 ``text_delta`` and ``error`` events (``voyagent.agent.events.event``); tool events are emitted by the gateway
 behind ``tools.invoke``. After an ``approval_needed`` outcome it stops calling tools and returns; it never
 yields ``final``.
+
+Two optional members let the turn ask a backend before it starts (absent = no objection):
+``ready`` (bool attribute or property): False → new turns answer ``503 agent_runtime_unavailable`` (§2 step 1c);
+``async refuse_turn(turn) -> str | None``: an ``error_message`` that refuses the turn at §2 step 4 (the LLM
+backend's daily token budget), the turn then emits that ``error`` and ``final`` and stores nothing.
 """
 
 from __future__ import annotations
