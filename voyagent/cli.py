@@ -1,4 +1,4 @@
-"""The ``voyagent`` command: ``serve`` and ``migrate`` (operations.md §1)."""
+"""The ``voyagent`` command: ``serve``, ``migrate`` and ``demo`` (operations.md §1)."""
 
 from __future__ import annotations
 
@@ -27,6 +27,8 @@ def _parser() -> argparse.ArgumentParser:
     serve.add_argument("--port", type=int, help="listen port (VOYAGENT_PORT)")
     serve.add_argument("--workers", type=int, help="worker processes (VOYAGENT_WORKERS)")
     commands.add_parser("migrate", help="apply pending migrations and exit")
+    commands.add_parser("demo", help="load the demo agency (once; a second run changes nothing) and print how to "
+                                     "sign in")
     return parser
 
 
@@ -171,6 +173,33 @@ def _migrate(settings: Settings) -> int:
     return 0
 
 
+def _demo(settings: Settings) -> int:
+    """Migrate, load the demo agency unless it exists, print where to go and how to sign in."""
+    from voyagent.demo import run_demo
+    from voyagent.demo.progress import Progress
+
+    settings, database = _prepare(settings)
+    try:
+        outcome = asyncio.run(run_demo(settings, database.dsn, Progress()))
+    finally:
+        database.stop()
+    url = f"http://{settings.host}:{settings.port}{settings.base_path}"
+    if outcome.created:
+        made = ", ".join(f"{count} {name}" for name, count in outcome.counts.items())
+        print(f"demo agency created: {made}", flush=True)
+    else:
+        print("the demo agency exists already; nothing was changed", flush=True)
+    print(f"  serve it with `voyagent serve`, then open {url}/docs (API reference) — API base {url}", flush=True)
+    if outcome.credentials is None:
+        print("  its passwords were printed by the run that created it (another data directory)", flush=True)
+        return 0
+    print("  sign in with POST /auth/sign-in as any of:", flush=True)
+    for member in outcome.credentials:
+        print(f"    {member['role']:<16} {member['email']:<36} password {member['password']}"
+              f"  ({member['full_name']})", flush=True)
+    return 0
+
+
 def _version() -> str:
     from voyagent import __version__
 
@@ -192,6 +221,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     try:
         if args.command == "serve":
             return _serve(settings)
+        if args.command == "demo":
+            return _demo(settings)
         return _migrate(settings)
     except ConfigError as exc:
         print(f"voyagent: configuration error: {exc}", file=sys.stderr)
