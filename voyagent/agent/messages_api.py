@@ -32,7 +32,8 @@ class ProviderError(Exception):
 
     def __init__(self, error_class: str, *, status: int | None = None, retry_after: float | None = None,
                  message: str = "") -> None:
-        super().__init__(f"{error_class}" + (f" (HTTP {status})" if status else "") + (f": {message}" if message else ""))
+        detail = (f" (HTTP {status})" if status else "") + (f": {message}" if message else "")
+        super().__init__(error_class + detail)
         self.error_class = error_class
         self.status = status
         self.retry_after = retry_after
