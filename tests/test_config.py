@@ -42,6 +42,8 @@ def test_defaults_need_no_configuration_with_the_embedded_database():
         ({"VOYAGENT_AUDIT_EXPORT_MAX_ROWS": "0"}, "VOYAGENT_AUDIT_EXPORT_MAX_ROWS"),
         ({"VOYAGENT_SSE_HEARTBEAT_SECONDS": "301"}, "VOYAGENT_SSE_HEARTBEAT_SECONDS"),
         ({"VOYAGENT_REDIS_URL": "memcached://x"}, "VOYAGENT_REDIS_URL"),
+        ({"ANTHROPIC_BASE_URL": "ftp://gateway.example"}, "ANTHROPIC_BASE_URL"),
+        ({"VOYAGENT_AGENT_MAX_TOKENS": "63"}, "VOYAGENT_AGENT_MAX_TOKENS"),
         ({"VOYAGENT_RATE_LIMIT_USER_PER_MINUTE": "-1"}, "VOYAGENT_RATE_LIMIT_USER_PER_MINUTE"),
         ({"VOYAGENT_RATE_LIMIT_SIGNUP_IP_PER_MINUTE": "-1"}, "VOYAGENT_RATE_LIMIT_SIGNUP_IP_PER_MINUTE"),
         ({"VOYAGENT_RATE_LIMIT_SIGNUP_IP_PER_MINUTE": "ten"}, "VOYAGENT_RATE_LIMIT_SIGNUP_IP_PER_MINUTE"),
@@ -66,6 +68,12 @@ def test_asyncpg_scheme_is_accepted_and_public_url_loses_its_trailing_slash():
     assert settings.db_url == "postgresql://u@h:5432/db"
     assert settings.public_url == "https://app.example.com"
     assert not settings.embedded_db
+
+
+def test_the_anthropic_base_url_defaults_to_the_provider_and_loses_its_trailing_slash():
+    assert load_settings({}).anthropic_base_url == "https://api.anthropic.com"
+    settings = load_settings({"ANTHROPIC_BASE_URL": "http://127.0.0.1:8099/gateway/"})
+    assert settings.anthropic_base_url == "http://127.0.0.1:8099/gateway"
 
 
 def test_zero_disables_a_bucket_and_booleans_accept_the_documented_words():

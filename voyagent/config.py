@@ -77,6 +77,7 @@ class Settings:
 
     agent_backend: str = "offline"
     anthropic_api_key: str | None = None
+    anthropic_base_url: str = "https://api.anthropic.com"
     agent_model: str = "claude-sonnet-4-5"
     agent_max_tokens: int = 1024
     turn_timeout: int = 120
@@ -285,6 +286,8 @@ def load_settings(env: Mapping[str, str] | None = None) -> Settings:
         audit_export_max_rows=r.integer("VOYAGENT_AUDIT_EXPORT_MAX_ROWS", 100_000, 1),
         agent_backend=backend,
         anthropic_api_key=r.raw("ANTHROPIC_API_KEY"),
+        anthropic_base_url=_check_url("ANTHROPIC_BASE_URL", r.text("ANTHROPIC_BASE_URL", "https://api.anthropic.com"),
+                                      ("http", "https")).rstrip("/"),
         agent_model=r.text("VOYAGENT_AGENT_MODEL", "claude-sonnet-4-5"),
         agent_max_tokens=r.integer("VOYAGENT_AGENT_MAX_TOKENS", 1024, 64, 16384),
         turn_timeout=r.integer("VOYAGENT_AGENT_TURN_TIMEOUT_SECONDS", 120, 5, 3600),
