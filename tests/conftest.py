@@ -65,43 +65,62 @@ def pg_tmp_path() -> Iterator[Path]:
     shutil.rmtree(path, ignore_errors=True)
 
 
+async def _create_database(admin_dsn: str, name: str) -> str:
+    conn = await asyncpg.connect(admin_dsn)
+    try:
+        await conn.execute(f'CREATE DATABASE "{name}"')
+    finally:
+        await conn.close()
+    return admin_dsn.rsplit("/", 1)[0] + f"/{name}"
+
+
+async def _drop_database(admin_dsn: str, name: str) -> None:
+    conn = await asyncpg.connect(admin_dsn)
+    try:
+        await conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+    finally:
+        await conn.close()
+
+
 @pytest.fixture(scope="session")
-def database() -> Iterator[TestDatabase]:
+def pg_admin_dsn() -> Iterator[str]:
+    """A superuser DSN: the local server, else an embedded PostgreSQL started for this run."""
+    if _reachable("127.0.0.1", 5432) or "VOYAGENT_TEST_PG_ADMIN_URL" in os.environ:
+        yield LOCAL_PG_ADMIN
+        return
+    from voyagent.embedded_pg import EmbeddedPostgres
+
+    embedded = EmbeddedPostgres(Path(tempfile.mkdtemp(prefix="voyagent-test-pg-")))
+    embedded.start()
+    try:
+        yield embedded.superuser_dsn  # test databases are created, migrated and dropped as the superuser
+    finally:
+        embedded.stop()
+        shutil.rmtree(embedded.data_dir, ignore_errors=True)
+
+
+@pytest.fixture(scope="session")
+def database(pg_admin_dsn: str) -> Iterator[TestDatabase]:
     """A migrated database of its own for this run, dropped afterwards."""
     name = f"voyagent_test_{RUN_ID}"
-    embedded = None
-    admin_dsn = LOCAL_PG_ADMIN
-    if not _reachable("127.0.0.1", 5432) and "VOYAGENT_TEST_PG_ADMIN_URL" not in os.environ:
-        from voyagent.embedded_pg import EmbeddedPostgres
-
-        embedded = EmbeddedPostgres(Path(tempfile.mkdtemp(prefix="voyagent-test-pg-")))
-        embedded.start()
-        admin_dsn = embedded.superuser_dsn  # test databases are created, migrated and dropped as the superuser
-
-    async def create() -> None:
-        conn = await asyncpg.connect(admin_dsn)
-        try:
-            await conn.execute(f'CREATE DATABASE "{name}"')
-        finally:
-            await conn.close()
-
-    async def drop() -> None:
-        conn = await asyncpg.connect(admin_dsn)
-        try:
-            await conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
-        finally:
-            await conn.close()
-
-    asyncio.run(create())
-    dsn = admin_dsn.rsplit("/", 1)[0] + f"/{name}"
+    dsn = asyncio.run(_create_database(pg_admin_dsn, name))
     try:
         asyncio.run(migrate_dsn(dsn))
-        yield TestDatabase(dsn=dsn, mode="embedded" if embedded else "external")
+        yield TestDatabase(dsn=dsn, mode="external" if pg_admin_dsn == LOCAL_PG_ADMIN else "embedded")
     finally:
-        asyncio.run(drop())
-        if embedded is not None:
-            embedded.stop()
-            shutil.rmtree(embedded.data_dir, ignore_errors=True)
+        asyncio.run(_drop_database(pg_admin_dsn, name))
+
+
+@pytest.fixture
+async def fresh_database(pg_admin_dsn: str) -> AsyncIterator[str]:
+    """The DSN of an empty, migrated database for one test (the demo needs one nobody else writes to)."""
+    name = f"voyagent_test_{RUN_ID}_{secrets.token_hex(3)}"
+    dsn = await _create_database(pg_admin_dsn, name)
+    try:
+        await migrate_dsn(dsn)
+        yield dsn
+    finally:
+        await _drop_database(pg_admin_dsn, name)
 
 
 @pytest.fixture(scope="session")
