@@ -2,6 +2,7 @@
 ledger, audit rows, ``consumed_at`` exactly once, re-checks, expiry, and document numbering under concurrency."""
 
 import asyncio
+import dataclasses
 import datetime as dt
 import json
 import uuid
@@ -14,7 +15,7 @@ from tests.agent.test_gateway_write_tools import DEL_DXB, FLIGHT, HOTEL, audit_r
 from tests.conftest import wait_until
 from voyagent.agent.interface import ResumedApproval
 from voyagent.agent.resume import resume
-from voyagent.agent.sandbox import booking_reference
+from voyagent.agent.sandbox import SandboxSupplier, booking_reference
 from voyagent.services import approvals
 
 
@@ -370,3 +371,23 @@ async def test_a_number_taken_by_a_concurrent_transaction_is_counted_again(harne
     finally:
         await rival.close()
     assert outcome.output["bill"]["number"] == f"BILL-{t8}-0002"
+
+
+async def test_searches_holds_and_bookings_wait_for_the_supplier_after_their_first_event(harness, make_user):
+    waits = []
+
+    async def sleep(seconds):
+        waits.append((seconds, [e["kind"] for e in harness.events]))
+
+    harness.services = dataclasses.replace(harness.services, supplier=SandboxSupplier(250, sleep=sleep))
+    user = await make_user("agency_admin")
+    session_id = await harness.new_session(user)
+    await harness.gateway(user, session_id).invoke("search_flights", DEL_DXB)
+    assert waits == [(0.25, ["tool_use"])]  # the tool_use is out before the supplier's latency
+    await harness.gateway(user, session_id).invoke("add_to_itinerary", {"offer_id": FLIGHT})
+    harness.take()
+    waits.clear()
+    await approved(harness, user, session_id, "hold_offer", {"offer_id": FLIGHT})
+    assert waits == []  # requesting the approval does not call the supplier
+    await run_resume(harness, user, session_id)
+    assert waits == [(0.25, ["approval_granted"])]
