@@ -72,3 +72,12 @@ class AuditVerifyLimiter:
                 self._local.clear()
         self._local[key] = (window, count + 1)
         return count + 1 <= self.per_minute
+
+
+async def finish_event(conn: asyncpg.Connection, sql: Any, *, tenant_id: uuid.UUID, event_id: uuid.UUID,
+                       status: str, outputs: dict[str, Any] | None = None, error: str | None = None,
+                       completed_at: dt.datetime | None = None) -> None:
+    """Move a ``started`` event (``write_event(..., status="started", completed=False)``) to its terminal status,
+    in the caller's transaction: the started → succeeded / failed transition of an agent tool call."""
+    await sql.finish_audit_event(conn, id=event_id, tenant_id=tenant_id, status=status, outputs=outputs or {},
+                                 error=error, completed_at=completed_at or dt.datetime.now(dt.timezone.utc))
