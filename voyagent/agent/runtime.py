@@ -82,7 +82,8 @@ class _RunningTurn:
         self.runner.hub.publish(start.session_id, frame)
 
     def kinds(self) -> set[str]:
-        return {ev["kind"] for ev in self.events}
+        """Kinds of the turn's own events (not the synthetic replay_failed frame before them)."""
+        return {ev["kind"] for ev in self.events if ev["turn_id"] == self.start.turn_id}
 
     def expire(self) -> None:
         """End the turn's work now, as if its timeout had passed."""
@@ -150,8 +151,7 @@ class TurnRunner:
                 await turn.emit(turn.event("error", error_message="internal_error"))
             except Exception as exc:
                 log.error("turn %s: could not send its internal_error event: %s", start.turn_id, exc)
-        await self._finish(turn)
-        self.count_turn(self.backend.name, outcome)
+        await self._finish(turn, outcome)
 
     async def _work(self, turn: _RunningTurn) -> str:
         """Steps 3–7; the outcome label of voyagent_agent_turns_total."""
@@ -195,8 +195,9 @@ class TurnRunner:
                     turn_id=start.turn_id, message=start.message, history=tuple(history), resumed=tuple(resumed),
                     settings=agent_settings)
 
-    async def _finish(self, turn: _RunningTurn) -> None:
-        """Step 8, each part on its own so that one failing never keeps the others (above all the final) back."""
+    async def _finish(self, turn: _RunningTurn, outcome: str) -> None:
+        """Step 8, each part on its own so that one failing never keeps the others (above all the final) back;
+        the turn is counted before its final is out (whoever saw the final sees the count)."""
         start = turn.start
         blocks = messages.assistant_blocks(turn.events)
         if blocks:
@@ -207,6 +208,7 @@ class TurnRunner:
             except Exception:
                 log.exception("turn %s: could not store the assistant message", start.turn_id)
         await self.lock.release(start.session_id, start.lock_token)
+        self.count_turn(self.backend.name, outcome)
         try:
             frame = await self.log.append(start.session_id, events.encode(turn.event("final")), turn=start.turn_id,
                                           final=True, floor=start.floor)
