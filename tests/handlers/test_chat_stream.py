@@ -409,3 +409,160 @@ async def test_turn_outcomes_and_open_streams_are_in_the_metrics(stream_client, 
     text = await (await stream_client.get("/internal/metrics")).text()
     assert "voyagent_sse_open_streams 0.0" in text
     assert 'voyagent_agent_turns_total{backend="scripted",outcome="completed"} 2.0' in text
+
+
+# --- the pre-stream checks, in the contract's order ----------------------------------------------------------
+
+
+async def detail(response):
+    return response.status, (await response.json())["detail"]
+
+
+async def approval(client, user, session_id, tool_name="book_offer", **kwargs):
+    from tests.handlers.test_chat_sessions import add_approval
+
+    return (await add_approval(client, user, session_id, tool_name, **kwargs)).id
+
+
+async def test_an_unknown_or_foreign_session_is_404_in_both_modes(stream_client, admin, make_user):
+    other = await make_user("agency_admin")
+    theirs = await new_session(stream_client, other)
+    for session_id in (str(uuid.uuid4()), "not-a-uuid", theirs):
+        for header in (None, "0", "abc"):
+            response = await send(stream_client, admin, session_id, "say x", last_event_id=header)
+            assert await detail(response) == (404, "session_not_found")
+
+
+async def test_the_lock_is_checked_before_the_backend_and_the_backend_before_the_approvals(make_stream_client,
+                                                                                          admin):
+    from voyagent.keys import TURN_LOCK
+
+    client = await make_stream_client(agent_backend="tests.agent.scripted_backend:create_not_ready")
+    session_id = await new_session(client, admin)
+    lock = client.server.app[TURN_LOCK]
+    token = await lock.acquire(uuid.UUID(session_id))
+    response = await send(client, admin, session_id, "say x", approvals={"ap-nope": True})
+    assert await detail(response) == (409, "turn_in_progress")
+    await lock.release(uuid.UUID(session_id), token)
+    response = await send(client, admin, session_id, "say x", approvals={"ap-nope": True})
+    assert await detail(response) == (503, "agent_runtime_unavailable")
+    assert not await lock.is_held(uuid.UUID(session_id))  # every failure gives the lock back
+    raw, _ = await turn(client, admin, session_id, "say x", last_event_id="0")  # a replay needs no backend
+    assert raw == b""
+
+
+async def test_the_approvals_map_is_applied_in_order_before_the_stream(stream_client, admin, make_user, db):
+    session_id = await new_session(stream_client, admin)
+    granted, rejected, late = [await approval(stream_client, admin, session_id) for _ in range(3)]
+    response = await send(stream_client, admin, session_id, "", approvals={granted: True, rejected: False,
+                                                                            "ap-unknown": True, late: True})
+    assert await detail(response) == (404, "approval_not_found")
+    statuses = dict(await db.fetch("SELECT id, status::text FROM pending_approvals WHERE session_id = $1::uuid",
+                                   session_id))
+    assert statuses == {granted: "granted", rejected: "rejected", late: "pending"}  # those before stay applied
+    audit = await db.fetch("SELECT tool, actor_id FROM audit_events WHERE tenant_id = $1 AND tool LIKE 'approval.%' "
+                           "ORDER BY started_at, id", admin.tenant_id)
+    assert [(row["tool"], row["actor_id"]) for row in audit] == [("approval.granted", admin.id),
+                                                                 ("approval.rejected", admin.id)]
+    # the same decision again is a no-op; the opposite one is 409
+    _, events = await turn(stream_client, admin, session_id, "say ok", approvals={granted: True, late: True})
+    assert kinds(events) == ["text_delta", "final"]
+    response = await send(stream_client, admin, session_id, "", approvals={rejected: True})
+    assert await detail(response) == (409, "approval_already_resolved")
+    agent = await make_user("agent", tenant_id=admin.tenant_id)  # book_offer: agency_admin, ticketing_lead only
+    other = await approval(stream_client, admin, session_id)
+    response = await send(stream_client, agent, session_id, "", approvals={other: True})
+    assert await detail(response) == (403, "forbidden_role")
+    elsewhere = await approval(stream_client, admin, await new_session(stream_client, admin))
+    response = await send(stream_client, admin, session_id, "", approvals={elsewhere: True})
+    assert await detail(response) == (404, "approval_not_found")  # not an approval of this session
+
+
+async def test_an_expired_approval_in_the_map_is_409_after_the_sweep(stream_client, admin, db):
+    import datetime as dt
+
+    session_id = await new_session(stream_client, admin)
+    old = await approval(stream_client, admin, session_id, ttl=1,
+                         now=dt.datetime.now(dt.timezone.utc) - dt.timedelta(hours=1))
+    response = await send(stream_client, admin, session_id, "", approvals={old: True})
+    assert await detail(response) == (409, "approval_already_resolved")
+    assert await db.fetchval("SELECT status::text FROM pending_approvals WHERE id = $1", old) == "expired"
+
+
+async def test_redis_configured_but_down_is_503_before_any_stream(make_stream_client, admin, db):
+    client = await make_stream_client(redis_url="redis://127.0.0.1:1")
+    session_id = await new_session(client, admin)
+    for header in (None, "0"):
+        response = await send(client, admin, session_id, "say x", last_event_id=header)
+        assert await detail(response) == (503, "redis_unreachable")
+    assert await message_count(db, session_id) == 0
+
+
+# --- the body --------------------------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("body, loc, type_", [
+    ({"message": "x" * 10_001}, ["body", "message"], "string_too_long"),
+    ({"message": 5}, ["body", "message"], "string_type"),
+    ({"approvals": {"ap-1": "yes"}}, ["body", "approvals", "ap-1"], "bool_type"),
+    ({"approvals": []}, ["body", "approvals"], "model_attributes_type"),
+    ([], ["body"], "model_attributes_type"),
+])
+async def test_bad_bodies_are_422_in_both_modes(stream_client, admin, body, loc, type_):
+    session_id = await new_session(stream_client, admin)
+    for header in (None, "0"):
+        headers = {**admin.headers, **({"Last-Event-ID": header} if header else {})}
+        response = await stream_client.post(f"/chat/sessions/{session_id}/messages", json=body, headers=headers)
+        assert response.status == 422
+        assert [(item["loc"], item["type"]) for item in (await response.json())["detail"]] == [(loc, type_)]
+
+
+async def test_a_missing_body_is_422(stream_client, admin):
+    session_id = await new_session(stream_client, admin)
+    response = await stream_client.post(f"/chat/sessions/{session_id}/messages", headers=admin.headers)
+    assert response.status == 422
+
+
+async def test_the_longest_message_and_unknown_fields_are_accepted(stream_client, admin, db):
+    session_id = await new_session(stream_client, admin)
+    message = "say " + "x" * 9_996
+    _, events = await turn(stream_client, admin, session_id, message, extra={"ignored": True}, approvals=None)
+    assert kinds(events) == ["text_delta", "final"]
+    response = await stream_client.post(f"/chat/sessions/{session_id}/messages", json={}, headers=admin.headers)
+    _, events = await read_all(response)  # message defaults to ""
+    assert kinds(events) == ["final"]
+
+
+# --- backends ----------------------------------------------------------------------------------------------------
+
+
+async def test_the_anthropic_backend_without_its_hook_answers_503_and_crud_keeps_working(make_client, admin):
+    client = await make_client(agent_backend="anthropic")
+    session_id = await new_session(client, admin)
+    response = await send(client, admin, session_id, "hello")
+    assert await detail(response) == (503, "agent_runtime_unavailable")
+    assert (await client.get(f"/chat/sessions/{session_id}", headers=admin.headers)).status == 200
+
+
+@pytest.mark.parametrize("spec", ["tests.agent.no_such_module:create", "tests.agent.scripted_backend:missing",
+                                  "tests.agent.scripted_backend:", ":create"])
+def test_a_custom_backend_that_cannot_be_loaded_stops_start_up_naming_the_variable(make_app, spec):
+    from voyagent.config import ConfigError
+
+    with pytest.raises(ConfigError) as failed:
+        make_app(agent_backend=spec)
+    assert "VOYAGENT_AGENT_BACKEND" in str(failed.value)
+
+
+async def test_the_backend_sees_the_turn_with_its_history(stream_client, admin):
+    from voyagent.keys import AGENT_BACKEND
+
+    session_id = await new_session(stream_client, admin)
+    await turn(stream_client, admin, session_id, "say one")
+    await turn(stream_client, admin, session_id, "say two")
+    seen = stream_client.server.app[AGENT_BACKEND].turns[-1]
+    assert (seen.message, str(seen.session_id), seen.tenant_id, seen.user_id, seen.role) == (
+        "say two", session_id, admin.tenant_id, admin.id, "agency_admin")
+    assert [m["role"] for m in seen.history] == ["user", "assistant", "user"]
+    assert seen.history[-1]["content"] == [{"type": "text", "text": "say two"}]
+    assert seen.settings.default_currency == "INR" and seen.resumed == ()
