@@ -5,7 +5,8 @@ request looks at the buffer is either in what it read or in its queue. Then:
 
 * a valid ``Last-Event-ID`` → replay: the buffered frames after it, then the running turn's live frames (from
   another worker too: the hub follows the session's Redis Stream) up to its ``final``;
-* otherwise the pre-stream checks in the contract's order (the turn lock: 503 / 409; the backend: 503; the
+* otherwise the pre-stream checks in the contract's order (the turn lock: 503 / 409, then the session read again
+  under it: a delete may have committed since; the backend: 503; the
   approval sweep and the ``approvals`` map: 404 / 403 / 409; the event log's live marker: 503), each failure
   releasing the lock; then the turn starts as a task of its own and the stream relays it up to its ``final``.
 """
@@ -37,6 +38,7 @@ from voyagent.keys import (
     TURN_RUNNER,
 )
 from voyagent.services.event_log import parse_last_event_id, replay_valid
+from voyagent.services import messages
 from voyagent.services.frame_hub import Subscription
 from voyagent.services.turn_lock import turn_in_progress
 from voyagent.sse import Relay, open_stream
@@ -83,6 +85,11 @@ async def _admit_turn(request: web.Request, session: asyncpg.Record, body: dict[
         raise turn_in_progress()
     turn_id = new_turn_id()
     try:
+        # A delete that committed between the first read and the lock leaves no row: read it again under the lock
+        # (its last_event_id is then the floor of the turn's ids).
+        async with app[DATABASE].connection() as conn:
+            session = await messages.get_turn_session(conn, app[QUERIES], tenant_id=principal.tenant_id,
+                                                      session_id=str(session_id))
         if not backends.is_ready(app[AGENT_BACKEND]):
             raise ApiError(503, "agent_runtime_unavailable")
         await edge.apply_approvals_map(app[DATABASE], app[QUERIES], tenant_id=principal.tenant_id,

@@ -566,3 +566,24 @@ async def test_the_backend_sees_the_turn_with_its_history(stream_client, admin):
     assert [m["role"] for m in seen.history] == ["user", "assistant", "user"]
     assert seen.history[-1]["content"] == [{"type": "text", "text": "say two"}]
     assert seen.settings.default_currency == "INR" and seen.resumed == ()
+
+
+async def test_a_session_deleted_before_the_turn_takes_its_lock_is_404(stream_client, admin, db):
+    """The delete commits between the handler's first read and its lock: the turn must not run on a deleted row."""
+    from voyagent.keys import TURN_LOCK
+
+    session_id = await new_session(stream_client, admin)
+    lock = stream_client.server.app[TURN_LOCK]
+    original = lock.acquire
+
+    async def acquire_after_a_delete(sid):
+        await db.execute("DELETE FROM sessions WHERE id = $1", sid)
+        return await original(sid)
+
+    lock.acquire = acquire_after_a_delete
+    try:
+        response = await send(stream_client, admin, session_id, "say x")
+    finally:
+        lock.acquire = original
+    assert await detail(response) == (404, "session_not_found")
+    assert not await lock.is_held(uuid.UUID(session_id))
