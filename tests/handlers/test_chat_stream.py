@@ -587,3 +587,20 @@ async def test_a_session_deleted_before_the_turn_takes_its_lock_is_404(stream_cl
         lock.acquire = original
     assert await detail(response) == (404, "session_not_found")
     assert not await lock.is_held(uuid.UUID(session_id))
+
+
+async def test_a_turn_makes_its_session_active_in_the_metrics(stream_client, admin):
+    import re
+
+    async def active():
+        text = await (await stream_client.get("/internal/metrics")).text()
+        return int(float(re.search(r"^voyagent_api_active_sessions (\S+)$", text, re.MULTILINE).group(1)))
+
+    session_id = await new_session(stream_client, admin)
+    before = await active()
+    await turn(stream_client, admin, session_id, "")  # stores nothing: not active
+    assert await active() == before
+    await turn(stream_client, admin, session_id, "say hi")
+    assert await active() == before + 1
+    await turn(stream_client, admin, session_id, "say again")  # the same session counts once
+    assert await active() == before + 1
