@@ -10,6 +10,12 @@ import redis.asyncio as aioredis
 from aiohttp import web
 
 from voyagent import resources
+from voyagent.agent import backends
+from voyagent.agent.gateway import ToolGateway, ToolServices
+from voyagent.agent.offer_cache import create_offer_cache
+from voyagent.agent.resume import resume
+from voyagent.agent.runtime import TurnRunner
+from voyagent.agent.sandbox import SandboxSupplier
 from voyagent.background import BackgroundTasks
 from voyagent.config import Settings
 from voyagent.contract import Contract
@@ -18,6 +24,7 @@ from voyagent.degradation import DependencyState
 from voyagent.docs_page import render_docs_html
 from voyagent.keys import (
     ACCESS_TOKENS,
+    AGENT_BACKEND,
     API_KEY_CACHE,
     AUDIT_EXPORTS,
     AUDIT_LIMITER,
@@ -29,6 +36,8 @@ from voyagent.keys import (
     DB_STATE,
     DOCS_HTML,
     ENQUIRY_TOTALS,
+    EVENT_LOG,
+    FRAME_HUB,
     MAILER,
     METRICS,
     PASSWORDS,
@@ -36,10 +45,10 @@ from voyagent.keys import (
     RATE_LIMITER,
     REDIS,
     REDIS_STATE,
-    SESSION_EVENTS,
     SETTINGS,
     TOKEN_STORE,
     TURN_LOCK,
+    TURN_RUNNER,
 )
 from voyagent.metrics import Metrics
 from voyagent.middleware import setup_middlewares
@@ -53,15 +62,18 @@ from voyagent.services.email import Mailer
 from voyagent.services.identity import warn_if_verification_skipped
 from voyagent.services.passwords import PasswordService
 from voyagent.services.ratelimit import RateLimiter
-from voyagent.services.session_events import create_session_events
+from voyagent.services.event_log import create_event_log
+from voyagent.services.frame_hub import FrameHub
 from voyagent.services.token_store import create_token_store
 from voyagent.services.tokens import VerifiedAccessTokens
 from voyagent.services.turn_lock import create_turn_lock
+from voyagent.services.turn_quota import create_turn_quota
 
 log = logging.getLogger("voyagent.app")
 
 # Header fields up to 16 KiB each are accepted (README, Request validation), with room for the name.
 MAX_FIELD_SIZE = 16 * 1024 + 1024
+REDIS_MAX_CONNECTIONS = 100  # per worker
 RUNNER_KWARGS = {"max_field_size": MAX_FIELD_SIZE, "max_line_size": MAX_FIELD_SIZE, "access_log": None}
 
 
@@ -99,14 +111,19 @@ def create_app(settings: Settings, *, dsn: str, db_mode: str = "external", contr
     async def redis_client(app: web.Application) -> AsyncIterator[None]:
         client = None
         if settings.redis_url is not None:
-            client = aioredis.from_url(settings.redis_url, socket_timeout=2.0, socket_connect_timeout=2.0,
-                                       health_check_interval=30)
+            # A burst (thousands of streams opening at once) waits up to 2 s for one of the pool's connections
+            # instead of failing at once when all are in use, as the default pool does.
+            pool = aioredis.BlockingConnectionPool.from_url(
+                settings.redis_url, max_connections=REDIS_MAX_CONNECTIONS, timeout=2.0, socket_timeout=2.0,
+                socket_connect_timeout=2.0, health_check_interval=30)
+            client = aioredis.Redis.from_pool(pool)
         app[REDIS] = client
         app[RATE_LIMITER] = RateLimiter(client, settings.redis_prefix, app[REDIS_STATE])
         app[AUDIT_LIMITER] = AuditVerifyLimiter(client, settings.redis_prefix, redis_state=app[REDIS_STATE])
         app[API_KEY_CACHE] = ApiKeyCache(client, settings.redis_prefix, redis_state=app[REDIS_STATE])
         app[TURN_LOCK] = create_turn_lock(client, settings.redis_prefix, settings.turn_timeout, app[REDIS_STATE])
-        app[SESSION_EVENTS] = create_session_events(client, settings.redis_prefix, app[REDIS_STATE])
+        app[EVENT_LOG] = create_event_log(client, settings.redis_prefix, settings.sse_replay_buffer_cap,
+                                          settings.turn_timeout, app[REDIS_STATE])
         yield
         if client is not None:
             await client.aclose()
@@ -124,10 +141,39 @@ def create_app(settings: Settings, *, dsn: str, db_mode: str = "external", contr
         yield
         app[PASSWORDS].close()
 
+    if settings.agent_backend not in ("offline", "anthropic"):
+        backends.load_factory(settings.agent_backend)  # a bad value stops start-up here, naming the variable
+
+    async def agent_runtime(app: web.Application) -> AsyncIterator[None]:
+        db, sql, metrics, redis = app[DATABASE], app[QUERIES], app[METRICS], app[REDIS]
+        backend = app[AGENT_BACKEND] = backends.create_backend(settings, db, sql)
+        tools = ToolServices(database=db, sql=sql, supplier=SandboxSupplier(settings.sandbox_latency_ms),
+                             offers=create_offer_cache(redis, settings.redis_prefix, settings.offer_ttl,
+                                                       app[REDIS_STATE]),
+                             approval_ttl_seconds=settings.approval_ttl,
+                             count_tool_call=lambda tool, outcome: metrics.tool_calls.labels(tool, outcome).inc())
+        hub = app[FRAME_HUB] = FrameHub(app[EVENT_LOG], app[REDIS_STATE])
+        app[TURN_RUNNER] = TurnRunner(
+            database=db, sql=sql, log_=app[EVENT_LOG], hub=hub, lock=app[TURN_LOCK],
+            quota=create_turn_quota(redis, settings.redis_prefix, app[REDIS_STATE]), backend=backend,
+            gateway_factory=lambda context, emit: ToolGateway(tools, context, emit), resume=resume,
+            count_turn=lambda name, outcome: metrics.agent_turns.labels(name, outcome).inc(),
+            turn_timeout=settings.turn_timeout)
+        yield
+        await hub.close()
+
+    async def end_turns_and_streams(app: web.Application) -> None:
+        """operations.md §1.4: running turns get 10 s, then end with turn_timeout; then every stream closes."""
+        if TURN_RUNNER in app:
+            await app[TURN_RUNNER].shutdown()
+            await app[FRAME_HUB].close()
+
     app.cleanup_ctx.append(database)
     app.cleanup_ctx.append(redis_client)
     app.cleanup_ctx.append(identity_services)
     app.cleanup_ctx.append(background_tasks)
+    app.cleanup_ctx.append(agent_runtime)
+    app.on_shutdown.append(end_turns_and_streams)
     setup_middlewares(app, settings)
     setup_routes(app, contract, settings.base_path)
     return app

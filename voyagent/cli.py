@@ -66,7 +66,8 @@ class Database:
 
 
 def _prepare(settings: Settings) -> tuple[Settings, Database]:
-    """Start-up steps 2–3 (database, migrations) and the contract check of step 5; exit on failure."""
+    """Start-up steps 2–3 (database, migrations), the contract check of step 5 and the backend check of step 6;
+    exit on failure."""
     from voyagent.migrations import migrate_dsn
 
     database = Database(settings)
@@ -80,6 +81,9 @@ def _prepare(settings: Settings) -> tuple[Settings, Database]:
         from voyagent.contract import Contract
 
         Contract.from_file(str(resources.openapi_path()))
+        from voyagent.agent import backends
+
+        backends.check(settings)  # step 6: a custom backend that cannot be imported stops the server here
     except BaseException:
         database.stop()
         raise

@@ -183,3 +183,16 @@ async def resolve_approval(db: Database, sql: Any, *, tenant_id: uuid.UUID, appr
         report_best_effort(log, "could not write %s audit event for approval %s", exc,
                            approvals.decision_kind(resolution.row), resolution.row.id)
     return resolution.row
+
+
+async def apply_approvals_map(db: Database, sql: Any, *, tenant_id: uuid.UUID, session_id: uuid.UUID,
+                              decisions: dict[str, bool], resolver_id: uuid.UUID, resolver_role: str) -> None:
+    """The chat ``approvals`` map (§2 step 1d, §6.4): the session's lazy expiry sweep, then each entry in map
+    order exactly like ``POST /approvals/{id}/resolve`` (reason null); the same decision again is a no-op, and
+    entries before a failing one stay applied."""
+    async with db.transaction() as conn:
+        await approvals.expire_session(conn, sql, tenant_id=tenant_id, session_id=session_id)
+    for approval_id, granted in decisions.items():
+        await resolve_approval(db, sql, tenant_id=tenant_id, approval_id=approval_id, granted=granted, reason=None,
+                               resolver_id=resolver_id, resolver_role=resolver_role, session_id=session_id,
+                               same_decision_is_noop=True)

@@ -28,7 +28,10 @@ if TYPE_CHECKING:
     from voyagent.services.enquiries import TotalsCache
     from voyagent.services.passwords import PasswordService
     from voyagent.services.ratelimit import BucketResult, RateLimiter
-    from voyagent.services.session_events import SessionEvents
+    from voyagent.agent.runtime import TurnRunner
+    from voyagent.agent.interface import Backend
+    from voyagent.services.event_log import EventLog
+    from voyagent.services.frame_hub import FrameHub
     from voyagent.services.token_store import TokenStore
     from voyagent.services.tokens import VerifiedAccessTokens
     from voyagent.services.turn_lock import TurnLock
@@ -60,7 +63,11 @@ BACKGROUND: web.AppKey[BackgroundTasks] = web.AppKey("background_tasks")
 AUDIT_EXPORTS: web.AppKey[asyncio.Semaphore] = web.AppKey("audit_exports")  # concurrent CSV exports
 # Chat sessions: the per-session turn lock and SSE state (Redis when configured, else in-process).
 TURN_LOCK: web.AppKey[TurnLock] = web.AppKey("turn_lock")
-SESSION_EVENTS: web.AppKey[SessionEvents] = web.AppKey("session_events")
+EVENT_LOG: web.AppKey[EventLog] = web.AppKey("event_log")
+# The agent turn: the backend, the runner of turns and this worker's fan-out of live frames to open streams.
+AGENT_BACKEND: web.AppKey[Backend] = web.AppKey("agent_backend")
+TURN_RUNNER: web.AppKey[TurnRunner] = web.AppKey("turn_runner")
+FRAME_HUB: web.AppKey[FrameHub] = web.AppKey("frame_hub")
 
 # --- per-request state -------------------------------------------------------------------------
 REQUEST_ID: web.RequestKey[str] = web.RequestKey("request_id")

@@ -1,4 +1,4 @@
-"""Routing: every operation of openapi.yaml that has a handler, plus the meta routes, under BASE_PATH."""
+"""Routing: every operation of openapi.yaml, each with its handler, plus the meta routes, under BASE_PATH."""
 
 from __future__ import annotations
 
@@ -43,18 +43,20 @@ def collect_handlers() -> dict[str, Handler]:
 
 
 def setup_routes(app: web.Application, contract: Contract, base_path: str) -> None:
-    """Route each operation that has a handler (an operation without one is simply not routed)."""
+    """Route every operation; start-up fails when one has no handler, or a handler no operation (the contract
+    and the code never drift apart silently)."""
     from voyagent.handlers import meta
 
     handlers = collect_handlers()
     unknown = set(handlers) - set(contract.operations)
     if unknown:
         raise RuntimeError(f"handlers for operations not in openapi.yaml: {', '.join(sorted(unknown))}")
+    missing = set(contract.operations) - set(handlers)
+    if missing:
+        raise RuntimeError(f"operations of openapi.yaml without a handler: {', '.join(sorted(missing))}")
     by_route: dict[AbstractRoute, Operation] = {}
     for operation_id, operation in contract.operations.items():
-        handler = handlers.get(operation_id)
-        if handler is None:
-            continue
+        handler = handlers[operation_id]
         route = app.router.add_route(operation.method, base_path + operation.path, handler, name=operation_id)
         by_route[route] = operation
     for path, handler in meta.META_ROUTES.items():

@@ -1,7 +1,8 @@
 """Chat sessions as a client meets them through HTTP: create (with Idempotency-Key), list, get, rename, delete.
 
 Messages, approvals and itinerary items are arranged the way the chat layer writes them (approvals through
-``request_approval``, the agent's function; the other rows directly), since turns are not built yet.
+``request_approval``, the agent's function; the other rows directly); the turns themselves are
+tests/handlers/test_chat_stream.py's.
 """
 
 import asyncio
@@ -16,7 +17,7 @@ from voyagent.contract import ROLES
 from voyagent.ids import new_id
 from voyagent.keys import DATABASE, QUERIES, TURN_LOCK
 from voyagent.services.approvals import request_approval
-from voyagent.services.session_events import session_keys
+from voyagent.services.event_log import session_keys
 
 SUMMARY_KEYS = {"session_id", "tenant_id", "actor_id", "title", "message_count", "pending_approvals", "created_at"}
 ITEM_KEYS = {"id", "title", "created_at", "message_count"}
@@ -536,12 +537,13 @@ async def test_delete_drops_the_sessions_event_buffer_in_redis(make_client, admi
     redis = aioredis.from_url(redis_url)
     try:
         for sid in (session_id, kept):
-            seq, buf = session_keys(settings.redis_prefix, uuid.UUID(sid))
+            seq, buf, live = session_keys(settings.redis_prefix, uuid.UUID(sid))
             await redis.set(seq, 7)
-            await redis.xadd(buf, {"id": "7", "data": "{}"})
+            await redis.xadd(buf, {"d": "{}", "t": "t-000000000000", "f": "0"}, id="7-0")
+            await redis.set(live, "t-000000000000")
         assert (await delete(client, admin, session_id)).status == 204
         assert await redis.exists(*session_keys(settings.redis_prefix, uuid.UUID(session_id))) == 0
-        assert await redis.exists(*session_keys(settings.redis_prefix, uuid.UUID(kept))) == 2
+        assert await redis.exists(*session_keys(settings.redis_prefix, uuid.UUID(kept))) == 3
         assert await redis.exists(f"{settings.redis_prefix}turnlock:{session_id}") == 0  # the lock went back
     finally:
         await redis.aclose()
@@ -603,13 +605,6 @@ async def test_every_endpoint_needs_a_credential(client):
                          ("PATCH", f"/chat/sessions/{sid}"), ("DELETE", f"/chat/sessions/{sid}")):
         response = await client.request(method, path, json={"title": "x"} if method == "PATCH" else None)
         assert (response.status, await detail(response)) == (401, "unauthorized"), (method, path)
-
-
-async def test_send_message_is_not_routed_yet(client, admin):
-    session_id = await create(client, admin)
-    response = await client.post(f"/chat/sessions/{session_id}/messages", json={"message": "hi"},
-                                 headers=admin.headers)
-    assert response.status == 404
 
 
 # --- promote-to-session makes the same sessions ----------------------------------------------------------------

@@ -1,4 +1,4 @@
-"""The session turn lock (operations.md §6) and the SSE state drop, in process and in real Redis."""
+"""The session turn lock (operations.md §6), in process and in real Redis."""
 
 import secrets
 import uuid
@@ -7,11 +7,6 @@ import pytest
 import redis.asyncio as aioredis
 
 from voyagent.errors import ApiError
-from voyagent.services.session_events import (
-    LocalSessionEvents,
-    RedisSessionEvents,
-    session_keys,
-)
 from voyagent.services.turn_lock import LocalTurnLock, RedisTurnLock, holding
 
 TURN_TIMEOUT = 120
@@ -105,32 +100,4 @@ async def test_redis_failures_are_503_except_release():
         assert (failed.value.status, failed.value.detail) == (503, "redis_unreachable")
     await lock.release(session, "token")  # reported, not raised: the key expires by itself
     assert lock.redis_state.down
-    await unreachable.aclose()
-
-
-async def test_dropping_session_events_deletes_exactly_that_sessions_keys(redis_client, prefix):
-    events = RedisSessionEvents(redis_client, prefix)
-    session, other = uuid.uuid4(), uuid.uuid4()
-    for sid in (session, other):
-        seq, buf = session_keys(prefix, sid)
-        assert (seq, buf) == (f"{prefix}sse:{sid}:seq", f"{prefix}sse:{sid}:buf")
-        await redis_client.set(seq, 3)
-        await redis_client.rpush(buf, "frame")
-    await events.drop(session)
-    assert await redis_client.exists(*session_keys(prefix, session)) == 0
-    assert await redis_client.exists(*session_keys(prefix, other)) == 2
-    await events.drop(session)  # nothing left: still fine
-
-
-async def test_dropping_session_events_without_redis():
-    events = LocalSessionEvents()
-    session, other = uuid.uuid4(), uuid.uuid4()
-    events.sessions.update({session: ["frame"], other: ["frame"]})
-    await events.drop(session)
-    await events.drop(session)
-    assert list(events.sessions) == [other]
-    unreachable = aioredis.from_url("redis://127.0.0.1:1")
-    with pytest.raises(ApiError) as failed:
-        await RedisSessionEvents(unreachable, "x:").drop(session)
-    assert (failed.value.status, failed.value.detail) == (503, "redis_unreachable")
     await unreachable.aclose()

@@ -1,7 +1,4 @@
-"""HTTP handlers of the chat endpoints (endpoints.md, Chat); operations listed here are routed.
-
-``send_chat_message`` (the SSE turn) is not built yet, so it is not listed and its route answers 404.
-"""
+"""HTTP handlers of the chat endpoints (endpoints.md, Chat), the SSE turn included (``voyagent.chat_stream``)."""
 
 from __future__ import annotations
 
@@ -10,11 +7,12 @@ import contextlib
 import asyncpg
 from aiohttp import web
 
+from voyagent import chat_stream
 from voyagent.edge import respond_once
 from voyagent.handlers_types import Handler
 from voyagent.jsonio import json_response
-from voyagent.keys import BODY, CURSORS, DATABASE, PRINCIPAL, QUERIES, QUERY, SESSION_EVENTS, TURN_LOCK
-from voyagent.services import sessions
+from voyagent.keys import BODY, CURSORS, DATABASE, EVENT_LOG, PRINCIPAL, QUERIES, QUERY, TURN_LOCK
+from voyagent.services import messages, sessions
 
 
 async def list_chat_sessions(request: web.Request) -> web.Response:
@@ -66,8 +64,17 @@ async def delete_chat_session(request: web.Request) -> web.Response:
         async with app[DATABASE].transaction() as conn:
             await sessions.delete_session(conn, app[QUERIES], tenant_id=principal.tenant_id,
                                           session_id=request.match_info["session_id"], turn_lock=app[TURN_LOCK],
-                                          events=app[SESSION_EVENTS], until_committed=until_committed)
+                                          events=app[EVENT_LOG], until_committed=until_committed)
     return web.Response(status=204)
+
+
+async def send_chat_message(request: web.Request) -> web.StreamResponse:
+    """POST /chat/sessions/{session_id}/messages — a replay or a new turn, answered as an SSE stream."""
+    principal = request[PRINCIPAL]
+    async with request.app[DATABASE].connection() as conn:
+        session = await messages.get_turn_session(conn, request.app[QUERIES], tenant_id=principal.tenant_id,
+                                                  session_id=request.match_info["session_id"])
+    return await chat_stream.respond(request, session, request[BODY])
 
 
 HANDLERS: dict[str, Handler] = {
@@ -76,4 +83,5 @@ HANDLERS: dict[str, Handler] = {
     "get_chat_session": get_chat_session,
     "rename_chat_session": rename_chat_session,
     "delete_chat_session": delete_chat_session,
+    "send_chat_message": send_chat_message,
 }

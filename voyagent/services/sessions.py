@@ -19,7 +19,7 @@ from voyagent.ids import new_id, parse_uuid
 from voyagent.listing import Listing
 from voyagent.pagination import Page
 from voyagent.services import approvals
-from voyagent.services.session_events import SessionEvents
+from voyagent.services.event_log import EventLog
 from voyagent.services.turn_lock import TurnLock, holding
 
 MAX_TITLE_LENGTH = 200
@@ -95,7 +95,7 @@ async def rename_session(conn: asyncpg.Connection, sql: Any, *, tenant_id: uuid.
 
 
 async def delete_session(conn: asyncpg.Connection, sql: Any, *, tenant_id: uuid.UUID, session_id: str,
-                         turn_lock: TurnLock, events: SessionEvents,
+                         turn_lock: TurnLock, events: EventLog,
                          until_committed: contextlib.AsyncExitStack) -> None:
     """Delete the session with its messages, approvals and itinerary items, unlink its enquiries and drop its
     SSE state, all in the caller's transaction; ``409 turn_in_progress`` while a turn holds the session.

@@ -1,0 +1,606 @@
+"""POST /chat/sessions/{id}/messages as a client meets it: the SSE stream of a turn, its ids, heartbeats, replay
+with Last-Event-ID, the pre-stream checks, quotas, timeouts and failures (chat-and-agent.md §2–§5).
+
+The turns are run by tests/agent/scripted_backend.py, loaded the contract's way (VOYAGENT_AGENT_BACKEND =
+<module>:<factory>), whose message is its script: the tests decide what a turn emits and when it goes on.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import uuid
+
+import orjson
+import pytest
+
+from tests.agent import scripted_backend
+from tests.sse_client import SseParser, events_of, read_all
+from voyagent.agent.events import KEYS
+
+SCRIPTED = "tests.agent.scripted_backend:create"
+
+
+def signal_name() -> str:
+    return f"go-{uuid.uuid4().hex[:8]}"
+
+
+@pytest.fixture
+def make_stream_client(make_client):
+    async def build(**overrides):
+        return await make_client(agent_backend=overrides.pop("agent_backend", SCRIPTED), **overrides)
+
+    return build
+
+
+@pytest.fixture
+async def stream_client(make_stream_client):
+    return await make_stream_client()
+
+
+async def new_session(client, user):
+    response = await client.post("/chat/sessions", headers=user.headers)
+    assert response.status == 201
+    return (await response.json())["session_id"]
+
+
+def send(client, user, session_id, message="", *, last_event_id=None, **body):
+    headers = dict(user.headers)
+    if last_event_id is not None:
+        headers["Last-Event-ID"] = last_event_id
+    return client.post(f"/chat/sessions/{session_id}/messages", json={"message": message, **body}, headers=headers)
+
+
+async def turn(client, user, session_id, message="", **kwargs):
+    """Send and read the whole stream: (raw body, events)."""
+    response = await send(client, user, session_id, message, **kwargs)
+    assert response.status == 200, await response.text()
+    return await read_all(response)
+
+
+def agent_events(events):
+    return [event for event in events if event.event == "agent_event"]
+
+
+def kinds(events):
+    return [event.kind for event in agent_events(events)]
+
+
+def ids(events):
+    return [int(event.id) for event in agent_events(events)]
+
+
+def assert_one_final_last(events, turn_id=None):
+    agent = agent_events(events)
+    finals = [event for event in agent if event.kind == "final"]
+    assert len(finals) == 1 and agent[-1] is finals[0], kinds(events)
+    if turn_id is not None:
+        assert finals[0].json["turn_id"] == turn_id
+
+
+# --- the frame format -------------------------------------------------------------------------------------
+
+
+async def test_a_turn_streams_byte_exact_frames_with_increasing_ids_and_one_final(stream_client, admin):
+    session_id = await new_session(stream_client, admin)
+    response = await send(stream_client, admin, session_id, "say Hello there")
+    assert response.status == 200
+    assert response.headers["Content-Type"] == "text/event-stream; charset=utf-8"
+    assert response.headers["Cache-Control"] == "no-cache"
+    assert response.headers["X-Accel-Buffering"] == "no"
+    assert "Content-Encoding" not in response.headers
+    assert "RateLimit-Limit" in response.headers and "X-Request-Id" in response.headers
+    raw, events = await read_all(response)
+    first, final = (event.json for event in events)
+    assert list(first) == list(KEYS) and list(final) == list(KEYS)
+    assert first["kind"] == "text_delta" and first["text"] == "Hello there"
+    assert first["session_id"] == session_id and first["turn_id"] == final["turn_id"]
+    assert first["turn_id"].startswith("t-") and len(first["turn_id"]) == 14
+    expected = b"".join(b"id: %d\nevent: agent_event\ndata: %s\n\n" % (n, orjson.dumps(data))
+                        for n, data in ((1, first), (2, final)))
+    assert raw == expected
+    assert all(value is None for key, value in final.items()
+               if key not in ("kind", "session_id", "turn_id", "timestamp"))
+
+
+@pytest.fixture(params=["in-process", "redis"])
+async def any_store_client(request, make_stream_client):
+    """A client with the in-process stores, then one with Redis."""
+    if request.param == "redis":
+        return await make_stream_client(redis_url=request.getfixturevalue("redis_url"))
+    return await make_stream_client()
+
+
+async def test_ids_keep_increasing_across_turns_and_connections(any_store_client, admin):
+    session_id = await new_session(any_store_client, admin)
+    seen = []
+    for message in ("say one", "many 3", "", "say four"):
+        _, events = await turn(any_store_client, admin, session_id, message)
+        assert_one_final_last(events)
+        seen.extend(ids(events))
+    assert seen == list(range(1, len(seen) + 1))
+    other = await new_session(any_store_client, admin)  # each session counts on its own
+    _, events = await turn(any_store_client, admin, other, "say again")
+    assert ids(events) == [1, 2]
+
+
+async def test_a_blank_message_only_ends_the_turn_and_stores_nothing(stream_client, admin, db):
+    session_id = await new_session(stream_client, admin)
+    for message in ("", "   \n\t"):
+        _, events = await turn(stream_client, admin, session_id, message)
+        assert kinds(events) == ["final"]
+    assert await db.fetchval("SELECT count(*) FROM messages WHERE session_id = $1::uuid", session_id) == 0
+    assert await db.fetchval("SELECT title FROM sessions WHERE id = $1::uuid", session_id) is None
+
+
+async def test_messages_and_title_are_stored_per_turn(stream_client, admin, db):
+    session_id = await new_session(stream_client, admin)
+    first = "  say a; say b; error oops;" + "é" * 70 + "  "
+    await turn(stream_client, admin, session_id, first)
+    await turn(stream_client, admin, session_id, "say later")
+    rows = await db.fetch("SELECT role, content, sequence FROM messages WHERE session_id = $1::uuid ORDER BY sequence",
+                          session_id)
+    assert [(row["role"], row["sequence"]) for row in rows] == [("user", 0), ("assistant", 1), ("user", 2),
+                                                                ("assistant", 3)]
+    assert orjson.loads(rows[0]["content"]) == [{"type": "text", "text": first}]
+    assert orjson.loads(rows[1]["content"]) == [{"type": "text", "text": "ab"}]  # consecutive deltas join
+    title = await db.fetchval("SELECT title FROM sessions WHERE id = $1::uuid", session_id)
+    assert title == "say a; say b; error oops;" + "é" * 35  # trimmed, first 60 code points, kept afterwards
+    summary = await (await stream_client.get(f"/chat/sessions/{session_id}", headers=admin.headers)).json()
+    assert summary["message_count"] == 4
+
+
+async def test_a_heartbeat_frame_follows_a_silence(make_stream_client, admin):
+    client = await make_stream_client(sse_heartbeat=1)
+    session_id = await new_session(client, admin)
+    go = signal_name()
+    response = await send(client, admin, session_id, f"say before; wait {go}; say after")
+    raw = bytearray()
+    seen = []
+    async for event in events_of(response, raw):
+        seen.append(event)
+        if event.event == "heartbeat":
+            scripted_backend.release(go)
+    assert [e.event for e in seen][:2] == ["agent_event", "heartbeat"]
+    heartbeat = seen[1]
+    assert heartbeat.lines == ["event: heartbeat", "data: "] and heartbeat.id is None and heartbeat.data == ""
+    assert b"\n\nevent: heartbeat\ndata: \n\nid: " in raw and b"\r" not in raw
+    assert not any(line.startswith((b":", b"retry")) for line in raw.split(b"\n"))  # no comments, no retry
+    assert kinds(seen) == ["text_delta", "text_delta", "final"]
+    assert ids(seen) == [1, 2, 3]  # heartbeats take no id
+
+
+async def test_ids_continue_after_a_restart_without_redis(make_stream_client, aiohttp_client, admin, db):
+    first = await make_stream_client()
+    session_id = await new_session(first, admin)
+    _, events = await turn(first, admin, session_id, "many 3")
+    assert ids(events) == [1, 2, 3, 4]
+    await first.close()  # the process state (counter, buffer) is gone
+    assert await db.fetchval("SELECT last_event_id FROM sessions WHERE id = $1::uuid", session_id) == 4
+    second = await make_stream_client()
+    raw, events = await turn(second, admin, session_id, "", last_event_id="4")  # L = N: valid, nothing to send
+    assert raw == b""
+    _, events = await turn(second, admin, session_id, "say again")
+    assert ids(events) == [5, 6]
+    _, events = await turn(second, admin, session_id, "", last_event_id="3")  # older than the (empty) buffer
+    assert kinds(events)[0] == "error" and ids(events)[0] == 7
+
+
+# --- the turn outlives its connection ---------------------------------------------------------------------
+
+
+async def test_a_client_that_leaves_mid_turn_finds_every_frame_on_replay(any_store_client, admin, db):
+    session_id = await new_session(any_store_client, admin)
+    go = signal_name()
+    response = await send(any_store_client, admin, session_id, f"say first; wait {go}; many 3")
+    parser = SseParser()
+    first = []
+    while not first:
+        first = parser.feed(await response.content.readany())
+    assert first[0].id == "1"
+    response.close()  # the client goes away mid-turn
+    scripted_backend.release(go)
+    raw, events = await turn(any_store_client, admin, session_id, "ignored", last_event_id="1")
+    assert kinds(events) == ["text_delta", "text_delta", "text_delta", "final"] and ids(events) == [2, 3, 4, 5]
+    assert raw.startswith(b"id: 2\nevent: agent_event\ndata: ")
+    assert_one_final_last(events, first[0].json["turn_id"])
+    # the turn ran to the end: its messages are stored, and a replay from 0 is byte-identical
+    assert await db.fetchval("SELECT count(*) FROM messages WHERE session_id = $1::uuid", session_id) == 2
+    replayed, _ = await turn(any_store_client, admin, session_id, last_event_id="0")
+    assert replayed.endswith(raw) and replayed.startswith(b"id: 1\n")
+
+
+async def test_a_replay_follows_a_running_turn_to_its_final(any_store_client, admin):
+    session_id = await new_session(any_store_client, admin)
+    go = signal_name()
+    starter = await send(any_store_client, admin, session_id, f"say first; wait {go}; say second")
+    parser = SseParser()
+    while not parser.feed(await starter.content.readany()):
+        pass
+    replay = await send(any_store_client, admin, session_id, last_event_id="0")
+    assert replay.status == 200
+    seen = []
+    async for event in events_of(replay):
+        seen.append(event)
+        if len(seen) == 1:
+            scripted_backend.release(go)  # the rest is produced while the replay listens
+    assert kinds(seen) == ["text_delta", "text_delta", "final"] and ids(seen) == [1, 2, 3]
+    _, rest = await read_all(starter)
+    assert ids(rest) == [2, 3]
+
+
+# --- Last-Event-ID ----------------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("header", ["abc", "-1", "1.0", "0x2", "99", "18446744073709551616"])
+async def test_an_invalid_last_event_id_starts_a_turn_after_a_replay_failed_frame(any_store_client, admin, header):
+    session_id = await new_session(any_store_client, admin)
+    await turn(any_store_client, admin, session_id, "say one")  # N = 2
+    _, events = await turn(any_store_client, admin, session_id, "say two", last_event_id=header)
+    assert kinds(events) == ["error", "text_delta", "final"] and ids(events) == [3, 4, 5]
+    failed = agent_events(events)[0].json
+    assert failed["turn_id"] == "replay"
+    assert failed["error_message"] == "replay_failed: Last-Event-ID outside server buffer"
+    assert_one_final_last(events, agent_events(events)[1].json["turn_id"])
+    _, replayed = await turn(any_store_client, admin, session_id, last_event_id="2")  # the frame is buffered
+    assert [e.json["turn_id"] for e in agent_events(replayed)][0] == "replay"
+
+
+async def test_an_id_older_than_the_buffer_is_invalid(make_stream_client, admin):
+    client = await make_stream_client(sse_replay_buffer_cap=3)
+    session_id = await new_session(client, admin)
+    await turn(client, admin, session_id, "many 5")  # ids 1–6, the buffer keeps 4–6
+    _, events = await turn(client, admin, session_id, "", last_event_id="2")
+    assert kinds(events) == ["error", "final"] and agent_events(events)[0].json["turn_id"] == "replay"
+    raw, events = await turn(client, admin, session_id, "", last_event_id="5")  # 7, 8 were buffered; 6–8 kept
+    assert ids(events) == [6, 7, 8]  # oldest − 1 = 5 is still provable
+
+
+async def test_a_replay_of_everything_sent_closes_with_an_empty_body(any_store_client, admin):
+    session_id = await new_session(any_store_client, admin)
+    _, events = await turn(any_store_client, admin, session_id, "say one")
+    raw, events = await turn(any_store_client, admin, session_id, "say ignored", last_event_id="2")
+    assert raw == b"" and events == []
+    fresh = await new_session(any_store_client, admin)
+    raw, _ = await turn(any_store_client, admin, fresh, "say ignored", last_event_id="0")  # N = 0, L = 0
+    assert raw == b""
+
+
+async def test_an_empty_last_event_id_is_absent(stream_client, admin):
+    session_id = await new_session(stream_client, admin)
+    _, events = await turn(stream_client, admin, session_id, "say x", last_event_id="")
+    assert kinds(events) == ["text_delta", "final"]
+
+
+# --- one turn at a time; delete and rename meanwhile --------------------------------------------------------
+
+
+async def read_first_frame(response):
+    parser = SseParser()
+    while True:
+        events = parser.feed(await response.content.readany())
+        if events:
+            return events[0]
+
+
+async def test_two_concurrent_turns_give_one_stream_and_one_409(any_store_client, admin):
+    session_id = await new_session(any_store_client, admin)
+    go = signal_name()
+    responses = await asyncio.gather(*(send(any_store_client, admin, session_id, f"say hi; wait {go}")
+                                       for _ in range(2)))
+    assert sorted(r.status for r in responses) == [200, 409]
+    refused = next(r for r in responses if r.status == 409)
+    assert (await refused.json())["detail"] == "turn_in_progress"
+    scripted_backend.release(go)
+    _, events = await read_all(next(r for r in responses if r.status == 200))
+    assert kinds(events) == ["text_delta", "final"]
+    _, events = await turn(any_store_client, admin, session_id, "say next")  # the lock went back with the final
+    assert kinds(events) == ["text_delta", "final"]
+
+
+async def test_delete_during_a_turn_is_409_and_rename_is_allowed(any_store_client, admin, db):
+    session_id = await new_session(any_store_client, admin)
+    go = signal_name()
+    response = await send(any_store_client, admin, session_id, f"say hi; wait {go}; say bye")
+    await read_first_frame(response)
+    deleted = await any_store_client.delete(f"/chat/sessions/{session_id}", headers=admin.headers)
+    assert (deleted.status, (await deleted.json())["detail"]) == (409, "turn_in_progress")
+    renamed = await any_store_client.patch(f"/chat/sessions/{session_id}", json={"title": "Mid-turn"},
+                                           headers=admin.headers)
+    assert renamed.status == 200
+    scripted_backend.release(go)
+    _, events = await read_all(response)
+    assert kinds(events) == ["text_delta", "final"]
+    assert await db.fetchval("SELECT title FROM sessions WHERE id = $1::uuid", session_id) == "Mid-turn"
+    assert (await any_store_client.delete(f"/chat/sessions/{session_id}", headers=admin.headers)).status == 204
+    response = await send(any_store_client, admin, session_id, "say x", last_event_id="1")
+    assert (response.status, (await response.json())["detail"]) == (404, "session_not_found")
+
+
+# --- quota, budget, timeout, failures ------------------------------------------------------------------------
+
+
+async def set_limits(db, user, per_minute, per_hour):
+    await db.execute("UPDATE tenant_settings SET rate_limit_per_minute = $2, rate_limit_per_hour = $3 "
+                     "WHERE tenant_id = $1", user.tenant_id, per_minute, per_hour)
+
+
+async def message_count(db, session_id):
+    return await db.fetchval("SELECT count(*) FROM messages WHERE session_id = $1::uuid", session_id)
+
+
+async def test_the_minute_window_refuses_in_stream_and_a_refused_turn_is_not_counted(any_store_client, admin, db):
+    await set_limits(db, admin, 2, 100)
+    session_id = await new_session(any_store_client, admin)
+    for _ in range(2):
+        _, events = await turn(any_store_client, admin, session_id, "say ok")
+        assert kinds(events) == ["text_delta", "final"]
+    _, events = await turn(any_store_client, admin, session_id, "say refused")
+    assert kinds(events) == ["error", "final"]
+    assert agent_events(events)[0].json["error_message"] == "rate_limited: minute"
+    assert await message_count(db, session_id) == 4  # nothing stored for the refused turn
+    await set_limits(db, admin, 3, 100)
+    _, events = await turn(any_store_client, admin, session_id, "say ok")  # the refusal took no slot
+    assert kinds(events) == ["text_delta", "final"]
+    other = await new_session(any_store_client, admin)  # the window is the tenant's, not the session's
+    _, events = await turn(any_store_client, admin, other, "say refused")
+    assert agent_events(events)[0].json["error_message"] == "rate_limited: minute"
+
+
+async def test_the_hour_window_is_checked_before_the_minute_window(any_store_client, admin, db):
+    await set_limits(db, admin, 1, 1)
+    session_id = await new_session(any_store_client, admin)
+    await turn(any_store_client, admin, session_id, "say ok")
+    _, events = await turn(any_store_client, admin, session_id, "say refused")
+    assert [e.json["error_message"] for e in agent_events(events)] == ["rate_limited: hour", None]
+    await set_limits(db, admin, 5, 1)
+    _, events = await turn(any_store_client, admin, session_id, "say refused")
+    assert agent_events(events)[0].json["error_message"] == "rate_limited: hour"
+
+
+async def test_a_backend_refusal_ends_the_turn_and_stores_nothing(stream_client, admin, db):
+    session_id = await new_session(stream_client, admin)
+    _, events = await turn(stream_client, admin, session_id, "refuse daily_budget_exceeded: limit=10 used=12")
+    assert kinds(events) == ["error", "final"]
+    assert agent_events(events)[0].json["error_message"] == "daily_budget_exceeded: limit=10 used=12"
+    assert await message_count(db, session_id) == 0
+
+
+async def test_a_turn_over_its_timeout_ends_with_turn_timeout(make_stream_client, admin, db):
+    client = await make_stream_client(turn_timeout=1)
+    session_id = await new_session(client, admin)
+    _, events = await turn(client, admin, session_id, "say before; hang")
+    assert kinds(events) == ["text_delta", "error", "final"]
+    assert agent_events(events)[1].json["error_message"] == "turn_timeout"
+    assert await message_count(db, session_id) == 2  # the user message and what the turn said before
+    _, events = await turn(client, admin, session_id, "say after")  # the lock is free again
+    assert kinds(events) == ["text_delta", "final"]
+
+
+@pytest.mark.parametrize("script", ["say partial; raise", "say partial; bad"])
+async def test_an_unexpected_failure_is_one_internal_error_frame_and_a_logged_traceback(stream_client, admin, caplog,
+                                                                                       script):
+    session_id = await new_session(stream_client, admin)
+    raw, events = await turn(stream_client, admin, session_id, script)
+    assert kinds(events) == ["text_delta", "error", "final"]
+    error = agent_events(events)[1].json
+    assert error["error_message"] == "internal_error" and error["turn_id"] == agent_events(events)[0].json["turn_id"]
+    assert b"SECRET-DETAIL" not in raw and b"Traceback" not in raw
+    logged = [r for r in caplog.records if r.name == "voyagent.agent.runtime" and r.exc_info]
+    assert len(logged) == 1 and "turn t-" in logged[0].getMessage()
+
+
+async def test_turn_outcomes_and_open_streams_are_in_the_metrics(stream_client, admin, db):
+    session_id = await new_session(stream_client, admin)
+    await turn(stream_client, admin, session_id, "say ok")
+    await turn(stream_client, admin, session_id, "say x; raise")
+    await set_limits(db, admin, 2, 100)
+    await turn(stream_client, admin, session_id, "say refused")
+    await set_limits(db, admin, 10, 100)
+    go = signal_name()
+    response = await send(stream_client, admin, session_id, f"wait {go}", last_event_id="abc")
+    await read_first_frame(response)  # the replay_failed frame: the stream is open
+    text = await (await stream_client.get("/internal/metrics")).text()
+    assert 'voyagent_agent_turns_total{backend="scripted",outcome="completed"} 1.0' in text
+    assert 'voyagent_agent_turns_total{backend="scripted",outcome="error"} 1.0' in text
+    assert 'voyagent_agent_turns_total{backend="scripted",outcome="rate_limited"} 1.0' in text
+    assert "voyagent_sse_open_streams 1.0" in text
+    scripted_backend.release(go)
+    await read_all(response)
+    text = await (await stream_client.get("/internal/metrics")).text()
+    assert "voyagent_sse_open_streams 0.0" in text
+    assert 'voyagent_agent_turns_total{backend="scripted",outcome="completed"} 2.0' in text
+
+
+# --- the pre-stream checks, in the contract's order ----------------------------------------------------------
+
+
+async def detail(response):
+    return response.status, (await response.json())["detail"]
+
+
+async def approval(client, user, session_id, tool_name="book_offer", **kwargs):
+    from tests.handlers.test_chat_sessions import add_approval
+
+    return (await add_approval(client, user, session_id, tool_name, **kwargs)).id
+
+
+async def test_an_unknown_or_foreign_session_is_404_in_both_modes(stream_client, admin, make_user):
+    other = await make_user("agency_admin")
+    theirs = await new_session(stream_client, other)
+    for session_id in (str(uuid.uuid4()), "not-a-uuid", theirs):
+        for header in (None, "0", "abc"):
+            response = await send(stream_client, admin, session_id, "say x", last_event_id=header)
+            assert await detail(response) == (404, "session_not_found")
+
+
+async def test_the_lock_is_checked_before_the_backend_and_the_backend_before_the_approvals(make_stream_client,
+                                                                                          admin):
+    from voyagent.keys import TURN_LOCK
+
+    client = await make_stream_client(agent_backend="tests.agent.scripted_backend:create_not_ready")
+    session_id = await new_session(client, admin)
+    lock = client.server.app[TURN_LOCK]
+    token = await lock.acquire(uuid.UUID(session_id))
+    response = await send(client, admin, session_id, "say x", approvals={"ap-nope": True})
+    assert await detail(response) == (409, "turn_in_progress")
+    await lock.release(uuid.UUID(session_id), token)
+    response = await send(client, admin, session_id, "say x", approvals={"ap-nope": True})
+    assert await detail(response) == (503, "agent_runtime_unavailable")
+    assert not await lock.is_held(uuid.UUID(session_id))  # every failure gives the lock back
+    raw, _ = await turn(client, admin, session_id, "say x", last_event_id="0")  # a replay needs no backend
+    assert raw == b""
+
+
+async def test_the_approvals_map_is_applied_in_order_before_the_stream(stream_client, admin, make_user, db):
+    session_id = await new_session(stream_client, admin)
+    granted, rejected, late = [await approval(stream_client, admin, session_id) for _ in range(3)]
+    response = await send(stream_client, admin, session_id, "", approvals={granted: True, rejected: False,
+                                                                            "ap-unknown": True, late: True})
+    assert await detail(response) == (404, "approval_not_found")
+    statuses = dict(await db.fetch("SELECT id, status::text FROM pending_approvals WHERE session_id = $1::uuid",
+                                   session_id))
+    assert statuses == {granted: "granted", rejected: "rejected", late: "pending"}  # those before stay applied
+    audit = await db.fetch("SELECT tool, actor_id FROM audit_events WHERE tenant_id = $1 AND tool LIKE 'approval.%' "
+                           "ORDER BY started_at, id", admin.tenant_id)
+    assert [(row["tool"], row["actor_id"]) for row in audit] == [("approval.granted", admin.id),
+                                                                 ("approval.rejected", admin.id)]
+    # the same decision again is a no-op; the opposite one is 409
+    _, events = await turn(stream_client, admin, session_id, "say ok", approvals={granted: True, late: True})
+    assert kinds(events) == ["text_delta", "final"]
+    response = await send(stream_client, admin, session_id, "", approvals={rejected: True})
+    assert await detail(response) == (409, "approval_already_resolved")
+    agent = await make_user("agent", tenant_id=admin.tenant_id)  # book_offer: agency_admin, ticketing_lead only
+    other = await approval(stream_client, admin, session_id)
+    response = await send(stream_client, agent, session_id, "", approvals={other: True})
+    assert await detail(response) == (403, "forbidden_role")
+    elsewhere = await approval(stream_client, admin, await new_session(stream_client, admin))
+    response = await send(stream_client, admin, session_id, "", approvals={elsewhere: True})
+    assert await detail(response) == (404, "approval_not_found")  # not an approval of this session
+
+
+async def test_an_expired_approval_in_the_map_is_409_after_the_sweep(stream_client, admin, db):
+    import datetime as dt
+
+    session_id = await new_session(stream_client, admin)
+    old = await approval(stream_client, admin, session_id, ttl=1,
+                         now=dt.datetime.now(dt.timezone.utc) - dt.timedelta(hours=1))
+    response = await send(stream_client, admin, session_id, "", approvals={old: True})
+    assert await detail(response) == (409, "approval_already_resolved")
+    assert await db.fetchval("SELECT status::text FROM pending_approvals WHERE id = $1", old) == "expired"
+
+
+async def test_redis_configured_but_down_is_503_before_any_stream(make_stream_client, admin, db):
+    client = await make_stream_client(redis_url="redis://127.0.0.1:1")
+    session_id = await new_session(client, admin)
+    for header in (None, "0"):
+        response = await send(client, admin, session_id, "say x", last_event_id=header)
+        assert await detail(response) == (503, "redis_unreachable")
+    assert await message_count(db, session_id) == 0
+
+
+# --- the body --------------------------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("body, loc, type_", [
+    ({"message": "x" * 10_001}, ["body", "message"], "string_too_long"),
+    ({"message": 5}, ["body", "message"], "string_type"),
+    ({"approvals": {"ap-1": "yes"}}, ["body", "approvals", "ap-1"], "bool_type"),
+    ({"approvals": []}, ["body", "approvals"], "model_attributes_type"),
+    ([], ["body"], "model_attributes_type"),
+])
+async def test_bad_bodies_are_422_in_both_modes(stream_client, admin, body, loc, type_):
+    session_id = await new_session(stream_client, admin)
+    for header in (None, "0"):
+        headers = {**admin.headers, **({"Last-Event-ID": header} if header else {})}
+        response = await stream_client.post(f"/chat/sessions/{session_id}/messages", json=body, headers=headers)
+        assert response.status == 422
+        assert [(item["loc"], item["type"]) for item in (await response.json())["detail"]] == [(loc, type_)]
+
+
+async def test_a_missing_body_is_422(stream_client, admin):
+    session_id = await new_session(stream_client, admin)
+    response = await stream_client.post(f"/chat/sessions/{session_id}/messages", headers=admin.headers)
+    assert response.status == 422
+
+
+async def test_the_longest_message_and_unknown_fields_are_accepted(stream_client, admin, db):
+    session_id = await new_session(stream_client, admin)
+    message = "say " + "x" * 9_996
+    _, events = await turn(stream_client, admin, session_id, message, extra={"ignored": True}, approvals=None)
+    assert kinds(events) == ["text_delta", "final"]
+    response = await stream_client.post(f"/chat/sessions/{session_id}/messages", json={}, headers=admin.headers)
+    _, events = await read_all(response)  # message defaults to ""
+    assert kinds(events) == ["final"]
+
+
+# --- backends ----------------------------------------------------------------------------------------------------
+
+
+async def test_the_anthropic_backend_without_its_hook_answers_503_and_crud_keeps_working(make_client, admin):
+    client = await make_client(agent_backend="anthropic")
+    session_id = await new_session(client, admin)
+    response = await send(client, admin, session_id, "hello")
+    assert await detail(response) == (503, "agent_runtime_unavailable")
+    assert (await client.get(f"/chat/sessions/{session_id}", headers=admin.headers)).status == 200
+
+
+@pytest.mark.parametrize("spec", ["tests.agent.no_such_module:create", "tests.agent.scripted_backend:missing",
+                                  "tests.agent.scripted_backend:", ":create"])
+def test_a_custom_backend_that_cannot_be_loaded_stops_start_up_naming_the_variable(make_app, spec):
+    from voyagent.config import ConfigError
+
+    with pytest.raises(ConfigError) as failed:
+        make_app(agent_backend=spec)
+    assert "VOYAGENT_AGENT_BACKEND" in str(failed.value)
+
+
+async def test_the_backend_sees_the_turn_with_its_history(stream_client, admin):
+    from voyagent.keys import AGENT_BACKEND
+
+    session_id = await new_session(stream_client, admin)
+    await turn(stream_client, admin, session_id, "say one")
+    await turn(stream_client, admin, session_id, "say two")
+    seen = stream_client.server.app[AGENT_BACKEND].turns[-1]
+    assert (seen.message, str(seen.session_id), seen.tenant_id, seen.user_id, seen.role) == (
+        "say two", session_id, admin.tenant_id, admin.id, "agency_admin")
+    assert [m["role"] for m in seen.history] == ["user", "assistant", "user"]
+    assert seen.history[-1]["content"] == [{"type": "text", "text": "say two"}]
+    assert seen.settings.default_currency == "INR" and seen.resumed == ()
+
+
+async def test_a_session_deleted_before_the_turn_takes_its_lock_is_404(stream_client, admin, db):
+    """The delete commits between the handler's first read and its lock: the turn must not run on a deleted row."""
+    from voyagent.keys import TURN_LOCK
+
+    session_id = await new_session(stream_client, admin)
+    lock = stream_client.server.app[TURN_LOCK]
+    original = lock.acquire
+
+    async def acquire_after_a_delete(sid):
+        await db.execute("DELETE FROM sessions WHERE id = $1", sid)
+        return await original(sid)
+
+    lock.acquire = acquire_after_a_delete
+    try:
+        response = await send(stream_client, admin, session_id, "say x")
+    finally:
+        lock.acquire = original
+    assert await detail(response) == (404, "session_not_found")
+    assert not await lock.is_held(uuid.UUID(session_id))
+
+
+async def test_a_turn_makes_its_session_active_in_the_metrics(stream_client, admin):
+    import re
+
+    async def active():
+        text = await (await stream_client.get("/internal/metrics")).text()
+        return int(float(re.search(r"^voyagent_api_active_sessions (\S+)$", text, re.MULTILINE).group(1)))
+
+    session_id = await new_session(stream_client, admin)
+    before = await active()
+    await turn(stream_client, admin, session_id, "")  # stores nothing: not active
+    assert await active() == before
+    await turn(stream_client, admin, session_id, "say hi")
+    assert await active() == before + 1
+    await turn(stream_client, admin, session_id, "say again")  # the same session counts once
+    assert await active() == before + 1
