@@ -6,6 +6,7 @@ import asyncio
 import logging
 from typing import AsyncIterator
 
+import aiohttp
 import redis.asyncio as aioredis
 from aiohttp import web
 
@@ -146,7 +147,9 @@ def create_app(settings: Settings, *, dsn: str, db_mode: str = "external", contr
 
     async def agent_runtime(app: web.Application) -> AsyncIterator[None]:
         db, sql, metrics, redis = app[DATABASE], app[QUERIES], app[METRICS], app[REDIS]
-        backend = app[AGENT_BACKEND] = backends.create_backend(settings, db, sql)
+        # The LLM backend's requests to the provider go through one client session per worker.
+        http = aiohttp.ClientSession() if settings.agent_backend == "anthropic" else None
+        backend = app[AGENT_BACKEND] = backends.create_backend(settings, db, sql, http)
         tools = ToolServices(database=db, sql=sql, supplier=SandboxSupplier(settings.sandbox_latency_ms),
                              offers=create_offer_cache(redis, settings.redis_prefix, settings.offer_ttl,
                                                        app[REDIS_STATE]),
@@ -161,6 +164,8 @@ def create_app(settings: Settings, *, dsn: str, db_mode: str = "external", contr
             turn_timeout=settings.turn_timeout)
         yield
         await hub.close()
+        if http is not None:
+            await http.close()
 
     async def end_turns_and_streams(app: web.Application) -> None:
         """operations.md §1.4: running turns get 10 s, then end with turn_timeout; then every stream closes."""

@@ -466,7 +466,13 @@ async def test_the_approvals_map_is_applied_in_order_before_the_stream(stream_cl
                                                                  ("approval.rejected", admin.id)]
     # the same decision again is a no-op; the opposite one is 409
     _, events = await turn(stream_client, admin, session_id, "say ok", approvals={granted: True, late: True})
-    assert kinds(events) == ["text_delta", "final"]
+    # then the resume step acts on the three decisions, oldest first (§6.5), before the backend's reply; the
+    # granted bookings fail their re-check (nothing in the itinerary)
+    assert kinds(events) == ["approval_granted", "tool_result", "text_delta", "approval_denied", "text_delta",
+                             "approval_granted", "tool_result", "text_delta", "text_delta", "final"]
+    data = [event.json for event in agent_events(events)]
+    assert [ev["approval_id"] for ev in data if ev["kind"].startswith("approval_")] == [granted, rejected, late]
+    assert [ev["tool_output"]["error"] for ev in data if ev["kind"] == "tool_result"] == ["offer_not_in_itinerary"] * 2
     response = await send(stream_client, admin, session_id, "", approvals={rejected: True})
     assert await detail(response) == (409, "approval_already_resolved")
     agent = await make_user("agent", tenant_id=admin.tenant_id)  # book_offer: agency_admin, ticketing_lead only
@@ -536,8 +542,8 @@ async def test_the_longest_message_and_unknown_fields_are_accepted(stream_client
 # --- backends ----------------------------------------------------------------------------------------------------
 
 
-async def test_the_anthropic_backend_without_its_hook_answers_503_and_crud_keeps_working(make_client, admin):
-    client = await make_client(agent_backend="anthropic")
+async def test_the_anthropic_backend_without_an_api_key_answers_503_and_crud_keeps_working(make_client, admin):
+    client = await make_client(agent_backend="anthropic", anthropic_api_key=None)
     session_id = await new_session(client, admin)
     response = await send(client, admin, session_id, "hello")
     assert await detail(response) == (503, "agent_runtime_unavailable")

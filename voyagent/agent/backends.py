@@ -1,16 +1,19 @@
 """Which agent backend runs the turns (chat-and-agent.md §10, operations.md §4 Agent): ``VOYAGENT_AGENT_BACKEND``.
 
 ``offline`` (the default) is the built-in agent of §8; ``<module>:<factory>`` a custom backend whose factory is
-called once at start-up; ``anthropic`` the LLM backend, built by :func:`create_anthropic_backend`. A custom value
+called once at start-up; ``anthropic`` the LLM backend of §10.2 (``voyagent.agent.anthropic``). A custom value
 that cannot be imported stops start-up with one line naming the variable.
 """
 
 from __future__ import annotations
 
 import importlib
-from typing import Any, AsyncIterator, Callable
+from typing import Any, Callable
 
-from voyagent.agent.interface import Backend, Tools, Turn
+import aiohttp
+
+from voyagent.agent.anthropic import create_anthropic_backend
+from voyagent.agent.interface import Backend
 from voyagent.agent.offline import OfflineBackend
 from voyagent.config import ConfigError, Settings
 
@@ -38,30 +41,16 @@ def check(settings: Settings) -> None:
         load_factory(settings.agent_backend)
 
 
-class AnthropicBackendNotBuilt:
-    """Stands in for the LLM backend until it exists: never ready, so new turns answer
-    ``503 agent_runtime_unavailable`` while the sessions CRUD keeps working."""
-
-    name = "anthropic"
-    ready = False
-
-    async def run_turn(self, turn: Turn, tools: Tools) -> AsyncIterator[dict[str, Any]]:
-        raise RuntimeError("the anthropic backend is not built")
-        yield {}  # pragma: no cover
-
-
-def create_anthropic_backend(settings: Settings, database: Any, sql: Any) -> Backend:
-    """HOOK for the ``anthropic`` backend (§10.2; filled by its own branch): not ready without ANTHROPIC_API_KEY."""
-    return AnthropicBackendNotBuilt()
-
-
-def create_backend(settings: Settings, database: Any, sql: Any) -> Backend:
-    """The configured backend, built once per worker at start-up."""
+def create_backend(settings: Settings, database: Any, sql: Any, http: aiohttp.ClientSession | None = None) -> Backend:
+    """The configured backend, built once per worker at start-up (``http``: the worker's client session, which
+    the ``anthropic`` backend talks to the provider through)."""
     spec = settings.agent_backend
     if spec == "offline":
         return OfflineBackend(database, sql)
     if spec == "anthropic":
-        return create_anthropic_backend(settings, database, sql)
+        if http is None:
+            raise ValueError("the anthropic backend needs the worker's HTTP client session")
+        return create_anthropic_backend(settings, http=http, database=database, sql=sql)
     backend = load_factory(spec)()
     if not isinstance(getattr(backend, "name", None), str) or not callable(getattr(backend, "run_turn", None)):
         raise ConfigError(VARIABLE, f"{spec!r} returned an object without a name and run_turn")
