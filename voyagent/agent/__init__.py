@@ -1,4 +1,2 @@
-"""The offline agent's deterministic parts (chat-and-agent.md §8, §11): the grammar and the sandbox supplier.
-
-Not routed yet: the streaming turn endpoint (issue 11, later part) calls them through the tool gateway.
-"""
+"""The agent (chat-and-agent.md §4–§11): the backends (offline grammar and sandbox, Anthropic), the tool
+gateway with its tools, the resume step and the turn runner that ``POST /chat/sessions/{id}/messages`` starts."""

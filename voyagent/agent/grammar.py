@@ -11,8 +11,7 @@ Python's ``re``, that lazy ``[A-Za-z' -]*?`` scan restarts at every ``hotel in``
 (``"hotel in " * 1111 + "!"`` takes 0.36 s); ``find_city`` computes the same first match in one pass.
 ``bench/grammar_bench.py`` measures the worst adversarial parse.
 
-Not routed yet: the offline backend of the streaming turn endpoint (a later part of issue 11) turns a command
-into its tool call through the gateway and writes the reply text.
+``voyagent.agent.offline`` turns a command into its tool call through the gateway and writes the reply text.
 """
 
 from __future__ import annotations

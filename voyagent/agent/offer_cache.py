@@ -6,8 +6,7 @@ process with the same expiry. The cache is only an accelerator of a deterministi
 recreates identical offers), so a Redis error behaves as a miss on read and is only reported on write
 (operations.md §6): it never fails a search.
 
-Not routed yet: the tool gateway of the streaming turn endpoint (a later part of issue 11) fills it after each
-search and reads it in ``add_to_itinerary``.
+The tools fill it after each search and read it in ``add_to_itinerary``.
 """
 
 from __future__ import annotations

@@ -5,8 +5,8 @@ key, so a conversation can be replayed and the conformance vectors of §11.5 hol
 ``Decimal`` with two places, in INR. ``SandboxSupplier`` waits ``VOYAGENT_SANDBOX_LATENCY_MS`` before every
 call, as a real supplier would take time (operations.md §4).
 
-Not routed yet: the tool gateway of the streaming turn endpoint (a later part of issue 11) calls it and stores
-what it returns in the offer cache (``voyagent.agent.offer_cache``).
+The tools (``voyagent.agent.toolbox``) call it and store what it returns in the offer cache
+(``voyagent.agent.offer_cache``).
 """
 
 from __future__ import annotations
