@@ -30,6 +30,11 @@ class Answer:
         return orjson.loads(self.body)
 
     @property
+    def from_balancer(self) -> bool:
+        """An error HAProxy wrote itself (no host reached, or the host's connection broke): not JSON."""
+        return self.status in GATEWAY_ERRORS and not self.body.startswith(b"{")
+
+    @property
     def detail(self) -> Any:
         try:
             return self.json().get("detail")

@@ -226,8 +226,9 @@ class Cluster:
 
     # --- teardown ----------------------------------------------------------------------------------------------
 
-    def destroy(self) -> None:
-        """Stop everything this run started, in reverse order, whatever state it is in."""
+    def destroy(self, keep_logs_in: pathlib.Path | None = None) -> None:
+        """Stop everything this run started, in reverse order, whatever state it is in; copy the logs of the hosts,
+        the balancer and PostgreSQL to ``keep_logs_in`` first (replacing those of an earlier run)."""
         if self.balancer is not None:
             with contextlib.suppress(Exception):
                 self.balancer.stop()
@@ -242,4 +243,10 @@ class Cluster:
         if self.postgres is not None:
             with contextlib.suppress(Exception):
                 self.postgres.stop("immediate")
+        if keep_logs_in is not None:
+            shutil.rmtree(keep_logs_in, ignore_errors=True)
+            keep_logs_in.mkdir(parents=True)
+            for log in (*self.directory.glob("h*/server.log"), *self.directory.glob("*/postgres.log"),
+                        *self.directory.glob("haproxy.log")):
+                shutil.copy(log, keep_logs_in / "-".join(log.relative_to(self.directory).parts))
         shutil.rmtree(self.directory, ignore_errors=True)

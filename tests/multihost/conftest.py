@@ -31,7 +31,8 @@ def _missing_programs() -> str | None:
 
 
 @pytest.fixture(scope="session")
-def cluster() -> Iterator[Cluster]:
+def cluster(test_output_dir) -> Iterator[Cluster]:
+    """The cluster; its logs are left in ``<test output>/multihost/`` afterwards."""
     reason = netns.unavailable_reason() or _missing_programs()
     if reason is not None:
         pytest.skip(reason)
@@ -39,7 +40,7 @@ def cluster() -> Iterator[Cluster]:
     try:
         yield built
     finally:
-        built.destroy()
+        built.destroy(keep_logs_in=test_output_dir / "multihost")
 
 
 @pytest.fixture

@@ -130,9 +130,12 @@ async def test_a_changed_rate_limit_sizes_the_key_bucket_from_the_next_request_o
     assert (following.headers["RateLimit-Limit"], following.headers["RateLimit-Remaining"]) == ("5", "4")
     assert following.headers["RateLimit-Policy"] == '"api_key";q=5;w=60'
 
-    answers = await until_every_worker_served(cluster, send, "GET", "/enquiries", (200, 429))
+    started = time.monotonic()
+    answers = await until_every_worker_served(cluster, send, "GET", "/enquiries", (200, 429), at_least=10)
+    elapsed = time.monotonic() - started
     assert {answer.headers["RateLimit-Limit"] for answer in answers} == {"5"}
-    assert 429 in {answer.status for answer in answers}
+    admitted = sum(1 for answer in answers if answer.status == 200)
+    assert admitted <= 4 + math.floor(elapsed * 5 / 60), (admitted, elapsed)  # the 4 left, plus any refill
 
 
 async def test_a_key_bucket_admits_its_limit_and_no_more_over_all_four_processes(cluster, api, tenant_admin):
