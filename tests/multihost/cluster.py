@@ -34,7 +34,7 @@ from tests.server_process import ServerProcess
 HOST_PORT = 8000  # every host listens on the same port, as separate machines would
 WORKERS_PER_HOST = 2
 METRICS_TOKEN = "multihost-metrics-token"
-SANDBOX_LATENCY_MS = 600  # a flight search waits this long after its tool_use: streams are cut mid-turn
+SANDBOX_LATENCY_MS = 1500  # a flight search waits this long after its tool_use: streams are cut, Redis restarts, mid-turn
 SERVING = re.compile(r"worker pid=(\d+) serving")
 RESTARTED = r"worker \d started again as pid (\d+)"
 
