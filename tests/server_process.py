@@ -15,9 +15,9 @@ from pathlib import Path
 from typing import Callable
 
 
-def free_port() -> int:
+def free_port(host: str = "127.0.0.1") -> int:
     with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
+        sock.bind((host, 0))
         return sock.getsockname()[1]
 
 
@@ -26,24 +26,29 @@ class ServerProcess:
 
     With ``output`` the server writes stdout and stderr to that file, which :meth:`wait_for_output` reads
     while the server runs; ``preexec_fn`` runs in the child before it starts (e.g. to lower a limit).
+    ``wrapper`` runs the command through another one (``ip netns exec <host>``), and ``address`` is where the
+    server is then reached.
     """
 
     def __init__(self, env: dict[str, str], args: list[str] | None = None, cwd: Path | None = None,
-                 output: Path | None = None, preexec_fn: Callable[[], None] | None = None) -> None:
+                 output: Path | None = None, preexec_fn: Callable[[], None] | None = None,
+                 wrapper: list[str] | None = None, address: str = "127.0.0.1") -> None:
         self.port = int(env.get("VOYAGENT_PORT") or free_port())
         self.env = {**os.environ, **env, "VOYAGENT_PORT": str(self.port)}
         self.args = args or []
         self.cwd = cwd
         self.output = output
         self.preexec_fn = preexec_fn
+        self.wrapper = wrapper or []
         self.process: subprocess.Popen[str] | None = None
         base = self.env.get("VOYAGENT_BASE_PATH", "")
-        self.url = f"http://127.0.0.1:{self.port}{base}"
+        self.url = f"http://{address}:{self.port}{base}"
 
     def start(self, timeout: float = 60.0) -> "ServerProcess":
         sink = subprocess.PIPE if self.output is None else self.output.open("w")
         try:
-            self.process = subprocess.Popen([sys.executable, "-m", "voyagent", "serve", *self.args], env=self.env,
+            self.process = subprocess.Popen([*self.wrapper, sys.executable, "-m", "voyagent", "serve", *self.args],
+                                            env=self.env,
                                             cwd=self.cwd, stdout=sink, stderr=subprocess.STDOUT, text=True,
                                             preexec_fn=self.preexec_fn)
         finally:

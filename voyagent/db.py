@@ -24,8 +24,11 @@ ACQUIRE_TIMEOUT = 5.0
 COMMAND_TIMEOUT = 30.0
 
 # Raised by the server or the driver when the session itself is lost or refused, whatever the statement.
+# InternalClientError: the server's FATAL (a shutdown) reached the driver while the connection was idle, which
+# leaves asyncpg's protocol refusing every later statement (e.g. the COMMIT) until the socket closes.
 _SESSION_LOST = (asyncpg.PostgresConnectionError, asyncpg.CannotConnectNowError, asyncpg.TooManyConnectionsError,
-                 asyncpg.exceptions.AdminShutdownError, asyncpg.exceptions.CrashShutdownError)
+                 asyncpg.exceptions.AdminShutdownError, asyncpg.exceptions.CrashShutdownError,
+                 asyncpg.InternalClientError)
 # Failures to obtain a connection at all (refused, unreachable, authentication, pool wait timed out).
 _CONNECT_FAILED = (OSError, asyncpg.PostgresError, asyncpg.InterfaceError)
 
@@ -40,7 +43,17 @@ def _lost_database(exc: BaseException, conn: asyncpg.Connection) -> bool:
         return True
     if isinstance(exc, TimeoutError):  # command_timeout: the server did not answer in time
         return True
-    return isinstance(exc, (OSError, asyncpg.InterfaceError)) and conn.is_closed()
+    return isinstance(exc, (OSError, asyncpg.InterfaceError)) and _closed(conn)
+
+
+def _closed(conn: asyncpg.Connection) -> bool:
+    """Whether the held connection is closed. asyncpg detaches a pooled connection from its holder the moment
+    the server ends the session (a restart), and every call on it then raises ``InterfaceError``: detached is
+    closed."""
+    try:
+        return conn.is_closed()
+    except asyncpg.InterfaceError:
+        return True
 
 
 async def _init_connection(conn: asyncpg.Connection) -> None:
