@@ -119,14 +119,16 @@ class TurnRunner:
     def running(self) -> int:
         return len(self._turns)
 
-    def start(self, start: TurnStart) -> None:
-        """Run the turn in a task of its own (the caller's connection may go away at any time)."""
+    def start(self, start: TurnStart) -> asyncio.Task[list[dict[str, Any]]]:
+        """Run the turn in a task of its own (the caller's connection may go away at any time); the task's result
+        is the events the turn emitted, ``final`` excepted (the demo reads what its turns did)."""
         turn = _RunningTurn(self, start)
         task = asyncio.get_running_loop().create_task(self._run(turn), name=f"turn-{start.turn_id}")
         self._turns[task] = turn
         task.add_done_callback(self._turns.pop)
+        return task
 
-    async def _run(self, turn: _RunningTurn) -> None:
+    async def _run(self, turn: _RunningTurn) -> list[dict[str, Any]]:
         start = turn.start
         outcome = "error"
         try:
@@ -152,6 +154,7 @@ class TurnRunner:
             except Exception as exc:
                 log.error("turn %s: could not send its internal_error event: %s", start.turn_id, exc)
         await self._finish(turn, outcome)
+        return turn.events
 
     async def _work(self, turn: _RunningTurn) -> str:
         """Steps 3–7; the outcome label of voyagent_agent_turns_total."""
