@@ -14,6 +14,7 @@ from tests.chat_client import ids, turn
 from tests.chat_client import new_session as create_session
 from tests.e2e import expect
 from tests.e2e.expect import BOOK_SUMMARY, DEL_DXB, DEL_DXB_OFFERS, FIRST, FIRST_PRICE, frames
+from tests.e2e.steps import kinds_of
 
 FIRST_MESSAGE = "   flights DEL to DXB on 2026-07-01 for 2 adults — the Rao family's summer trip, cheapest first ✈️  "
 
@@ -28,10 +29,6 @@ async def summary(client, user, session_id):
     return await get_json(client, user, f"/chat/sessions/{session_id}")
 
 
-def only_tool_use(data, name):
-    return [ev for ev in data if ev["kind"] == "tool_use" and ev["tool_name"] == name]
-
-
 async def test_the_typical_flow_from_search_to_invoice(offline, admin, db):
     client = offline
     session_id = await create_session(client, admin)
@@ -40,7 +37,7 @@ async def test_the_typical_flow_from_search_to_invoice(offline, admin, db):
     # 1. search: the §3.5 frames, the §11.5 offers
     _, events = await turn(client, admin, session_id, FIRST_MESSAGE)
     data = frames(events)
-    assert [ev["kind"] for ev in data] == ["tool_use", "tool_result", "text_delta", "final"]
+    assert kinds_of(data) == ["tool_use", "tool_result", "text_delta", "final"]
     assert ids(events) == [1, 2, 3, 4]
     use, result, _, final = data
     assert {ev["session_id"] for ev in data} == {session_id} and len({ev["turn_id"] for ev in data}) == 1
@@ -54,7 +51,7 @@ async def test_the_typical_flow_from_search_to_invoice(offline, admin, db):
     # 2. add
     _, events = await turn(client, admin, session_id, "add flt-20526d6b")
     use, result, _, _ = data = frames(events)
-    assert [ev["kind"] for ev in data] == ["tool_use", "tool_result", "text_delta", "final"]
+    assert kinds_of(data) == ["tool_use", "tool_result", "text_delta", "final"]
     assert ids(events) == [5, 6, 7, 8]
     assert (use["tool_name"], use["tool_input"]) == ("add_to_itinerary", {"offer_id": FIRST})
     item = result["tool_output"]["item"]
@@ -66,7 +63,7 @@ async def test_the_typical_flow_from_search_to_invoice(offline, admin, db):
     # 3. book → approval_request, only final after it
     _, events = await turn(client, admin, session_id, "Book FLT-20526D6B")
     use, request, final = data = frames(events)
-    assert [ev["kind"] for ev in data] == ["tool_use", "approval_request", "final"] and ids(events) == [9, 10, 11]
+    assert kinds_of(data) == ["tool_use", "approval_request", "final"] and ids(events) == [9, 10, 11]
     book_id = f"ap-{use['turn_id']}-book_offer"
     assert (use["tool_name"], use["tool_input"]) == ("book_offer", {"offer_id": FIRST})
     assert (request["approval_id"], request["approval_summary"], request["tool_name"], request["tool_call_id"]) == (
@@ -93,7 +90,7 @@ async def test_the_typical_flow_from_search_to_invoice(offline, admin, db):
     # 5. an empty message resumes: approval_granted, tool_result with item and bill, text_delta, final
     _, events = await turn(client, admin, session_id, "")
     granted, result, _, _ = data = frames(events)
-    assert [ev["kind"] for ev in data] == ["approval_granted", "tool_result", "text_delta", "final"]
+    assert kinds_of(data) == ["approval_granted", "tool_result", "text_delta", "final"]
     assert ids(events) == [12, 13, 14, 15]
     assert (granted["approval_id"], granted["tool_name"], granted["tool_call_id"]) == (book_id, "book_offer",
                                                                                        use["tool_call_id"])
@@ -111,13 +108,13 @@ async def test_the_typical_flow_from_search_to_invoice(offline, admin, db):
     # 6. invoice → approval; granted through the approvals map of the next message
     _, events = await turn(client, admin, session_id, "invoice to Asha Rao")
     invoice_use, request, _ = data = frames(events)
-    assert [ev["kind"] for ev in data] == ["tool_use", "approval_request", "final"]
+    assert kinds_of(data) == ["tool_use", "approval_request", "final"]
     invoice_id = f"ap-{invoice_use['turn_id']}-issue_invoice"
     assert invoice_use["tool_input"] == {"customer_name": "Asha Rao", "offer_ids": [FIRST]}
     assert (request["approval_id"], request["approval_summary"]) == (invoice_id, expect.invoice_summary("Asha Rao"))
     _, events = await turn(client, admin, session_id, "", approvals={invoice_id: True})
     granted, result, _, _ = data = frames(events)
-    assert [ev["kind"] for ev in data] == ["approval_granted", "tool_result", "text_delta", "final"]
+    assert kinds_of(data) == ["approval_granted", "tool_result", "text_delta", "final"]
     assert granted["tool_call_id"] == result["tool_call_id"] == invoice_use["tool_call_id"]
     document = result["tool_output"]["invoice"]
     assert result["tool_output"] == {"ok": True, "invoice": {
@@ -239,7 +236,7 @@ async def test_a_promoted_enquiry_s_session_chats_and_invoices_its_customer_then
     # the decision is acted on first, then the message's command: issue_invoice without a name (§9.5)
     _, events = await turn(client, admin, session_id, "invoice", approvals={book_id: True})
     data = frames(events)
-    assert [ev["kind"] for ev in data] == ["approval_granted", "tool_result", "text_delta", "tool_use",
+    assert kinds_of(data) == ["approval_granted", "tool_result", "text_delta", "tool_use",
                                            "approval_request", "final"]
     assert data[1]["tool_output"]["ok"] is True
     assert data[3]["tool_input"] == {"customer_name": "Meera Iyer", "offer_ids": [FIRST]}
