@@ -273,3 +273,27 @@ async def test_a_promoted_enquiry_s_session_chats_and_invoices_its_customer_then
                                                                    expect.reference(tenant, session_id, FIRST))
     assert orjson.loads(await db.fetchval("SELECT entity_refs FROM audit_events WHERE tenant_id = $1 AND"
                                           " tool = 'issue_invoice'", tenant))["approval_id"] == invoice_id
+
+
+async def test_refused_and_timed_out_turns_are_counted_by_outcome(make_chat_client, admin, db):
+    # the supplier outlasts the turn's timeout: the search is cut short
+    client = await make_chat_client(turn_timeout=1, sandbox_latency_ms=30_000)
+    patched = await client.patch("/tenant-settings", json={"rate_limit_per_hour": 2}, headers=admin.headers)
+    assert patched.status == 200
+    session_id = await create_session(client, admin)
+    _, events = await turn(client, admin, session_id, "help")
+    assert kinds_of(frames(events)) == ["text_delta", "final"]
+    _, events = await turn(client, admin, session_id, "DEL to DXB 2026-07-01")
+    data = frames(events)
+    assert [(ev["kind"], ev["error_message"]) for ev in data] == [
+        ("tool_use", None), ("error", "turn_timeout"), ("final", None)]
+    assert (await summary(client, admin, session_id))["message_count"] == 4
+    _, events = await turn(client, admin, session_id, "help")  # the hour's two turns are used up
+    assert [(ev["kind"], ev["error_message"]) for ev in frames(events)] == [
+        ("error", "rate_limited: hour"), ("final", None)]
+    assert (await summary(client, admin, session_id))["message_count"] == 4
+    text = await (await client.get("/internal/metrics")).text()
+    turns = {outcome: expect.metric(text, "voyagent_agent_turns_total", backend="offline", outcome=outcome)
+             for outcome in ("completed", "timeout", "rate_limited", "error", "approval_requested")}
+    assert turns == {"completed": 1, "timeout": 1, "rate_limited": 1, "error": 0, "approval_requested": 0}
+    assert "voyagent_agent_tool_calls_total{" not in text  # the cut-short search never finished
