@@ -114,3 +114,18 @@ async def tool_audit(db: Any, tenant_id: uuid.UUID, tool: str) -> list[dict[str,
             item[key] = orjson.loads(item[key])
         out.append(item)
     return out
+
+
+DUBAI_STAY = {"city": "Dubai", "check_in": "2026-07-01", "check_out": "2026-07-04", "guests": 3}
+
+
+def _hotel(offer_id: str, name: str, stars: int, nightly: str, price: str) -> dict[str, Any]:
+    return {"offer_id": offer_id, "kind": "hotel", "name": name, "city": "Dubai", "star_rating": stars,
+            "check_in": "2026-07-01", "check_out": "2026-07-04", "nights": 3, "guests": 3, "rooms": 2,
+            "nightly_rate": {"amount": nightly, "currency": "INR"}, "price": {"amount": price, "currency": "INR"}}
+
+
+# §11.5, the hotel vector, in the HotelOffer shape of §9.1
+DUBAI_OFFERS = [_hotel("HTL-FF773A59", "Royal Dubai Inn", 4, "9302.00", "55812.00"),
+                _hotel("HTL-C7010406", "Royal Dubai Residency", 4, "14915.00", "89490.00"),
+                _hotel("HTL-51B4AE97", "Crown Dubai Inn", 5, "17103.00", "102618.00")]

@@ -190,3 +190,31 @@ async def test_two_grants_of_one_booking_book_it_once_and_the_second_fails_its_r
     text = await (await offline.get("/internal/metrics")).text()
     assert expect.metric(text, "voyagent_agent_tool_calls_total", tool="book_offer", outcome="success") == 1
     assert expect.metric(text, "voyagent_agent_tool_calls_total", tool="book_offer", outcome="error") == 1
+
+
+async def test_a_valid_last_event_id_replays_and_leaves_the_approvals_map_alone(offline, admin, db):
+    session_id = await planned_session(offline, admin)
+    book_id, _ = await request_booking(offline, admin, session_id)  # ids 1–11
+    _, events = await turn(offline, admin, session_id, f"add {FIRST}", last_event_id="9",
+                           approvals={book_id: True})
+    assert [int(event.id) for event in events] == [10, 11]  # the request's frames again, nothing new
+    assert await status_of(offline, admin, book_id) == "pending"
+    _, events = await turn(offline, admin, session_id, "", last_event_id="x", approvals={book_id: True})
+    assert kinds_of(frames(events)) == ["error", "approval_granted", "tool_result", "text_delta", "final"]
+
+
+async def test_an_api_key_drives_the_turns_as_its_creator(offline, admin, make_api_key, db):
+    key = await make_api_key(admin, ["chat:write", "chat:read", "approvals:write"])
+    session_id = await planned_session(offline, key)
+    book_id, _ = await request_booking(offline, key, session_id)
+    _, events = await turn(offline, key, session_id, "", approvals={book_id: True})
+    assert frames(events)[1]["tool_output"]["ok"] is True
+    approval = await db.fetchrow("SELECT resolved_by_user_id, reason FROM pending_approvals WHERE id = $1", book_id)
+    assert tuple(approval) == (admin.id, None)
+    [decision] = await expect.tool_audit(db, admin.tenant_id, "approval.granted")
+    assert (decision["actor_kind"], decision["actor_id"]) == ("human", admin.id)
+    for tool in ("add_to_itinerary", "book_offer"):
+        [row] = await expect.tool_audit(db, admin.tenant_id, tool)
+        assert (row["actor_kind"], row["actor_id"], row["status"]) == ("agent", admin.id, "succeeded")
+    [row] = await expect.tool_audit(db, admin.tenant_id, "book_offer")
+    assert row["approved_by"] == admin.id

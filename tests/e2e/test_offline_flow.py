@@ -297,3 +297,61 @@ async def test_refused_and_timed_out_turns_are_counted_by_outcome(make_chat_clie
              for outcome in ("completed", "timeout", "rate_limited", "error", "approval_requested")}
     assert turns == {"completed": 1, "timeout": 1, "rate_limited": 1, "error": 0, "approval_requested": 0}
     assert "voyagent_agent_tool_calls_total{" not in text  # the cut-short search never finished
+
+
+async def test_a_flight_a_held_then_booked_hotel_a_passenger_and_one_invoice_for_both(offline, admin, db):
+    client = offline
+    session_id = await create_session(client, admin)
+    await turn(client, admin, session_id, "DEL to DXB 2026-07-01 for 2 adults")
+    await turn(client, admin, session_id, f"add {FIRST}")
+    _, events = await turn(client, admin, session_id, "Hotels in dubai from 2026-07-01 to 2026-07-04 for 3 guests")
+    use, result, _, _ = frames(events)
+    assert (use["tool_name"], use["tool_input"]) == ("search_hotels", expect.DUBAI_STAY)
+    assert result["tool_output"] == {"count": 3, "offers": expect.DUBAI_OFFERS}
+    hotel = "HTL-FF773A59"
+    await turn(client, admin, session_id, f"add {hotel.lower()}")
+    _, events = await turn(client, admin, session_id, "add passenger Asha Rao passport P1234567")
+    assert frames(events)[1]["tool_output"]["passenger"]["passport_number"] == "P1234567"
+    _, events = await turn(client, admin, session_id, "show my itinerary")
+    listed = frames(events)[1]["tool_output"]
+    report = await get_json(client, admin, f"/reports/itinerary?session_id={session_id}")
+    assert listed == {key: value for key, value in report.items() if key not in ("tenant_id", "session_id")}  # §9.6
+    assert report["total_cost"] == {"amount": "110020.00", "currency": "INR"}  # the §7.2 example's sum
+
+    _, events = await turn(client, admin, session_id, f"hold {hotel}")
+    hold_id = frames(events)[1]["approval_id"]
+    assert frames(events)[1]["approval_summary"] == (
+        "Hold 3 night(s) at Royal Dubai Inn, Dubai from 2026-07-01 (HTL-FF773A59) for INR 55,812.00. Reversible.")
+    _, events = await turn(client, admin, session_id, f"book {hotel}", approvals={hold_id: True})
+    data = frames(events)
+    assert kinds_of(data) == ["approval_granted", "tool_result", "text_delta", "tool_use", "approval_request",
+                              "final"]
+    confirmation = expect.reference(admin.tenant_id, session_id, hotel)
+    assert (data[1]["tool_output"]["item"]["status"], data[1]["tool_output"]["item"]["reference"]) == (
+        "held", confirmation)
+    hotel_book = data[4]["approval_id"]
+    _, events = await turn(client, admin, session_id, f"book {FIRST}", approvals={hotel_book: True})
+    data = frames(events)
+    assert data[1]["tool_output"]["bill"]["party_name"] == "Royal Dubai Inn"
+    assert data[1]["tool_output"]["item"]["reference"] == confirmation  # the hold's reference is kept
+    _, events = await turn(client, admin, session_id, "", approvals={data[4]["approval_id"]: True})
+    assert frames(events)[1]["tool_output"]["bill"]["number"] == expect.document_number("BILL", admin.tenant_id, 2)
+    _, events = await turn(client, admin, session_id, "issue an invoice")  # no name, no enquiry: the passenger
+    use, request, _ = frames(events)
+    assert use["tool_input"] == {"customer_name": "Asha Rao", "offer_ids": [FIRST, hotel]}  # creation order
+    assert request["approval_summary"] == expect.invoice_summary("Asha Rao", "INR 110,020.00", 2)
+    _, events = await turn(client, admin, session_id, "invoice", approvals={request["approval_id"]: True})
+    data = frames(events)
+    assert data[1]["tool_output"]["invoice"]["amount"] == {"amount": "110020.00", "currency": "INR"}
+    assert data[1]["tool_output"]["invoice"]["offer_ids"] == [FIRST, hotel]
+    assert [(ev["kind"], (ev["tool_output"] or {}).get("error")) for ev in data[3:]] == [
+        ("tool_use", None), ("tool_result", "nothing_to_invoice"), ("text_delta", None), ("final", None)]
+    assert data[3]["tool_input"] == {"customer_name": "Asha Rao", "offer_ids": []}
+    report = await get_json(client, admin, f"/reports/itinerary?session_id={session_id}")
+    assert report["passengers"] == [{"full_name": "Asha Rao", "passport_number": "P1234567"}]
+    assert report["hotels"] == [{"offer_id": hotel, "name": "Royal Dubai Inn", "city": "Dubai",
+                                 "check_in": "2026-07-01", "check_out": "2026-07-04", "confirmation": confirmation,
+                                 "status": "booked", "price": {"amount": "55812.00", "currency": "INR"}}]
+    assert [f["status"] for f in report["flights"]] == ["booked"] and report["visas"] == []
+    balance = await get_json(client, admin, "/reports/trial-balance")
+    assert (balance["total_debit"], balance["in_balance"]) == ("220040.00", True)
