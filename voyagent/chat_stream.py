@@ -92,9 +92,10 @@ async def _admit_turn(request: web.Request, session: asyncpg.Record, body: dict[
                                                       session_id=str(session_id))
         if not backends.is_ready(app[AGENT_BACKEND]):
             raise ApiError(503, "agent_runtime_unavailable")
-        await edge.apply_approvals_map(app[DATABASE], app[QUERIES], tenant_id=principal.tenant_id,
-                                       session_id=session_id, decisions=body.get("approvals") or {},
-                                       resolver_id=principal.user_id, resolver_role=principal.role)
+        async with edge.forbidden_recorded(request):
+            await edge.apply_approvals_map(app[DATABASE], app[QUERIES], tenant_id=principal.tenant_id,
+                                           session_id=session_id, decisions=body.get("approvals") or {},
+                                           resolver_id=principal.user_id, resolver_role=principal.role)
         await app[EVENT_LOG].begin(session_id, turn_id)
     except BaseException:
         await lock.release(session_id, token)

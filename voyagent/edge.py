@@ -8,16 +8,18 @@ create handlers (idempotent creates) and the two ways an approval is resolved (H
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import random
 import datetime as dt
 import uuid
-from typing import Any
+from typing import Any, AsyncIterator
 
 import orjson
 from aiohttp import web
 
 from voyagent.degradation import report_best_effort
+from voyagent.errors import ApiError
 from voyagent.jsonio import json_response
 from voyagent.keys import (
     API_KEY_CACHE,
@@ -100,6 +102,19 @@ async def record_forbidden(request: web.Request, principal: Principal, code: str
                                     kind="auth.verify", status="rejected", error=code, inputs=inputs)
     except Exception as exc:
         report_best_effort(log, "could not write auth.verify audit event", exc)
+
+
+@contextlib.asynccontextmanager
+async def forbidden_recorded(request: web.Request) -> AsyncIterator[None]:
+    """A ``403 forbidden_role`` a handler's own check raises (an approval's tool roles) is audited like the
+    middleware's: data-model.md writes ``auth.verify`` for every 403 returned to an authenticated caller."""
+    try:
+        yield
+    except ApiError as error:
+        principal = request.get(PRINCIPAL)
+        if error.status == 403 and isinstance(error.detail, str) and principal is not None:
+            await record_forbidden(request, principal, error.detail)
+        raise
 
 
 # --- idempotent creates ---------------------------------------------------------------------------------

@@ -14,6 +14,8 @@ import orjson
 import pytest
 
 from tests.agent import scripted_backend
+from tests.chat_client import (agent_events, assert_one_final_last, detail, ids, kinds, new_session,
+                               read_first_frame, send, turn)
 from tests.sse_client import SseParser, events_of, read_all
 from voyagent.agent.events import KEYS
 
@@ -35,46 +37,6 @@ def make_stream_client(make_client):
 @pytest.fixture
 async def stream_client(make_stream_client):
     return await make_stream_client()
-
-
-async def new_session(client, user):
-    response = await client.post("/chat/sessions", headers=user.headers)
-    assert response.status == 201
-    return (await response.json())["session_id"]
-
-
-def send(client, user, session_id, message="", *, last_event_id=None, **body):
-    headers = dict(user.headers)
-    if last_event_id is not None:
-        headers["Last-Event-ID"] = last_event_id
-    return client.post(f"/chat/sessions/{session_id}/messages", json={"message": message, **body}, headers=headers)
-
-
-async def turn(client, user, session_id, message="", **kwargs):
-    """Send and read the whole stream: (raw body, events)."""
-    response = await send(client, user, session_id, message, **kwargs)
-    assert response.status == 200, await response.text()
-    return await read_all(response)
-
-
-def agent_events(events):
-    return [event for event in events if event.event == "agent_event"]
-
-
-def kinds(events):
-    return [event.kind for event in agent_events(events)]
-
-
-def ids(events):
-    return [int(event.id) for event in agent_events(events)]
-
-
-def assert_one_final_last(events, turn_id=None):
-    agent = agent_events(events)
-    finals = [event for event in agent if event.kind == "final"]
-    assert len(finals) == 1 and agent[-1] is finals[0], kinds(events)
-    if turn_id is not None:
-        assert finals[0].json["turn_id"] == turn_id
 
 
 # --- the frame format -------------------------------------------------------------------------------------
@@ -274,14 +236,6 @@ async def test_an_empty_last_event_id_is_absent(stream_client, admin):
 # --- one turn at a time; delete and rename meanwhile --------------------------------------------------------
 
 
-async def read_first_frame(response):
-    parser = SseParser()
-    while True:
-        events = parser.feed(await response.content.readany())
-        if events:
-            return events[0]
-
-
 async def test_two_concurrent_turns_give_one_stream_and_one_409(any_store_client, admin):
     session_id = await new_session(any_store_client, admin)
     go = signal_name()
@@ -412,10 +366,6 @@ async def test_turn_outcomes_and_open_streams_are_in_the_metrics(stream_client, 
 
 
 # --- the pre-stream checks, in the contract's order ----------------------------------------------------------
-
-
-async def detail(response):
-    return response.status, (await response.json())["detail"]
 
 
 async def approval(client, user, session_id, tool_name="book_offer", **kwargs):

@@ -139,6 +139,8 @@ async def test_an_unreachable_redis_is_503_for_every_write_and_read():
     ("0", 0, 0, None, True),  # a fresh session
     ("-1", 5, 0, 3, False), ("007", 7, 0, 3, True), ("+3", 5, 0, 3, False), ("3 ", 5, 0, 3, False),
     ("x", 5, 0, 3, False),
+    ("0" * 5000 + "3", 5, 0, 3, True), ("9" * 5000, 5, 0, 3, False), ("-" + "9" * 5000, 5, 0, 3, False),  # no int()
+    ("9223372036854775807", 5, 0, 3, False), ("9223372036854775808", 5, 0, 3, False),
 ])
 def test_the_validity_rule_of_last_event_id(header, last_id, stored, oldest, valid):
     assert replay_valid(parse_last_event_id(header), Snapshot(last_id, oldest, None, []), stored) is valid
