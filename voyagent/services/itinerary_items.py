@@ -82,28 +82,27 @@ async def add_passenger(conn: asyncpg.Connection, sql: Any, where: Where, full_n
 # --- hold_offer and book_offer (§9.4) -------------------------------------------------------------------
 
 
-async def holdable_item(conn: asyncpg.Connection, sql: Any, where: Where, offer_id: str) -> Item:
-    """The session's ``planned`` item of the offer; else ``offer_not_in_itinerary`` / ``already_held`` /
-    ``already_booked``."""
+async def _item_not_yet(conn: asyncpg.Connection, sql: Any, where: Where, offer_id: str,
+                        refused: tuple[str, ...]) -> Item:
+    """The session's item of the offer unless its status is one of ``refused`` (``already_<status>``)."""
     item = await offer_in_session(conn, sql, where, offer_id)
     if item is None:
         raise _not_in_itinerary(offer_id)
-    if item["status"] == "held":
-        raise ToolFailure("already_held", f"{offer_id} is already held.")
-    if item["status"] == "booked":
-        raise ToolFailure("already_booked", f"{offer_id} is already booked.")
+    if item["status"] in refused:
+        raise ToolFailure(f"already_{item['status']}", f"{offer_id} is already {item['status']}.")
     return item
+
+
+async def holdable_item(conn: asyncpg.Connection, sql: Any, where: Where, offer_id: str) -> Item:
+    """The session's ``planned`` item of the offer; else ``offer_not_in_itinerary`` / ``already_held`` /
+    ``already_booked``."""
+    return await _item_not_yet(conn, sql, where, offer_id, ("held", "booked"))
 
 
 async def bookable_item(conn: asyncpg.Connection, sql: Any, where: Where, offer_id: str) -> Item:
     """The session's ``planned`` or ``held`` item of the offer; else ``offer_not_in_itinerary`` /
     ``already_booked``."""
-    item = await offer_in_session(conn, sql, where, offer_id)
-    if item is None:
-        raise _not_in_itinerary(offer_id)
-    if item["status"] == "booked":
-        raise ToolFailure("already_booked", f"{offer_id} is already booked.")
-    return item
+    return await _item_not_yet(conn, sql, where, offer_id, ("booked",))
 
 
 def _reference(where: Where, item: Item) -> str:
