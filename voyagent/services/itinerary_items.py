@@ -8,20 +8,37 @@ a failed check is a ``ToolFailure`` with the contract's code.
 
 from __future__ import annotations
 
+import base64
 import dataclasses
 import decimal
+import hashlib
 import uuid
-from typing import Any, Mapping, Sequence
+from typing import Any, Mapping, Protocol, Sequence
 
 import asyncpg
 
-from voyagent.agent.sandbox import Offer, booking_reference
 from voyagent.ids import new_id
 from voyagent.services import billing
 from voyagent.services.itinerary import money
 from voyagent.services.tools import ToolFailure
 
 Item = Mapping[str, Any]
+
+
+class Offer(Protocol):
+    """A supplier's offer as the itinerary keeps it (``voyagent.agent.sandbox`` makes them)."""
+
+    kind: str
+    offer_id: str
+
+    def output(self) -> dict[str, Any]:
+        """The offer's JSON object (FlightOffer / HotelOffer of §9.1), with its ``price``."""
+
+
+def booking_reference(tenant_id: object, session_id: object, offer_id: str) -> str:
+    """§9.4: the PNR / confirmation code, first 6 characters of base32(SHA-256("<tenant>|<session>|<offer>"))."""
+    digest = hashlib.sha256(f"{tenant_id}|{session_id}|{offer_id}".encode("utf-8")).digest()
+    return base64.b32encode(digest).decode("ascii")[:6]
 
 
 @dataclasses.dataclass(frozen=True, slots=True)
