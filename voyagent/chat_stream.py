@@ -9,6 +9,8 @@ request looks at the buffer is either in what it read or in its queue. Then:
   under it: a delete may have committed since; the backend: 503; the
   approval sweep and the ``approvals`` map: 404 / 403 / 409; the event log's live marker: 503), each failure
   releasing the lock; then the turn starts as a task of its own and the stream relays it up to its ``final``.
+  The read under the lock is one statement that also sweeps the approvals and reads what the turn would otherwise
+  read again (the tenant's settings, whether any approval awaits the resume step): the first frame comes sooner.
 """
 
 from __future__ import annotations
@@ -86,15 +88,23 @@ async def _admit_turn(request: web.Request, session: asyncpg.Record, body: dict[
     turn_id = new_turn_id()
     try:
         # A delete that committed between the first read and the lock leaves no row: read it again under the lock
-        # (its last_event_id is then the floor of the turn's ids).
+        # (its last_event_id is then the floor of the turn's ids). When the backend can run, the same statement
+        # sweeps the session's approvals (step 1d) and reads what the turn needs (settings, unconsumed approvals).
+        ready = backends.is_ready(app[AGENT_BACKEND])
         async with app[DATABASE].connection() as conn:
-            session = await messages.get_turn_session(conn, app[QUERIES], tenant_id=principal.tenant_id,
-                                                      session_id=str(session_id))
-        if not backends.is_ready(app[AGENT_BACKEND]):
+            if ready:
+                session = await messages.admit_turn(conn, app[QUERIES], tenant_id=principal.tenant_id,
+                                                    session_id=session_id)
+            else:
+                await messages.get_turn_session(conn, app[QUERIES], tenant_id=principal.tenant_id,
+                                                session_id=str(session_id))
+        if not ready:
             raise ApiError(503, "agent_runtime_unavailable")
-        await edge.apply_approvals_map(app[DATABASE], app[QUERIES], tenant_id=principal.tenant_id,
-                                       session_id=session_id, decisions=body.get("approvals") or {},
-                                       resolver_id=principal.user_id, resolver_role=principal.role)
+        decisions = body.get("approvals") or {}
+        if decisions:
+            await edge.apply_approvals_map(app[DATABASE], app[QUERIES], tenant_id=principal.tenant_id,
+                                           session_id=session_id, decisions=decisions,
+                                           resolver_id=principal.user_id, resolver_role=principal.role)
         await app[EVENT_LOG].begin(session_id, turn_id)
     except BaseException:
         await lock.release(session_id, token)
@@ -102,7 +112,8 @@ async def _admit_turn(request: web.Request, session: asyncpg.Record, body: dict[
     app[TURN_RUNNER].start(TurnStart(
         session_id=session_id, tenant_id=principal.tenant_id, user_id=principal.user_id, role=principal.role,
         turn_id=turn_id, message=body.get("message") or "", lock_token=token, floor=session["last_event_id"],
-        replay_failed=replay_failed))
+        replay_failed=replay_failed, settings=messages.admitted_settings(session),
+        resume=session["unconsumed_approvals"]))
     return turn_id
 
 

@@ -22,11 +22,11 @@ import asyncio
 import dataclasses
 import logging
 import uuid
-from typing import Any, Awaitable, Callable, Sequence
+from typing import Any, Awaitable, Callable, Mapping, Sequence
 
 from voyagent.agent import events
 from voyagent.agent.gateway import Emit, ToolContext
-from voyagent.agent.interface import Backend, ResumedApproval, TenantAgentSettings, Tools, Turn
+from voyagent.agent.interface import Backend, ResumedApproval, TenantAgentSettings, Tools, Turn, reads_history
 from voyagent.db import Database
 from voyagent.services import messages, tenant_settings
 from voyagent.services.event_log import EventLog
@@ -58,6 +58,8 @@ class TurnStart:
     lock_token: str
     floor: int  # sessions.last_event_id when the turn was admitted
     replay_failed: bool = False
+    settings: Mapping[str, Any] | None = None  # the tenant's settings read at admission; None: read them here
+    resume: bool = True  # False: the session had no unconsumed approval at admission, the resume step is skipped
 
 
 class _RunningTurn:
@@ -156,8 +158,10 @@ class TurnRunner:
     async def _work(self, turn: _RunningTurn) -> str:
         """Steps 3–7; the outcome label of voyagent_agent_turns_total."""
         start, sql = turn.start, self.sql
-        async with self.database.transaction() as conn:
-            row = await tenant_settings.get_or_create(conn, sql, start.tenant_id)
+        row = start.settings
+        if row is None:
+            async with self.database.transaction() as conn:
+                row = await tenant_settings.get_or_create(conn, sql, start.tenant_id)
         refusal = await self.quota.take(start.tenant_id, row["rate_limit_per_minute"], row["rate_limit_per_hour"])
         if refusal is not None:
             await turn.emit(turn.event("error", error_message=f"rate_limited: {refusal}"))
@@ -170,15 +174,17 @@ class TurnRunner:
             if reason:
                 await turn.emit(turn.event("error", error_message=reason))
                 return "budget_exceeded"
-        async with self.database.transaction() as conn:
+        async with self.database.connection() as conn:  # one statement
             await messages.store_user_message(conn, sql, session_id=start.session_id, message=start.message)
         gateway = self.gateway_factory(ToolContext(tenant_id=start.tenant_id, session_id=start.session_id,
                                                    user_id=start.user_id, role=start.role, turn_id=start.turn_id),
                                        turn.emit)
-        resumed = await self.resume(gateway)
+        resumed = await self.resume(gateway) if start.resume else ()
         if start.message.strip():
-            async with self.database.connection() as conn:
-                stored = await messages.history(conn, sql, session_id=start.session_id)
+            stored: Sequence[dict[str, Any]] = ()
+            if reads_history(self.backend):
+                async with self.database.connection() as conn:
+                    stored = await messages.history(conn, sql, session_id=start.session_id)
             async for ev in self.backend.run_turn(self._turn(start, agent_settings, stored, resumed), gateway):
                 if not isinstance(ev, dict) or ev.get("kind") not in BACKEND_KINDS:
                     raise ValueError(f"backend {self.backend.name!r} yielded a forbidden event: {ev!r:.200}")
@@ -202,7 +208,7 @@ class TurnRunner:
         blocks = messages.assistant_blocks(turn.events)
         if blocks:
             try:
-                async with self.database.transaction() as conn:
+                async with self.database.connection() as conn:  # one statement
                     await messages.store_assistant_message(conn, self.sql, session_id=start.session_id,
                                                            blocks=blocks)
             except Exception:
