@@ -15,7 +15,6 @@ request looks at the buffer is either in what it read or in its queue. Then:
 
 from __future__ import annotations
 
-import contextlib
 import uuid
 from typing import Any
 
@@ -123,9 +122,7 @@ async def _stream(request: web.Request, relay: Relay) -> web.StreamResponse:
     gauge.inc()
     try:
         response = await open_stream(request)
-        await relay.run(response)
-        with contextlib.suppress(ConnectionError):
-            await response.write_eof()
+        await relay.run(response)  # ends the body too
         return response
     finally:
         gauge.dec()

@@ -44,11 +44,22 @@ class Subscription:
         self.following = False
 
     async def next(self, timeout: float) -> Frame | Closed | None:
-        """The next live frame, or None when ``timeout`` seconds pass without one."""
+        """The next live frame, or None when ``timeout`` seconds pass without one (a queued frame is taken at
+        once; waiting uses ``asyncio.timeout``, not ``wait_for``, which starts a task per call on Python 3.11)."""
+        if not self.queue.empty():
+            return self.queue.get_nowait()
         try:
-            return await asyncio.wait_for(self.queue.get(), timeout)
+            async with asyncio.timeout(timeout):
+                return await self.queue.get()
         except TimeoutError:
             return None
+
+    def queued(self) -> list[Frame | Closed]:
+        """Everything already queued, without waiting (a relay writes it in one piece)."""
+        items = []
+        while not self.queue.empty():
+            items.append(self.queue.get_nowait())
+        return items
 
 
 class FrameHub:
