@@ -104,15 +104,15 @@ async def _admit_turn(request: web.Request, session: asyncpg.Record, body: dict[
             await edge.apply_approvals_map(app[DATABASE], app[QUERIES], tenant_id=principal.tenant_id,
                                            session_id=session_id, decisions=decisions,
                                            resolver_id=principal.user_id, resolver_role=principal.role)
-        await app[EVENT_LOG].begin(session_id, turn_id)
+        settings = messages.admitted_settings(session)
+        quota = await app[TURN_RUNNER].begin(session_id, turn_id, principal.tenant_id, settings)
     except BaseException:
         await lock.release(session_id, token)
         raise
     app[TURN_RUNNER].start(TurnStart(
         session_id=session_id, tenant_id=principal.tenant_id, user_id=principal.user_id, role=principal.role,
         turn_id=turn_id, message=body.get("message") or "", lock_token=token, floor=session["last_event_id"],
-        replay_failed=replay_failed, settings=messages.admitted_settings(session),
-        resume=session["unconsumed_approvals"]))
+        replay_failed=replay_failed, settings=settings, resume=session["unconsumed_approvals"], quota=quota))
     return turn_id
 
 

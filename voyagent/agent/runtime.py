@@ -22,17 +22,17 @@ import asyncio
 import dataclasses
 import logging
 import uuid
-from typing import Any, Awaitable, Callable, Mapping, Sequence
+from typing import Any, Awaitable, Callable, Literal, Mapping, Sequence
 
 from voyagent.agent import events
 from voyagent.agent.gateway import Emit, ToolContext
 from voyagent.agent.interface import Backend, ResumedApproval, TenantAgentSettings, Tools, Turn, reads_history
 from voyagent.db import Database
 from voyagent.services import messages, tenant_settings
-from voyagent.services.event_log import EventLog
+from voyagent.services.event_log import EventLog, RedisEventLog
 from voyagent.services.frame_hub import FrameHub
 from voyagent.services.turn_lock import TurnLock
-from voyagent.services.turn_quota import TurnQuota
+from voyagent.services.turn_quota import RedisTurnQuota, Refusal, TurnQuota
 
 log = logging.getLogger(__name__)
 
@@ -40,6 +40,8 @@ SHUTDOWN_GRACE = 10.0  # operations.md §1.4
 FINISH_GRACE = 5.0  # after the deadline was brought forward: time to store and send the final
 BACKEND_KINDS = ("text_delta", "error")  # §10.1: all a backend may yield
 
+NOT_TAKEN = "not taken"  # the quota is taken by the turn itself
+QuotaVerdict = Refusal | None | Literal["not taken"]
 GatewayFactory = Callable[[ToolContext, Emit], Tools]
 Resume = Callable[[Any], Awaitable[Sequence[ResumedApproval]]]
 CountTurn = Callable[[str, str], None]  # (backend, outcome) → voyagent_agent_turns_total
@@ -60,6 +62,7 @@ class TurnStart:
     replay_failed: bool = False
     settings: Mapping[str, Any] | None = None  # the tenant's settings read at admission; None: read them here
     resume: bool = True  # False: the session had no unconsumed approval at admission, the resume step is skipped
+    quota: QuotaVerdict = NOT_TAKEN  # step 3's verdict when ``TurnRunner.begin`` took it already
 
 
 class _RunningTurn:
@@ -121,6 +124,17 @@ class TurnRunner:
     def running(self) -> int:
         return len(self._turns)
 
+    async def begin(self, session_id: uuid.UUID, turn_id: str, tenant_id: uuid.UUID,
+                    settings: Mapping[str, Any] | None) -> QuotaVerdict:
+        """§2 step 1e: mark the turn live in the event log (``503 redis_unreachable`` when it cannot be written).
+        With the tenant's settings known and both the log and the quota in Redis, step 3's quota is taken in the
+        same round trip and its verdict returned (the turn emits it); otherwise ``NOT_TAKEN``."""
+        if settings is not None and isinstance(self.log, RedisEventLog) and isinstance(self.quota, RedisTurnQuota):
+            return await self.log.begin_taking_quota(session_id, turn_id, self.quota, tenant_id,
+                                                     settings["rate_limit_per_minute"], settings["rate_limit_per_hour"])
+        await self.log.begin(session_id, turn_id)
+        return NOT_TAKEN
+
     def start(self, start: TurnStart) -> None:
         """Run the turn in a task of its own (the caller's connection may go away at any time)."""
         turn = _RunningTurn(self, start)
@@ -162,7 +176,9 @@ class TurnRunner:
         if row is None:
             async with self.database.transaction() as conn:
                 row = await tenant_settings.get_or_create(conn, sql, start.tenant_id)
-        refusal = await self.quota.take(start.tenant_id, row["rate_limit_per_minute"], row["rate_limit_per_hour"])
+        refusal = start.quota
+        if refusal == NOT_TAKEN:
+            refusal = await self.quota.take(start.tenant_id, row["rate_limit_per_minute"], row["rate_limit_per_hour"])
         if refusal is not None:
             await turn.emit(turn.event("error", error_message=f"rate_limited: {refusal}"))
             return "rate_limited"
