@@ -11,7 +11,8 @@
    ``--voyagent-src DIR`` also serves another checkout (e.g. ``git archive main | tar -x -C DIR``) and measures
    the two alternately, ``--rounds`` times each: the "before" figures of a change.
 2. Open streams: 20 sessions get a long turn (``sleep``) on worker B; ``--streams`` replay streams on worker A
-   (``Last-Event-ID`` = 1) follow them for ``--hold`` seconds: worker A's RSS per stream and its CPU, and whether
+   (``Last-Event-ID`` = 1) follow them for ``--hold`` seconds with ``--heartbeat`` (1) second heartbeats, each
+   silence checking the log again: worker A's RSS per stream and its CPU, and whether
    every stream got every frame and the final (worker A follows the 20 sessions with ONE ``XREAD``).
 3. Replay from the other worker: a 200-frame turn on worker B, then ``--replays`` requests on worker A with
    ``Last-Event-ID: 0`` read all 200 frames to the end of the stream (p50/p99).
@@ -260,6 +261,7 @@ def main() -> None:
     parser.add_argument("--hold", type=float, default=60)
     parser.add_argument("--replays", type=int, default=200)
     parser.add_argument("--phases", default="turns,streams,replays")
+    parser.add_argument("--heartbeat", type=int, default=1, help="VOYAGENT_SSE_HEARTBEAT_SECONDS of phases 2-3")
     parser.add_argument("--rounds", type=int, default=1)
     parser.add_argument("--voyagent-src", type=Path, default=None)
     args = parser.parse_args()
@@ -272,7 +274,8 @@ def main() -> None:
         if "turns" in phases:
             turn_rounds(dsn, headers, args, prefix)
         if phases & {"streams", "replays"}:
-            with server(dsn, prefix) as (url_a, worker_a), server(dsn, prefix) as (url_b, _):
+            beat = {"VOYAGENT_SSE_HEARTBEAT_SECONDS": str(args.heartbeat)}
+            with server(dsn, prefix, **beat) as (url_a, worker_a), server(dsn, prefix, **beat) as (url_b, _):
                 if "streams" in phases:
                     asyncio.run(open_streams(url_a, worker_a, url_b, headers, args.streams, args.hold))
                 if "replays" in phases:

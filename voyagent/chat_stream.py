@@ -72,7 +72,7 @@ async def _replay(app: web.Application, subscription: Subscription, session: asy
     if snapshot.live is not None:
         app[FRAME_HUB].follow(subscription, max([last_event_id, *(frame.id for frame in snapshot.frames)]))
     return Relay(subscription, heartbeat=app[SETTINGS].sse_heartbeat, turn=snapshot.live, after=last_event_id,
-                 backlog=snapshot.frames, check_live=lambda after: log.snapshot(session_id, after=after))
+                 backlog=snapshot.frames, check_live=lambda after: app[FRAME_HUB].snapshot(session_id, after))
 
 
 async def _admit_turn(request: web.Request, session: asyncpg.Record, body: dict[str, Any], *,
