@@ -9,11 +9,12 @@ request looks at the buffer is either in what it read or in its queue. Then:
   under it: a delete may have committed since; the backend: 503; the
   approval sweep and the ``approvals`` map: 404 / 403 / 409; the event log's live marker: 503), each failure
   releasing the lock; then the turn starts as a task of its own and the stream relays it up to its ``final``.
+  The read under the lock is one statement that also sweeps the approvals and reads what the turn would otherwise
+  read again (the tenant's settings, whether any approval awaits the resume step): the first frame comes sooner.
 """
 
 from __future__ import annotations
 
-import contextlib
 import uuid
 from typing import Any
 
@@ -71,7 +72,7 @@ async def _replay(app: web.Application, subscription: Subscription, session: asy
     if snapshot.live is not None:
         app[FRAME_HUB].follow(subscription, max([last_event_id, *(frame.id for frame in snapshot.frames)]))
     return Relay(subscription, heartbeat=app[SETTINGS].sse_heartbeat, turn=snapshot.live, after=last_event_id,
-                 backlog=snapshot.frames, check_live=lambda after: log.snapshot(session_id, after=after))
+                 backlog=snapshot.frames, check_live=lambda after: app[FRAME_HUB].snapshot(session_id, after))
 
 
 async def _admit_turn(request: web.Request, session: asyncpg.Record, body: dict[str, Any], *,
@@ -86,24 +87,33 @@ async def _admit_turn(request: web.Request, session: asyncpg.Record, body: dict[
     turn_id = new_turn_id()
     try:
         # A delete that committed between the first read and the lock leaves no row: read it again under the lock
-        # (its last_event_id is then the floor of the turn's ids).
+        # (its last_event_id is then the floor of the turn's ids). When the backend can run, the same statement
+        # sweeps the session's approvals (step 1d) and reads what the turn needs (settings, unconsumed approvals).
+        ready = backends.is_ready(app[AGENT_BACKEND])
         async with app[DATABASE].connection() as conn:
-            session = await messages.get_turn_session(conn, app[QUERIES], tenant_id=principal.tenant_id,
-                                                      session_id=str(session_id))
-        if not backends.is_ready(app[AGENT_BACKEND]):
+            if ready:
+                session = await messages.admit_turn(conn, app[QUERIES], tenant_id=principal.tenant_id,
+                                                    session_id=session_id)
+            else:
+                await messages.get_turn_session(conn, app[QUERIES], tenant_id=principal.tenant_id,
+                                                session_id=str(session_id))
+        if not ready:
             raise ApiError(503, "agent_runtime_unavailable")
-        async with edge.forbidden_recorded(request):
-            await edge.apply_approvals_map(app[DATABASE], app[QUERIES], tenant_id=principal.tenant_id,
-                                           session_id=session_id, decisions=body.get("approvals") or {},
-                                           resolver_id=principal.user_id, resolver_role=principal.role)
-        await app[EVENT_LOG].begin(session_id, turn_id)
+        decisions = body.get("approvals") or {}
+        if decisions:
+            async with edge.forbidden_recorded(request):
+                await edge.apply_approvals_map(app[DATABASE], app[QUERIES], tenant_id=principal.tenant_id,
+                                               session_id=session_id, decisions=decisions,
+                                               resolver_id=principal.user_id, resolver_role=principal.role)
+        settings = messages.admitted_settings(session)
+        quota = await app[TURN_RUNNER].begin(session_id, turn_id, principal.tenant_id, settings)
     except BaseException:
         await lock.release(session_id, token)
         raise
     app[TURN_RUNNER].start(TurnStart(
         session_id=session_id, tenant_id=principal.tenant_id, user_id=principal.user_id, role=principal.role,
         turn_id=turn_id, message=body.get("message") or "", lock_token=token, floor=session["last_event_id"],
-        replay_failed=replay_failed))
+        replay_failed=replay_failed, settings=settings, resume=session["unconsumed_approvals"], quota=quota))
     return turn_id
 
 
@@ -113,9 +123,7 @@ async def _stream(request: web.Request, relay: Relay) -> web.StreamResponse:
     gauge.inc()
     try:
         response = await open_stream(request)
-        await relay.run(response)
-        with contextlib.suppress(ConnectionError):
-            await response.write_eof()
+        await relay.run(response)  # ends the body too
         return response
     finally:
         gauge.dec()

@@ -202,11 +202,10 @@ async def resolve_approval(db: Database, sql: Any, *, tenant_id: uuid.UUID, appr
 
 async def apply_approvals_map(db: Database, sql: Any, *, tenant_id: uuid.UUID, session_id: uuid.UUID,
                               decisions: dict[str, bool], resolver_id: uuid.UUID, resolver_role: str) -> None:
-    """The chat ``approvals`` map (§2 step 1d, §6.4): the session's lazy expiry sweep, then each entry in map
-    order exactly like ``POST /approvals/{id}/resolve`` (reason null); the same decision again is a no-op, and
-    entries before a failing one stay applied."""
-    async with db.transaction() as conn:
-        await approvals.expire_session(conn, sql, tenant_id=tenant_id, session_id=session_id)
+    """The chat ``approvals`` map (§2 step 1d, §6.4), after the session's lazy expiry sweep (which the caller ran
+    with its read under the turn lock, ``messages.admit_turn``): each entry in map order exactly like
+    ``POST /approvals/{id}/resolve`` (reason null); the same decision again is a no-op, and entries before a
+    failing one stay applied."""
     for approval_id, granted in decisions.items():
         await resolve_approval(db, sql, tenant_id=tenant_id, approval_id=approval_id, granted=granted, reason=None,
                                resolver_id=resolver_id, resolver_role=resolver_role, session_id=session_id,

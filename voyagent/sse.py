@@ -56,6 +56,7 @@ class Relay:
         self.backlog = backlog or []
         self.check_live = check_live
         self.done = False
+        self.tail = b""  # the last frames, up to the final: sent by the caller with the end of the body
 
     def _take(self, frames: list[Frame], *, live: bool) -> bytes:
         """The frames not sent yet, in order, up to the final of the followed turn; of ``live`` frames only the
@@ -73,28 +74,36 @@ class Relay:
         return b"".join(chunks)
 
     async def run(self, response: web.StreamResponse) -> None:
-        """Write until done; a client that went away ends it quietly (the turn runs on regardless)."""
+        """Write until done, then the end of the body (with ``tail``, one write); a client that went away ends it
+        quietly (the turn runs on regardless)."""
         try:
             await self._run(response)
+            await response.write_eof(self.tail)
         except ConnectionError:
             log.info("SSE client went away (session %s)", self.subscription.session_id)
 
+    async def _write(self, response: web.StreamResponse, chunk: bytes) -> None:
+        """Frames that end the stream wait for the end of the body (``run``); the others go out now."""
+        if self.done or self.turn is None:  # the final was taken, or a replay with no turn to follow
+            self.tail = chunk
+        elif chunk:
+            await response.write(chunk)
+
     async def _run(self, response: web.StreamResponse) -> None:
-        first = self._take(self.backlog, live=False)
-        if first:
-            await response.write(first)
+        await self._write(response, self._take(self.backlog, live=False))
         while not self.done and self.turn is not None:
             item = await self.subscription.next(self.heartbeat)
-            if isinstance(item, Closed):
-                return
             if item is None:
                 await response.write(HEARTBEAT)
                 if self.check_live is not None:
                     await self._catch_up(response)
                 continue
-            chunk = self._take([item], live=True)
-            if chunk:
-                await response.write(chunk)
+            items = [item, *self.subscription.queued()]  # frames already queued go out in one write
+            closed = next((i for i, queued in enumerate(items) if isinstance(queued, Closed)), None)
+            frames = [queued for queued in items[:closed] if not isinstance(queued, Closed)]
+            await self._write(response, self._take(frames, live=True))
+            if closed is not None:
+                return
 
     async def _catch_up(self, response: web.StreamResponse) -> None:
         assert self.check_live is not None
@@ -107,7 +116,5 @@ class Relay:
             return
         if snapshot.live == self.turn:
             return
-        chunk = self._take(snapshot.frames, live=True)
-        if chunk:
-            await response.write(chunk)
+        self.tail = self._take(snapshot.frames, live=True)
         self.done = True  # the followed turn is over: its final was in the buffer, or it died without one

@@ -560,3 +560,43 @@ async def test_a_turn_makes_its_session_active_in_the_metrics(stream_client, adm
     assert await active() == before + 1
     await turn(stream_client, admin, session_id, "say again")  # the same session counts once
     assert await active() == before + 1
+
+
+async def test_a_backend_that_does_not_read_the_history_gets_none_and_the_messages_are_still_stored(
+        stream_client, admin, db):
+    from voyagent.agent.offline import OfflineBackend
+    from voyagent.keys import AGENT_BACKEND
+
+    assert OfflineBackend.reads_history is False  # the grammar acts on the message alone (§8)
+    backend = stream_client.server.app[AGENT_BACKEND]
+    backend.reads_history = False
+    session_id = await new_session(stream_client, admin)
+    await turn(stream_client, admin, session_id, "say one")
+    _, events = await turn(stream_client, admin, session_id, "say two")
+    assert kinds(events) == ["text_delta", "final"]
+    assert backend.turns[-1].history == () and backend.turns[-1].message == "say two"
+    assert await message_count(db, session_id) == 4
+
+
+async def test_decisions_taken_outside_the_chat_and_overdue_approvals_are_resumed_at_the_next_turn(
+        stream_client, admin, db):
+    """The turn skips the resume step only when no approval of the session is unconsumed: a decision taken with
+    POST /approvals/{id}/resolve and an approval found overdue by the turn's own sweep are both acted on."""
+    import datetime as dt
+
+    session_id = await new_session(stream_client, admin)
+    decided = await approval(stream_client, admin, session_id)
+    response = await stream_client.post(f"/approvals/{decided}/resolve", json={"granted": False},
+                                        headers=admin.headers)
+    assert response.status == 200
+    overdue = await approval(stream_client, admin, session_id, ttl=1,
+                             now=dt.datetime.now(dt.timezone.utc) - dt.timedelta(hours=1))
+    _, events = await turn(stream_client, admin, session_id, "say ok")
+    assert kinds(events) == ["approval_denied", "text_delta", "approval_denied", "text_delta", "text_delta", "final"]
+    denied = [event.json for event in agent_events(events) if event.json["kind"] == "approval_denied"]
+    assert [(ev["approval_id"], ev["error_message"]) for ev in denied] == [  # by requested_at: an hour ago first
+        (overdue, "approval_expired"), (decided, None)]
+    assert await db.fetchval("SELECT count(*) FROM pending_approvals WHERE session_id = $1::uuid "
+                             "AND consumed_at IS NULL", session_id) == 0
+    _, events = await turn(stream_client, admin, session_id, "say again")  # nothing left to resume
+    assert kinds(events) == ["text_delta", "final"]

@@ -187,6 +187,14 @@ class RedisEventLog:
         live = session_keys(self.prefix, session_id)[2]
         await self._call("begin", self.redis.set(live, turn_id, px=self.live_ms))
 
+    async def begin_taking_quota(self, session_id: uuid.UUID, turn_id: str, quota: Any, tenant_id: uuid.UUID,
+                                 per_minute: int, per_hour: int) -> Any:
+        """``begin``, then the tenant's turn quota (a ``RedisTurnQuota`` on the same Redis) in the same round trip:
+        the quota's verdict. A failure is ``begin``'s: ``503 redis_unreachable``, nothing counted."""
+        live = session_keys(self.prefix, session_id)[2]
+        return await self._call("begin", quota.mark_live_and_take(tenant_id, per_minute, per_hour, live_key=live,
+                                                                   turn_id=turn_id, live_ms=self.live_ms))
+
     async def append(self, session_id: uuid.UUID, data: bytes, *, turn: str, final: bool, floor: int) -> Frame:
         call = self._append(keys=session_keys(self.prefix, session_id),
                             args=[data, turn, "1" if final else "0", floor, self.cap])
