@@ -35,18 +35,18 @@ WITH report AS (
     WHERE (SELECT w.subtracting FROM way AS w)
       AND d.tenant_id = :tenant_id AND d.kind = :kind::text AND d.currency = (SELECT r.currency FROM report AS r)
     UNION ALL
-    SELECT i.party_name, i.due_date, r.sign, r.sign * (i.total_amount - i.amount_paid)
-    FROM ranges AS r
-    JOIN invoices AS i ON i.issue_date BETWEEN r.low AND r.high
+    SELECT i.party_name, i.due_date, g.sign, g.sign * (i.total_amount - i.amount_paid)
+    FROM ranges AS g
+    JOIN invoices AS i ON i.issue_date BETWEEN g.low AND g.high
     WHERE :kind::text = 'receivables'
       AND i.tenant_id = :tenant_id
       AND i.currency = (SELECT r.currency FROM report AS r)
       AND i.status IN ('issued', 'partially_paid')
       AND i.total_amount > i.amount_paid
     UNION ALL
-    SELECT b.party_name, b.due_date, r.sign, r.sign * (b.total_amount - b.amount_paid)
-    FROM ranges AS r
-    JOIN bills AS b ON b.issue_date BETWEEN r.low AND r.high
+    SELECT b.party_name, b.due_date, g.sign, g.sign * (b.total_amount - b.amount_paid)
+    FROM ranges AS g
+    JOIN bills AS b ON b.issue_date BETWEEN g.low AND g.high
     WHERE :kind::text = 'payables'
       AND b.tenant_id = :tenant_id
       AND b.currency = (SELECT r.currency FROM report AS r)
