@@ -17,10 +17,10 @@ import orjson
 from aiohttp import web
 
 from bench import ceiling
-from voyagent.queries import parse_sql
+from voyagent.queries import load_file
 from voyagent.resources import sql_dir
 
-SQL = {q.name: q for q in parse_sql((sql_dir() / "reports.sql").read_text())}
+SQL = {q.name: q for q in load_file(sql_dir() / "reports.sql")}
 BUCKETS = ("0-30", "31-60", "61-90", "90+")
 PARTIES = {"receivables": "top_debtors", "payables": "top_creditors"}
 
@@ -42,7 +42,7 @@ def aging(kind: str):
         date_to = dt.date.fromisoformat(request.query["to"])
         query = SQL["get_aging"]
         async with request.app[ceiling.POOL].acquire() as conn:
-            row = await query.fetchrow(conn, kind=kind, tenant_id=tenant_id, from_date=date_from, to_date=date_to,
+            row = await query(conn, kind=kind, tenant_id=tenant_id, from_date=date_from, to_date=date_to,
                                        currency=None, today=dt.datetime.now(dt.timezone.utc).date())
         cur = row["currency"]
         body = {"tenant_id": str(tenant_id), "period": {"from": str(date_from), "to": str(date_to)},
@@ -61,7 +61,7 @@ async def trial_balance(request: web.Request) -> web.Response:
     tenant_id = uuid.UUID(request.query["tenant_id"])
     as_of = dt.datetime.now(dt.timezone.utc).date()
     async with request.app[ceiling.POOL].acquire() as conn:
-        row = await SQL["get_trial_balance"].fetchrow(conn, tenant_id=tenant_id, as_of=as_of, include_zero=False)
+        row = await SQL["get_trial_balance"](conn, tenant_id=tenant_id, as_of=as_of, include_zero=False)
     accounts = [{"code": c, "name": n, "type": t, "debit": d, "credit": k, "balance": d - k, "currency": cur}
                 for c, n, t, d, k, cur in zip(row["codes"], row["names"], row["types"], row["debits"],
                                               row["credits"], row["currencies"])]

@@ -96,3 +96,38 @@ async def invoice(db: asyncpg.Connection, tenant_id: uuid.UUID, accounts: dict[s
 async def bill(db: asyncpg.Connection, tenant_id: uuid.UUID, accounts: dict[str, uuid.UUID], **fields) -> uuid.UUID:
     """A bill: Dr 5000 / Cr 2100 for the total, Dr 2100 / Cr 1000 for what was paid."""
     return await document(db, "bill", tenant_id, accounts, **fields)
+
+
+# The statuses that make a document open (data-model.md, Aging rule 1), by report kind and its table.
+OPEN_STATUSES = {"receivables": ("invoices", ("issued", "partially_paid")),
+                 "payables": ("bills", ("received", "scheduled"))}
+
+
+async def open_totals_kept(db: asyncpg.Connection, tenant_id: uuid.UUID) -> dict[str, dict]:
+    """The tenant's open-document totals as the database keeps them (migration 0008), keyed like
+    ``open_totals_of_documents``."""
+    totals: dict[str, dict] = {}
+    for table, key in (("open_document_parties", "party_name"), ("open_document_due_days", "due_date"),
+                       ("open_document_issue_days", "issue_date")):
+        amount = "outstanding" if table != "open_document_issue_days" else "NULL"
+        rows = await db.fetch(f"SELECT kind, currency, {key} AS key, documents, {amount} AS amount FROM {table} "
+                              "WHERE tenant_id = $1", tenant_id)
+        totals[key] = {(r["kind"], r["currency"], r["key"]): (r["documents"], r["amount"]) for r in rows}
+    return totals
+
+
+async def open_totals_of_documents(db: asyncpg.Connection, tenant_id: uuid.UUID) -> dict[str, dict]:
+    """The same totals computed here from the documents themselves: open status and outstanding > 0."""
+    totals: dict[str, dict] = {"party_name": {}, "due_date": {}, "issue_date": {}}
+    for kind, (table, statuses) in OPEN_STATUSES.items():
+        rows = await db.fetch(f"SELECT party_name, currency, issue_date, due_date, total_amount, amount_paid, "
+                              f"status::text AS status FROM {table} WHERE tenant_id = $1", tenant_id)
+        for row in rows:
+            outstanding = row["total_amount"] - row["amount_paid"]
+            if row["status"] not in statuses or outstanding <= 0:
+                continue
+            for key in totals:
+                count, amount = totals[key].get((kind, row["currency"], row[key]), (0, Decimal(0)))
+                totals[key][(kind, row["currency"], row[key])] = (count + 1, amount + outstanding)
+    totals["issue_date"] = {key: (count, None) for key, (count, _) in totals["issue_date"].items()}
+    return totals

@@ -1,10 +1,13 @@
 """Migrations: schema.sql is version 0001, recorded once; concurrent starts apply it exactly once."""
 
 import asyncio
+import datetime as dt
 import secrets
+from decimal import Decimal
 
 import asyncpg
 
+from tests import finance
 from tests.conftest import LOCAL_PG_ADMIN
 from voyagent.migrations import discover, migrate
 
@@ -117,6 +120,34 @@ async def test_0004_adds_totp_last_step_to_a_database_made_before_it(database):
             column = await conn.fetchrow("SELECT data_type, is_nullable FROM information_schema.columns"
                                          " WHERE table_name = 'users' AND column_name = 'totp_last_step'")
             assert tuple(column) == ("bigint", "YES")
+        finally:
+            await conn.close()
+    finally:
+        await _drop(admin, name)
+
+
+async def test_0008_counts_the_open_documents_already_there(database):
+    admin = _admin_dsn(database)
+    name, dsn = await _scratch_database(admin)
+    try:
+        conn = await asyncpg.connect(dsn)
+        try:
+            files = discover()
+            assert await migrate(conn, [f for f in files if f[0] < "0008"])
+            tenant_id = await finance.new_tenant(conn)
+            accounts = await finance.chart(conn, tenant_id)
+            for party, status, paid in (("Asha", "issued", "0"), ("Asha", "partially_paid", "4"), ("Ravi", "paid", "9"),
+                                        ("Omar", "draft", "0"), ("Lena", "issued", "9")):  # Lena's is paid up
+                await finance.invoice(conn, tenant_id, accounts, party=party, issue_date=dt.date(2026, 5, 1),
+                                      due_date=dt.date(2026, 5, 20), total=Decimal("9.00"), paid=Decimal(paid),
+                                      status=status)
+            await finance.bill(conn, tenant_id, accounts, party="Air", issue_date=dt.date(2026, 5, 2),
+                               due_date=dt.date(2026, 6, 1), total=Decimal("7.00"), status="scheduled")
+            assert await migrate(conn, files) == ["0008"]
+            kept = await finance.open_totals_kept(conn, tenant_id)
+            assert kept == await finance.open_totals_of_documents(conn, tenant_id)
+            assert kept["party_name"] == {("receivables", "INR", "Asha"): (2, Decimal("14.00")),
+                                          ("payables", "INR", "Air"): (1, Decimal("7.00"))}
         finally:
             await conn.close()
     finally:

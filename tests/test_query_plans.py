@@ -365,6 +365,8 @@ async def test_each_statement_before_a_turns_first_frame_reads_by_index(db, quer
 
 
 # --- finance reports (sql/reports.sql): aging on its covering index (0005), trial balance on daily totals (0007)
+# --- finance reports (sql/reports.sql): aging on the open-document totals (0008) and its covering index (0005),
+# trial balance on daily totals (0007)
 
 FINANCE_COLUMNS = ["id", "tenant_id", "number", "party_name", "issue_date", "due_date", "total_amount", "currency",
                    "amount_paid", "status"]
@@ -411,7 +413,8 @@ def finance_tenant(database):
             await _seed_finance(conn, big, 6000, 10_000, rnd)
             for _ in range(OTHERS):
                 await _seed_finance(conn, (await _tenant(conn))[0], 600, 500, rnd)
-            for table in ("invoices", "bills", "journal_entries", "ledger_accounts"):
+            for table in ("invoices", "bills", "journal_entries", "ledger_accounts", "open_document_parties",
+                          "open_document_due_days", "open_document_issue_days"):
                 await conn.execute(f"VACUUM ANALYZE {table}")
             return Tenant(big)
         finally:
@@ -450,3 +453,61 @@ async def test_each_report_reads_its_index(db, queries, finance_tenant, report, 
         assert index in {s[2] for s in scans} and not [s for s in scans if s[1] == "journal_entries"], scans
     else:
         assert ("Index Only Scan", table, index) in scans, (report, scans)
+
+
+OPEN_TOTALS = ("open_document_parties", "open_document_due_days", "open_document_issue_days")
+
+
+@pytest.mark.parametrize("mode", ["force_custom_plan", "force_generic_plan"])
+@pytest.mark.parametrize("report", ["receivables", "payables"])
+async def test_aging_reads_the_open_totals_on_their_keys(db, queries, finance_tenant, report, mode):
+    query = queries.get_aging
+    values = {"kind": report, "tenant_id": finance_tenant.tenant_id, "today": dt.date(2026, 6, 15),
+              **REPORT_ARGS["full period"]}
+    plan = await _plan(db, query.sql, query.args(values), mode)
+    scans = {n.get("Relation Name"): (n["Node Type"], n.get("Index Name")) for n in _nodes(plan)
+             if n.get("Relation Name") in OPEN_TOTALS}
+    assert scans.keys() == set(OPEN_TOTALS), scans
+    for table, (node, index) in scans.items():  # a range of the tenant's rows of one kind and currency
+        assert node != "Seq Scan" and (index or f"{table}_pkey") == f"{table}_pkey", scans
+
+
+async def _rows_read(db, query, values):
+    """Rows each table's scans returned when the statement really ran (EXPLAIN ANALYZE). A scan repeated by a
+    nested loop shows its rows per loop, rounded, so it is counted by what the loop returned (each document
+    falls in one issue-date range)."""
+    raw = await db.fetchval("EXPLAIN (ANALYZE, FORMAT JSON) " + query.sql, *query.args(values))
+    read: dict[str, int] = {}
+    for node in _nodes(json.loads(raw)[0]["Plan"]):
+        children = node.get("Plans", ())
+        inner = [c["Relation Name"] for c in children if c.get("Relation Name") in ("invoices", "bills")]
+        if node["Node Type"] == "Nested Loop" and inner:
+            read[inner[0]] = read.get(inner[0], 0) + node["Actual Rows"] * node["Actual Loops"]
+        for child in children:
+            table = child.get("Relation Name")
+            if table and table not in inner:
+                read[table] = read.get(table, 0) + child["Actual Rows"] * child["Actual Loops"]
+    return read
+
+
+@pytest.mark.parametrize("report", ["receivables", "payables"])
+async def test_aging_sums_totals_for_a_wide_period_and_documents_for_a_narrow_one(db, queries, finance_tenant,
+                                                                                  report):
+    table = "invoices" if report == "receivables" else "bills"
+    statuses = ("issued", "partially_paid") if report == "receivables" else ("received", "scheduled")
+    values = {"kind": report, "tenant_id": finance_tenant.tenant_id, "today": dt.date(2026, 6, 15)}
+
+    async def open_documents(date_from, date_to, currency):
+        return await db.fetchval(f"SELECT count(*) FROM {table} WHERE tenant_id = $1 AND status::text = ANY($2) "
+                                 "AND total_amount > amount_paid AND currency = $3 AND issue_date BETWEEN $4 AND $5",
+                                 finance_tenant.tenant_id, list(statuses), currency, date_from, date_to)
+
+    wide = await _rows_read(db, queries.get_aging, {**values, "from_date": dt.date(2025, 1, 5),
+                                                    "to_date": dt.date(2026, 12, 31), "currency": None})
+    # every open document but the few issued in the period's first four days comes from the totals
+    assert wide.get(table, 0) == await open_documents(dt.date(2025, 1, 1), dt.date(2025, 1, 4), "INR") > 0
+    assert 0 < wide["open_document_parties"] <= 300 and 0 < wide["open_document_due_days"] <= 600
+    narrow = await _rows_read(db, queries.get_aging, {**values, **REPORT_ARGS["one week in USD"]})
+    # a week's documents are read one by one; the party and due-date totals are never touched
+    assert narrow[table] == await open_documents(dt.date(2025, 6, 1), dt.date(2025, 6, 7), "USD") > 0
+    assert narrow.get("open_document_parties", 0) == narrow.get("open_document_due_days", 0) == 0

@@ -7,7 +7,10 @@ data model's rules (tests/finance.py), with "today" pinned:
 * the trial balance is in balance at any cut-off, and Accounts Receivable / Payable carry exactly the open
   amounts posted up to it;
 * the receivables and payables totals equal the outstanding amounts of the open documents computed here, every
-  open document is counted in exactly one bucket, and the top parties follow the amount-then-name rule.
+  open document is counted in exactly one bucket, and the top parties follow the amount-then-name rule;
+* after random changes to those documents (payments, statuses, totals, parties, currencies, dates, deletes, one
+  row or many per statement, in one transaction or several), the open-document totals the database keeps
+  (migration 0008) equal the ones computed here from the documents, and the aging reports still agree.
 """
 
 import asyncio
@@ -101,17 +104,19 @@ def conn(loop, database):
 
 
 async def _arrange(conn, docs):
+    """A new tenant holding ``docs``; its id and the documents' ids."""
     tenant_id = await finance.new_tenant(conn, "INR")
     accounts = await finance.chart(conn, tenant_id)
+    ids = []
     for d in docs:
         add = finance.invoice if d.kind == "invoice" else finance.bill
-        await add(conn, tenant_id, accounts, party=d.party, issue_date=d.issue_date, due_date=d.due_date,
-                  total=d.total, paid=d.paid, status=d.status, currency=d.currency, posted_at=d.posted_at)
-    return tenant_id
+        ids.append(await add(conn, tenant_id, accounts, party=d.party, issue_date=d.issue_date, due_date=d.due_date,
+                             total=d.total, paid=d.paid, status=d.status, currency=d.currency,
+                             posted_at=d.posted_at))
+    return tenant_id, ids
 
 
-async def _check(conn, queries, docs, date_from, date_to, currency, as_of):
-    tenant_id = await _arrange(conn, docs)
+async def _check_aging(conn, queries, tenant_id, docs, date_from, date_to, currency):
     for kind, report_kind, key in (("invoice", "receivables", "top_debtors"), ("bill", "payables", "top_creditors")):
         report = await reports.aging(conn, queries, kind=report_kind, tenant_id=tenant_id, date_from=date_from,
                                      date_to=date_to, currency=currency, today=TODAY)
@@ -122,6 +127,12 @@ async def _check(conn, queries, docs, date_from, date_to, currency, as_of):
         assert {b["bucket"]: (b["count"], b["amount"]["amount"]) for b in report["aging_buckets"]} == buckets
         assert sum((b["amount"]["amount"] for b in report["aging_buckets"]), Decimal(0)) == total
         assert [(p["name"], p["amount"]["amount"]) for p in report[key]] == top
+
+
+async def _check(conn, queries, docs, date_from, date_to, currency, as_of):
+    tenant_id, _ids = await _arrange(conn, docs)
+    await _check_aging(conn, queries, tenant_id, docs, date_from, date_to, currency)
+    assert await finance.open_totals_kept(conn, tenant_id) == await finance.open_totals_of_documents(conn, tenant_id)
     balance = await reports.trial_balance(conn, queries, tenant_id=tenant_id, as_of=as_of, include_zero=True)
     assert balance["in_balance"] and balance["total_debit"] == balance["total_credit"]
     cutoff = dt.datetime.combine(as_of + dt.timedelta(days=1), dt.time(0), tzinfo=dt.timezone.utc)
@@ -154,3 +165,81 @@ def test_reports_agree_with_an_independent_computation(loop, conn, queries, docs
     date_from, date_to = sorted(TODAY - dt.timedelta(days=d) for d in period)
     as_of = TODAY - dt.timedelta(days=as_of_days)
     loop.run_until_complete(_check(conn, queries, docs, date_from, date_to, currency, as_of))
+
+
+# --- the open-document totals (migration 0008) under random changes -------------------------------------------
+
+TABLES = {"invoice": ("invoices", "invoice_status"), "bill": ("bills", "bill_status")}
+
+
+@st.composite
+def changes(draw):
+    """One statement against the documents: (what, index of the document or a party, the new value)."""
+    what = draw(st.sampled_from(["paid", "status", "total", "party_name", "currency", "issue_date", "due_date",
+                                 "delete", "party_paid", "party_delete"]))
+    if what in ("party_paid", "party_delete"):  # many rows in one statement, several sharing a key
+        return what, draw(st.sampled_from(PARTIES)), draw(st.sampled_from(["invoice", "bill"]))
+    value = {"paid": cents, "total": cents, "status": st.integers(min_value=0, max_value=4),
+             "party_name": st.sampled_from(PARTIES), "currency": st.sampled_from(["INR", "USD"]),
+             "issue_date": st.integers(min_value=0, max_value=120).map(lambda d: TODAY - dt.timedelta(days=d)),
+             "due_date": st.sampled_from(EDGE_DAYS).map(lambda d: TODAY - dt.timedelta(days=d)),
+             "delete": st.none()}[what]
+    return what, draw(st.integers(min_value=0, max_value=1_000)), draw(value)
+
+
+async def _change(conn, tenant_id, docs, ids, change):
+    what, target, value = change
+    if what in ("party_paid", "party_delete"):
+        table = TABLES[value][0]
+        if what == "party_paid":
+            await conn.execute(f"UPDATE {table} SET amount_paid = total_amount / 2 WHERE tenant_id = $1 "
+                               "AND party_name = $2", tenant_id, target)
+        else:
+            await conn.execute(f"DELETE FROM {table} WHERE tenant_id = $1 AND party_name = $2", tenant_id, target)
+        return
+    doc = docs[target % len(docs)]
+    table, status_type = TABLES[doc.kind]
+    doc_id = ids[target % len(docs)]
+    if what == "delete":
+        await conn.execute(f"DELETE FROM {table} WHERE id = $1", doc_id)
+    elif what == "status":
+        await conn.execute(f"UPDATE {table} SET status = $2::{status_type} WHERE id = $1", doc_id,
+                           STATUSES[doc.kind][value])
+    else:
+        column = {"paid": "amount_paid", "total": "total_amount"}.get(what, what)
+        await conn.execute(f"UPDATE {table} SET {column} = $2 WHERE id = $1", doc_id, value)
+
+
+async def _documents_now(conn, tenant_id):
+    """The tenant's documents as they are after the changes, as ``Doc``s for ``expected_aging``."""
+    docs = []
+    for kind, (table, _type) in TABLES.items():
+        for r in await conn.fetch(f"SELECT party_name, status::text AS status, currency, issue_date, due_date, "
+                                  f"total_amount, amount_paid FROM {table} WHERE tenant_id = $1", tenant_id):
+            docs.append(Doc(kind=kind, party=r["party_name"], status=r["status"], currency=r["currency"],
+                            issue_date=r["issue_date"], due_date=r["due_date"], total=r["total_amount"],
+                            paid=r["amount_paid"], posted_at=finance.DEFAULT_POSTED_AT))
+    return docs
+
+
+async def _check_changes(conn, queries, docs, steps, one_transaction, date_from, date_to):
+    tenant_id, ids = await _arrange(conn, docs)
+    if one_transaction:
+        async with conn.transaction():
+            for change in steps:
+                await _change(conn, tenant_id, docs, ids, change)
+    else:
+        for change in steps:
+            await _change(conn, tenant_id, docs, ids, change)
+    assert await finance.open_totals_kept(conn, tenant_id) == await finance.open_totals_of_documents(conn, tenant_id)
+    await _check_aging(conn, queries, tenant_id, await _documents_now(conn, tenant_id), date_from, date_to, None)
+
+
+@settings(max_examples=100, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(docs=st.lists(documents(), min_size=1, max_size=20), steps=st.lists(changes(), max_size=12),
+       one_transaction=st.booleans(),
+       period=st.one_of(st.just((0, 130)), st.tuples(st.integers(min_value=0, max_value=130),
+                                                       st.integers(min_value=0, max_value=130))))
+def test_open_totals_follow_every_change(loop, conn, queries, docs, steps, one_transaction, period):
+    date_from, date_to = sorted(TODAY - dt.timedelta(days=d) for d in period)
+    loop.run_until_complete(_check_changes(conn, queries, docs, steps, one_transaction, date_from, date_to))
