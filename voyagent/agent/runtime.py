@@ -29,15 +29,16 @@ from voyagent.agent.gateway import Emit, ToolContext
 from voyagent.agent.interface import Backend, ResumedApproval, TenantAgentSettings, Tools, Turn
 from voyagent.db import Database
 from voyagent.services import messages, tenant_settings
-from voyagent.services.event_log import EventLog
 from voyagent.services.frame_hub import FrameHub
-from voyagent.services.turn_lock import TurnLock
+from voyagent.services.turn_lease import LeaseLost, TurnLease, TurnLeases
 from voyagent.services.turn_quota import TurnQuota
 
 log = logging.getLogger(__name__)
 
 SHUTDOWN_GRACE = 10.0  # operations.md §1.4
 FINISH_GRACE = 5.0  # after the deadline was brought forward: time to store and send the final
+STORE_PATIENCE = 15.0  # sessions.last_event_id is written again this long while PostgreSQL is away (a restart)
+STORE_RETRY_PAUSE = 0.25
 BACKEND_KINDS = ("text_delta", "error")  # §10.1: all a backend may yield
 
 GatewayFactory = Callable[[ToolContext, Emit], Tools]
@@ -47,7 +48,7 @@ CountTurn = Callable[[str, str], None]  # (backend, outcome) → voyagent_agent_
 
 @dataclasses.dataclass(frozen=True, slots=True)
 class TurnStart:
-    """A turn the handler admitted: who, where, the message, the lock it holds, and the id floor."""
+    """A turn the handler admitted: who, where, the message, the lease it holds, and the id floor."""
 
     session_id: uuid.UUID
     tenant_id: uuid.UUID
@@ -55,7 +56,7 @@ class TurnStart:
     role: str
     turn_id: str
     message: str
-    lock_token: str
+    lease: TurnLease
     floor: int  # sessions.last_event_id when the turn was admitted
     replay_failed: bool = False
 
@@ -69,17 +70,18 @@ class _RunningTurn:
         self.events: list[dict[str, Any]] = []
         self.deadline: asyncio.Timeout | None = None
         self.expire_requested = False
+        self.lease = start.lease
+        self.lease.floor = start.floor
+        self.lease.on_lost = self.expire
 
     def event(self, kind: str, **fields: Any) -> dict[str, Any]:
         return events.event(kind, self.start.session_id, self.start.turn_id, **fields)
 
     async def emit(self, ev: dict[str, Any]) -> None:
         """Number and buffer the event, then hand it to this worker's streams."""
-        start = self.start
-        frame = await self.runner.log.append(start.session_id, events.encode(ev), turn=start.turn_id, final=False,
-                                             floor=start.floor)
+        frame = await self.runner.leases.append(self.lease, events.encode(ev), final=False)
         self.events.append(ev)
-        self.runner.hub.publish(start.session_id, frame)
+        self.runner.hub.publish(self.start.session_id, frame)
 
     def kinds(self) -> set[str]:
         """Kinds of the turn's own events (not the synthetic replay_failed frame before them)."""
@@ -99,14 +101,13 @@ class _RunningTurn:
 class TurnRunner:
     """Starts turns as tasks and ends them at shutdown; collaborators injected (backend, gateway, resume)."""
 
-    def __init__(self, *, database: Database, sql: Any, log_: EventLog, hub: FrameHub, lock: TurnLock,
+    def __init__(self, *, database: Database, sql: Any, leases: TurnLeases, hub: FrameHub,
                  quota: TurnQuota, backend: Backend, gateway_factory: GatewayFactory, resume: Resume,
                  count_turn: CountTurn, turn_timeout: float) -> None:
         self.database = database
         self.sql = sql
-        self.log = log_
+        self.leases = leases
         self.hub = hub
-        self.lock = lock
         self.quota = quota
         self.backend = backend
         self.gateway_factory = gateway_factory
@@ -127,6 +128,15 @@ class TurnRunner:
         task.add_done_callback(self._turns.pop)
 
     async def _run(self, turn: _RunningTurn) -> None:
+        try:
+            await self._run_leased(turn)
+        except LeaseLost:
+            log.warning("turn %s of session %s ends silently: its session was closed or taken over meanwhile",
+                        turn.start.turn_id, turn.start.session_id)
+        finally:
+            self.leases.let_go(turn.lease)
+
+    async def _run_leased(self, turn: _RunningTurn) -> None:
         start = turn.start
         outcome = "error"
         try:
@@ -144,14 +154,24 @@ class TurnRunner:
                     raise  # a timeout of its own inside the turn (e.g. the pool): an internal error
                 outcome = "timeout"
                 await turn.emit(turn.event("error", error_message="turn_timeout"))
+        except LeaseLost:
+            raise
         except Exception:
             log.exception("turn %s of session %s failed", start.turn_id, start.session_id)
             outcome = "error"
-            try:
-                await turn.emit(turn.event("error", error_message="internal_error"))
-            except Exception as exc:
-                log.error("turn %s: could not send its internal_error event: %s", start.turn_id, exc)
+            await self._internal_error(turn)
         await self._finish(turn, outcome)
+
+    async def _internal_error(self, turn: _RunningTurn) -> None:
+        """§2: one ``error "internal_error"`` per turn, whatever failed (the work, or storing its message)."""
+        if any(ev.get("error_message") == "internal_error" for ev in turn.events):
+            return
+        try:
+            await turn.emit(turn.event("error", error_message="internal_error"))
+        except LeaseLost:
+            raise
+        except Exception as exc:
+            log.error("turn %s: could not send its internal_error event: %s", turn.start.turn_id, exc)
 
     async def _work(self, turn: _RunningTurn) -> str:
         """Steps 3–7; the outcome label of voyagent_agent_turns_total."""
@@ -207,22 +227,39 @@ class TurnRunner:
                                                            blocks=blocks)
             except Exception:
                 log.exception("turn %s: could not store the assistant message", start.turn_id)
-        await self.lock.release(start.session_id, start.lock_token)
+                outcome = "error"
+                await self._internal_error(turn)
         self.count_turn(self.backend.name, outcome)
-        try:
-            frame = await self.log.append(start.session_id, events.encode(turn.event("final")), turn=start.turn_id,
-                                          final=True, floor=start.floor)
+        try:  # the lock is released with the final (in one step with Redis)
+            frame = await self.leases.append(turn.lease, events.encode(turn.event("final")), final=True)
+        except LeaseLost:
+            raise
         except Exception as exc:
             log.error("turn %s of session %s: its final could not be buffered, its streams are closed: %s",
                       start.turn_id, start.session_id, exc)
             self.hub.end(start.session_id)
             return
-        try:
-            async with self.database.connection() as conn:
-                await messages.store_last_event_id(conn, self.sql, session_id=start.session_id, last_id=frame.id)
-        except Exception:
-            log.exception("turn %s: could not store the session's last event id", start.turn_id)
+        stored = await self._store_last_event_id(start, frame.id)
         self.hub.publish(start.session_id, frame)
+        if not stored:  # PostgreSQL away (a restart): the streams get their final now, the id is stored later
+            await self._store_last_event_id(start, frame.id, patience=STORE_PATIENCE)
+
+    async def _store_last_event_id(self, start: TurnStart, last_id: int, patience: float = 0.0) -> bool:
+        """The final's id in ``sessions.last_event_id`` (never lowered; after a Redis restart it is the floor of
+        the session's next ids), tried again for ``patience`` seconds; False when not stored."""
+        loop = asyncio.get_running_loop()
+        give_up = loop.time() + patience
+        while True:
+            try:
+                async with self.database.connection() as conn:
+                    await messages.store_last_event_id(conn, self.sql, session_id=start.session_id, last_id=last_id)
+                return True
+            except Exception:
+                if loop.time() >= give_up:
+                    if patience:
+                        log.exception("turn %s: could not store the session's last event id", start.turn_id)
+                    return False
+            await asyncio.sleep(STORE_RETRY_PAUSE)
 
     async def shutdown(self, grace: float = SHUTDOWN_GRACE) -> None:
         """Give running turns ``grace`` seconds, then end the rest with ``turn_timeout`` and ``final``."""
