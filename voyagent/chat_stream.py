@@ -46,6 +46,7 @@ from voyagent.keys import (
 from voyagent.services.event_log import Snapshot, parse_last_event_id, replay_valid
 from voyagent.services import messages
 from voyagent.services.frame_hub import Subscription
+from voyagent.services.turn_lease import CHECK_SECONDS
 from voyagent.services.turn_lock import turn_in_progress
 from voyagent.sse import CheckLive, Relay, open_stream
 
@@ -73,29 +74,44 @@ async def _replay(app: web.Application, subscription: Subscription, session: asy
     last_event_id = parse_last_event_id(header)
     if last_event_id is None or last_event_id < 0:
         return None
-    check_live = _check_live(app, session)
-    snapshot = await check_live(last_event_id)
+    snapshot = await _read_live(app, session, last_event_id)
     if not replay_valid(last_event_id, snapshot, session["last_event_id"]):
         return None
     if snapshot.live is not None:
         app[FRAME_HUB].follow(subscription, max([last_event_id, *(frame.id for frame in snapshot.frames)]))
     return Relay(subscription, heartbeat=app[SETTINGS].sse_heartbeat, turn=snapshot.live, after=last_event_id,
-                 backlog=snapshot.frames, check_live=check_live)
+                 backlog=snapshot.frames, check_live=_check_live(app, session, throttled=True),
+                 check_every=CHECK_SECONDS if app[EVENT_LOG].shared else None)
 
 
-def _check_live(app: web.Application, session: asyncpg.Record) -> CheckLive:
-    """The session's log after an id, as a replay or a waiting stream must see it: a counter missing right
-    after Redis lost its state is read again once running turns re-asserted theirs, and a turn that died holding
-    the session is closed first."""
+async def _read_live(app: web.Application, session: asyncpg.Record, after: int) -> Snapshot:
+    """The session's log after ``after`` as a replay must see it: a counter missing right after Redis lost its
+    state is read again once running turns re-asserted theirs, and a turn that died holding the session is
+    closed first."""
     event_log, leases, session_id = app[EVENT_LOG], app[TURN_LEASES], session["id"]
-
-    async def check(after: int) -> Snapshot:
+    snapshot = await event_log.snapshot(session_id, after=after)
+    if snapshot.last_id == 0 and await leases.settle(session_id):
         snapshot = await event_log.snapshot(session_id, after=after)
-        if snapshot.last_id == 0 and await leases.settle(session_id):
-            snapshot = await event_log.snapshot(session_id, after=after)
-        if snapshot.live is not None and await close_dead_turn(app, session_id, snapshot.live, token="",
-                                                               floor=session["last_event_id"]):
-            snapshot = await event_log.snapshot(session_id, after=after)
+    if snapshot.live is not None and await close_dead_turn(app, session_id, snapshot.live, token="",
+                                                           floor=session["last_event_id"]):
+        snapshot = await event_log.snapshot(session_id, after=after)
+    return snapshot
+
+
+def _check_live(app: web.Application, session: asyncpg.Record, *, throttled: bool = False) -> CheckLive:
+    """What a waiting stream asks after a silence (``throttled``: once a second per session in this worker).
+    ``after`` is then an id this server sent: when Redis lost the session and no turn re-asserted it, the
+    counter is set back to it and stored, so the next turn never issues an id a client already holds."""
+    session_id = session["id"]
+
+    async def check(after: int) -> Snapshot | None:
+        if throttled and not app[FRAME_HUB].check_due(session_id, CHECK_SECONDS):
+            return None
+        snapshot = await _read_live(app, session, after)
+        if snapshot.last_id == 0 and after > 0 and await app[TURN_LEASES].reseed(session_id, after):
+            log.warning("session %s: Redis lost its log and no turn re-asserted it; its counter starts again at "
+                        "%d, the last id a stream was sent", session_id, after)
+            await _store_last_event_id(app, session_id, after)
         return snapshot
 
     return check
@@ -116,12 +132,16 @@ async def close_dead_turn(app: web.Application, session_id: uuid.UUID, turn_id: 
                 "internal_error and final", turn_id, session_id)
     for frame in frames:
         app[FRAME_HUB].publish(session_id, frame)
+    await _store_last_event_id(app, session_id, frames[-1].id)
+    return True
+
+
+async def _store_last_event_id(app: web.Application, session_id: uuid.UUID, last_id: int) -> None:
     try:
         async with app[DATABASE].connection() as conn:
-            await messages.store_last_event_id(conn, app[QUERIES], session_id=session_id, last_id=frames[-1].id)
+            await messages.store_last_event_id(conn, app[QUERIES], session_id=session_id, last_id=last_id)
     except Exception as exc:  # the counter in Redis has it; sessions.last_event_id is only its floor
         log.warning("could not store the last event id of session %s: %s", session_id, exc)
-    return True
 
 
 async def _admit_turn(request: web.Request, session: asyncpg.Record, body: dict[str, Any], *,

@@ -62,6 +62,7 @@ class FrameHub:
         self._subscriptions: dict[uuid.UUID, set[Subscription]] = {}
         self._positions: dict[uuid.UUID, int] = {}  # followed sessions: the last id read from Redis
         self._followers: dict[uuid.UUID, int] = {}  # followed sessions: how many subscriptions follow
+        self._checked: dict[uuid.UUID, float] = {}  # followed sessions: when a stream last asked about the turn
         self._wake = asyncio.Event()
         self._task: asyncio.Task[None] | None = None
         self._closed = False
@@ -115,6 +116,17 @@ class FrameHub:
             return
         self._followers.pop(session_id, None)
         self._positions.pop(session_id, None)
+        self._checked.pop(session_id, None)
+
+    def check_due(self, session_id: uuid.UUID, every: float) -> bool:
+        """Whether a stream following the session should ask about its turn now: once per ``every`` seconds in
+        this worker, however many streams follow it (the others hear the answer's frames through the hub)."""
+        now = asyncio.get_running_loop().time()
+        if session_id in self._checked and now - self._checked[session_id] < every:
+            return False
+        if session_id in self._positions:
+            self._checked[session_id] = now
+        return True
 
     @property
     def followed(self) -> int:

@@ -45,8 +45,9 @@ from voyagent.services.turn_lock import LocalTurnLock, RedisTurnLock
 
 log = logging.getLogger(__name__)
 
-LEASE_SECONDS = 5.0  # a dead worker's turn frees its session within this
-KEEP_INTERVAL = 0.3  # the keeper's tick while turns run
+LEASE_SECONDS = 2.0  # a dead worker's turn frees its session within this
+KEEP_INTERVAL = 0.25  # the keeper's tick while turns run
+CHECK_SECONDS = 1.0  # a stream following another worker's turn asks this often whether it still holds its lease
 SETTLE_SECONDS = 1.0  # after Redis lost its state: time for running turns to re-assert theirs
 OUTAGE_PATIENCE = 15.0  # an append waits this long for Redis to answer again (a restart), then fails
 RETRY_PAUSE = 0.1
@@ -94,6 +95,14 @@ end
 local left = tonumber(ARGV[1]) - epoch_age(KEYS[2])
 if left < 0 then return 0 end
 return left
+"""
+
+# KEYS seq; ARGV id → 1 when the counter was missing or below the id (an id a stream was sent) and now holds it.
+_RESEED_LUA = """
+local current = redis.call('GET', KEYS[1])
+if current and tonumber(current) >= tonumber(ARGV[1]) then return 0 end
+redis.call('SET', KEYS[1], ARGV[1])
+return 1
 """
 
 # KEYS seq, buf, live, lock; ARGV data, turn, final, floor, cap, token, index → the frame's id, or -1 when the
@@ -238,6 +247,7 @@ class RedisTurnLeases:
         self._append = redis.register_script(_HELD_APPEND_LUA)
         self._reassert = redis.register_script(_REASSERT_LUA)
         self._close = redis.register_script(_CLOSE_LUA)
+        self._reseed = redis.register_script(_RESEED_LUA)
         self.keeper = LeaseKeeper(self)
 
     def _keys(self, session_id: uuid.UUID) -> list[str]:
@@ -301,6 +311,12 @@ class RedisTurnLeases:
             await asyncio.sleep(wait / 1000)
         return wait > 0
 
+    async def reseed(self, session_id: uuid.UUID, last_id: int) -> bool:
+        """After Redis lost the session's state and no turn re-asserted it: set the missing counter to
+        ``last_id``, an id a stream of this server sent (so ids a client holds are never issued again); True when
+        it was missing."""
+        return bool(await self._call("reseed", self._reseed(keys=[self._keys(session_id)[0]], args=[last_id])))
+
     async def close_dead(self, session_id: uuid.UUID, turn_id: str, *, token: str, floor: int,
                          error: bytes, final: bytes) -> list[Frame]:
         """Append ``error`` and ``final`` for ``turn_id`` if it died holding the session (its live marker set, its
@@ -317,6 +333,8 @@ class RedisTurnLeases:
         loop = asyncio.get_running_loop()
         give_up = loop.time() + OUTAGE_PATIENCE
         refused = 0
+        if final:  # the final releases the lock: the keeper must not take it again meanwhile
+            self.let_go(lease)
         while True:
             try:
                 n = int(await self._append(keys=self._keys(lease.session_id), args=[
@@ -407,6 +425,9 @@ class LocalTurnLeases:
         return None
 
     async def settle(self, session_id: uuid.UUID) -> bool:
+        return False
+
+    async def reseed(self, session_id: uuid.UUID, last_id: int) -> bool:
         return False
 
     async def close_dead(self, session_id: uuid.UUID, turn_id: str, *, token: str, floor: int,
