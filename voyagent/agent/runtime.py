@@ -6,8 +6,11 @@ event log, then handed to the streams of this worker (``FrameHub``); a stream is
 
 Order of a turn: the ``replay_failed`` frame when the request asked for it; the tenant quota (hour before minute)
 and the backend's own refusal (daily budget), each refusing with ``error`` + ``final`` and storing nothing; the
-title rule and the user message; the resume step; the backend; then, whatever happened, the assistant message,
-the lock released, ``final`` appended (its id stored as ``sessions.last_event_id``) and published. Steps between
+title rule and the user message; the resume step; the backend; then, whatever happened, the assistant message
+(one that cannot be stored is an ``internal_error``), the lock released and ``final`` appended (one step with
+Redis), the final's id stored as ``sessions.last_event_id`` (again until PostgreSQL takes it) and published. Every
+frame goes through the turn's lease (``services/turn_lease.py``): a turn whose session was closed or taken over
+meanwhile (``LeaseLost``) writes nothing more. Steps between
 the quota and the backend run under ``VOYAGENT_AGENT_TURN_TIMEOUT_SECONDS`` (→ ``error "turn_timeout"``); an
 unexpected exception becomes ``error "internal_error"`` (its traceback logged, never sent). Exactly one
 ``final`` per turn, always last.
