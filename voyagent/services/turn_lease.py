@@ -264,11 +264,12 @@ class RedisTurnLeases:
         return result
 
     async def mark_epoch(self) -> None:
-        """At start-up: a missing epoch means a fresh Redis, not one that lost running turns (best effort)."""
+        """At start-up: a missing epoch means a fresh Redis, not one that lost running turns. Best effort and
+        silent (Redis down at start-up is reported by what needs it; the first turn then waits 1 s once)."""
         try:
             await self.redis.set(self.epoch_key, "0", nx=True)
         except Exception as exc:
-            self.redis_state.failure("turn lease (epoch)", exc)
+            log.debug("the epoch mark of the turn leases is not set: %s", exc)
 
     async def acquire(self, session_id: uuid.UUID, turn_id: str) -> Admission | None:
         """Take the session for the turn ``turn_id`` (``None``: held), its lease kept from now on; right after
