@@ -12,6 +12,7 @@ from voyagent.agent.events import event
 
 class BenchBackend:
     name = "bench"
+    reads_history = False  # the script is the message
 
     async def run_turn(self, turn: Any, tools: Any) -> AsyncIterator[dict[str, Any]]:
         command, _, argument = turn.message.partition(" ")

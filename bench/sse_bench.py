@@ -1,13 +1,18 @@
 """The SSE turn under load (issue 11): two real servers of one worker each, sharing PostgreSQL and Redis.
 
     .venv/bin/python -m bench.sse_bench [--concurrency 50] [--seconds 20] [--streams 2000] [--hold 60]
-        [--replays 200]
+        [--replays 200] [--phases turns,streams,replays] [--rounds 1] [--voyagent-src DIR]
 
-1. Turns: ``--concurrency`` clients, each on its own session, send turns back to back for ``--seconds``
-   (``burst 3``: three deltas and the final). Time from sending the POST to the first ``agent_event`` frame
-   (p50/p99) and turns per second.
+1. Turns: ``--concurrency`` clients, each on its own session, send turns back to back for ``--seconds``, on a
+   worker with the REAL default offline backend (``VOYAGENT_AGENT_BACKEND`` unset): the flight search
+   ``flights DEL to DXB on 2026-07-01 for 2 adults`` (tool_use, tool_result, text_delta, final); then the same
+   with the scripted backend's ``burst 3`` (three deltas and the final: the transport alone). Time from sending
+   the POST to the first ``agent_event`` frame (p50/p99), turns per second and the worker's CPU per turn.
+   ``--voyagent-src DIR`` also serves another checkout (e.g. ``git archive main | tar -x -C DIR``) and measures
+   the two alternately, ``--rounds`` times each: the "before" figures of a change.
 2. Open streams: 20 sessions get a long turn (``sleep``) on worker B; ``--streams`` replay streams on worker A
-   (``Last-Event-ID`` = 1) follow them for ``--hold`` seconds: worker A's RSS per stream and its CPU, and whether
+   (``Last-Event-ID`` = 1) follow them for ``--hold`` seconds with ``--heartbeat`` (1) second heartbeats, each
+   silence checking the log again: worker A's RSS per stream and its CPU, and whether
    every stream got every frame and the final (worker A follows the 20 sessions with ONE ``XREAD``).
 3. Replay from the other worker: a 200-frame turn on worker B, then ``--replays`` requests on worker A with
    ``Last-Event-ID: 0`` read all 200 frames to the end of the stream (p50/p99).
@@ -18,6 +23,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import contextlib
+import dataclasses
 import os
 import resource
 import signal
@@ -26,6 +32,7 @@ import subprocess
 import sys
 import time
 import uuid
+from pathlib import Path
 from typing import Iterator
 
 import aiohttp
@@ -38,17 +45,24 @@ from voyagent.services.tokens import mint_access_token
 
 HUGE = "1000000000"
 SESSIONS_FOR_STREAMS = 20
+SCRIPTED = "bench.sse_backend:create"
+FLIGHT_SEARCH = "flights DEL to DXB on 2026-07-01 for 2 adults"
 
 
 @contextlib.contextmanager
-def server(dsn: str, prefix: str, **env: str) -> Iterator[tuple[str, psutil.Process]]:
+def server(dsn: str, prefix: str, src: Path = ROOT, backend: str | None = SCRIPTED,
+           **env: str) -> Iterator[tuple[str, psutil.Process]]:
+    """One worker serving ``src``; ``backend`` None leaves VOYAGENT_AGENT_BACKEND unset (the offline agent)."""
     port = free_port()
     full = {**os.environ, "VOYAGENT_DB_URL": dsn, "VOYAGENT_AUTH_SECRET": SECRET, "VOYAGENT_PORT": str(port),
             "VOYAGENT_LOG_LEVEL": "WARNING", "VOYAGENT_WORKERS": "1", "VOYAGENT_RATE_LIMIT_USER_PER_MINUTE": HUGE,
             "VOYAGENT_REDIS_URL": os.environ.get("VOYAGENT_BENCH_REDIS_URL", "redis://127.0.0.1:6379/0"),
-            "VOYAGENT_REDIS_PREFIX": prefix, "VOYAGENT_AGENT_BACKEND": "bench.sse_backend:create",
-            "VOYAGENT_DB_POOL_MAX": "20", **env}
-    process = subprocess.Popen([sys.executable, "-m", "voyagent", "serve"], env=full, cwd=ROOT,
+            "VOYAGENT_REDIS_PREFIX": prefix, "VOYAGENT_DB_POOL_MAX": "20",
+            "PYTHONPATH": os.pathsep.join([str(src), str(ROOT)]), **env}
+    full.pop("VOYAGENT_AGENT_BACKEND", None)
+    if backend is not None:
+        full["VOYAGENT_AGENT_BACKEND"] = backend
+    process = subprocess.Popen([sys.executable, "-m", "voyagent", "serve"], env=full, cwd=src,
                                stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     url = f"http://127.0.0.1:{port}"
     try:
@@ -95,7 +109,22 @@ def ms(values: list[float]) -> str:
 # --- 1. time to the first frame at N concurrent turns ----------------------------------------------------
 
 
-async def turns(url: str, headers: dict[str, str], concurrency: int, seconds: float) -> None:
+@dataclasses.dataclass
+class TurnFigures:
+    turns: int
+    seconds: float
+    first_frame: list[float]
+    cpu_seconds: float
+
+    def text(self) -> str:
+        return (f"{self.turns} turns, {self.turns / self.seconds:.0f} turns/s; POST → first agent_event "
+                f"{ms(self.first_frame)}; worker CPU {self.cpu_seconds / self.turns * 1000:.2f} ms per turn")
+
+
+async def turns(url: str, worker: psutil.Process, headers: dict[str, str], concurrency: int, seconds: float,
+                message: str, frames: int) -> TurnFigures:
+    """``concurrency`` clients on sessions of their own send ``message`` back to back; each answer must hold
+    ``frames`` agent events ending with the final."""
     first_frame: list[float] = []
     completed = 0
     async with aiohttp.ClientSession(connector=aiohttp.TCPConnector(limit=0)) as http:
@@ -105,25 +134,41 @@ async def turns(url: str, headers: dict[str, str], concurrency: int, seconds: fl
             nonlocal completed
             while time.monotonic() < until:
                 started = time.monotonic()
-                async with http.post(f"{url}/chat/sessions/{session_id}/messages", json={"message": "burst 3"},
+                async with http.post(f"{url}/chat/sessions/{session_id}/messages", json={"message": message},
                                      headers=headers) as response:
                     assert response.status == 200, await response.text()
                     body = b""
                     async for chunk in response.content.iter_any():
-                        if not body:
+                        if b"event: agent_event" not in body and b"event: agent_event" in body + chunk:
                             first_frame.append(time.monotonic() - started)
                         body += chunk
-                    assert body.count(b"event: agent_event") == 4 and b'"kind":"final"' in body
+                    assert body.count(b"event: agent_event") == frames and b'"kind":"final"' in body, body[:300]
                 completed += 1
 
         await asyncio.gather(*(client(s, time.monotonic() + 2) for s in sessions))  # warm-up
         first_frame.clear()
         completed = 0
+        cpu_before = sum(worker.cpu_times()[:2])
         began = time.monotonic()
         await asyncio.gather(*(client(s, began + seconds) for s in sessions))
         elapsed = time.monotonic() - began
-    print(f"1. {concurrency} concurrent turns on one worker for {elapsed:.0f} s: {completed} turns, "
-          f"{completed / elapsed:.0f} turns/s; POST → first agent_event {ms(first_frame)}", flush=True)
+        cpu = sum(worker.cpu_times()[:2]) - cpu_before
+    return TurnFigures(completed, elapsed, first_frame, cpu)
+
+
+def turn_rounds(dsn: str, headers: dict[str, str], args: argparse.Namespace, prefix: str) -> None:
+    """Phase 1 on this checkout and, with ``--voyagent-src``, on the other one, alternately."""
+    sources = [("this checkout", ROOT)] + ([("--voyagent-src", args.voyagent_src.resolve())]
+                                           if args.voyagent_src else [])
+    for label, backend, message, frames in (("flight search, offline backend", None, FLIGHT_SEARCH, 4),
+                                            ("burst 3, scripted backend", SCRIPTED, "burst 3", 4)):
+        for round_ in range(args.rounds):
+            for name, src in sources:
+                with server(dsn, prefix + name[:2] + ":", src, backend) as (url, worker):
+                    figures = asyncio.run(turns(url, worker, headers, args.concurrency, args.seconds, message,
+                                                frames))
+                print(f"1. {label}, {args.concurrency} concurrent turns on one worker ({name}, round {round_ + 1}, "
+                      f"load average {os.getloadavg()[0]:.1f}): {figures.text()}", flush=True)
 
 
 # --- 2. thousands of open streams following turns of another worker ---------------------------------------
@@ -215,15 +260,26 @@ def main() -> None:
     parser.add_argument("--streams", type=int, default=2000)
     parser.add_argument("--hold", type=float, default=60)
     parser.add_argument("--replays", type=int, default=200)
+    parser.add_argument("--phases", default="turns,streams,replays")
+    parser.add_argument("--heartbeat", type=int, default=1, help="VOYAGENT_SSE_HEARTBEAT_SECONDS of phases 2-3")
+    parser.add_argument("--rounds", type=int, default=1)
+    parser.add_argument("--voyagent-src", type=Path, default=None)
     args = parser.parse_args()
+    phases = set(args.phases.split(","))
     soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
     resource.setrlimit(resource.RLIMIT_NOFILE, (hard, hard))
     prefix = f"bench-sse-{uuid.uuid4().hex[:8]}:"
-    with scratch_database() as dsn, server(dsn, prefix) as (url_a, worker_a), server(dsn, prefix) as (url_b, _):
+    with scratch_database() as dsn:
         headers = asyncio.run(admin_headers(dsn))
-        asyncio.run(turns(url_a, headers, args.concurrency, args.seconds))
-        asyncio.run(open_streams(url_a, worker_a, url_b, headers, args.streams, args.hold))
-        asyncio.run(replays(url_a, url_b, headers, args.replays))
+        if "turns" in phases:
+            turn_rounds(dsn, headers, args, prefix)
+        if phases & {"streams", "replays"}:
+            beat = {"VOYAGENT_SSE_HEARTBEAT_SECONDS": str(args.heartbeat)}
+            with server(dsn, prefix, **beat) as (url_a, worker_a), server(dsn, prefix, **beat) as (url_b, _):
+                if "streams" in phases:
+                    asyncio.run(open_streams(url_a, worker_a, url_b, headers, args.streams, args.hold))
+                if "replays" in phases:
+                    asyncio.run(replays(url_a, url_b, headers, args.replays))
 
 
 if __name__ == "__main__":

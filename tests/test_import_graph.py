@@ -54,6 +54,7 @@ def test_services_know_nothing_of_the_app():
     for name, imported in GRAPH.items():
         if name.startswith("voyagent.services."):
             assert not imported & {"voyagent.keys", "voyagent.edge", "voyagent.db"}, name
-            assert not any(m.startswith(("voyagent.handlers", "voyagent.middleware")) for m in imported), name
+            assert not any(m.startswith(("voyagent.handlers", "voyagent.middleware", "voyagent.agent",
+                                         "voyagent.demo")) for m in imported), name
             source = modules[name].read_text(encoding="utf-8")
             assert "web.Application" not in source and "web.Request" not in source, name

@@ -307,6 +307,63 @@ async def test_a_deep_chat_session_offset_page_is_a_deferred_join(db, chat_tenan
     assert {row["message_count"] for row in rows} == {0, 3}
 
 
+
+# --- the start of a chat turn (sql/messages.sql, sql/approval_resume.sql): one statement per step, by index ----------
+
+APPROVAL_COLUMNS = ["id", "tenant_id", "session_id", "tool_name", "tool_call_id", "summary", "turn_id", "expires_at",
+                    "status", "granted", "consumed_at"]
+TURN_INDEXES = {"sessions_pkey", "tenant_settings_pkey", MESSAGES_INDEX, "pending_approvals_session_id_requested_at_idx",
+                "pending_approvals_pending_expires_at_idx", "pending_approvals_tenant_id_status_requested_at_id_idx"}
+
+
+@pytest.fixture(scope="module")
+def turn_approvals(chat_tenant, database):
+    """Two approvals for each session of the chat tenants (one pending, one decided and consumed) and the settings
+    rows of 3,000 more tenants, vacuumed and analysed."""
+    async def seed():
+        conn = await asyncpg.connect(database.dsn)
+        try:
+            sessions_ = await conn.fetch("SELECT id, tenant_id FROM sessions ORDER BY id")
+            start = dt.datetime(2026, 1, 1, tzinfo=dt.timezone.utc)
+            rows = []
+            for n, (session_id, tenant_id) in enumerate(sessions_):
+                for k, (status, granted, consumed) in enumerate((("pending", None, None), ("granted", True, start))):
+                    rows.append((f"ap-{n}-{k}", tenant_id, session_id, "book_offer", f"tc-{n}-{k}", "Book", "t-1",
+                                 start + dt.timedelta(hours=n % 48), status, granted, consumed))
+            await conn.copy_records_to_table("pending_approvals", records=rows, columns=APPROVAL_COLUMNS)
+            await conn.copy_records_to_table("tenants", columns=["id", "display_name"],  # settings of many tenants
+                                             records=[(new_id(), f"Other {i}") for i in range(3000)])
+            await conn.execute("INSERT INTO tenant_settings (tenant_id) SELECT id FROM tenants ON CONFLICT DO NOTHING")
+            for table in ("pending_approvals", "tenant_settings", "sessions", "messages"):
+                await conn.execute(f"VACUUM (ANALYZE) {table}")
+            return sessions_[len(sessions_) // 2]["id"]
+        finally:
+            await conn.close()
+
+    return asyncio.run(seed())
+
+
+def _assert_turn_step_indexed(plan, label):
+    scans = [(n["Node Type"], n.get("Relation Name"), n.get("Index Name")) for n in _nodes(plan)]
+    assert not [s for s in scans if s[0] == "Seq Scan"], (label, scans)
+    assert {s[2] for s in scans if s[2]} <= TURN_INDEXES and any(s[2] for s in scans), (label, scans)
+
+
+@pytest.mark.parametrize("mode", ["force_custom_plan", "force_generic_plan"])
+@pytest.mark.parametrize("name", ["admit_turn", "insert_user_message", "sweep_unconsumed_decisions"])
+async def test_each_statement_before_a_turns_first_frame_reads_by_index(db, queries, chat_tenant, turn_approvals,
+                                                                       name, mode):
+    session_id = turn_approvals
+    tenant_id = await db.fetchval("SELECT tenant_id FROM sessions WHERE id = $1", session_id)
+    now = dt.datetime(2026, 1, 2, tzinfo=dt.timezone.utc)
+    values = {"admit_turn": {"id": session_id, "tenant_id": tenant_id, "now": now},
+              "insert_user_message": {"id": new_id(), "session_id": session_id, "title": "t",
+                                      "content": json.dumps([{"type": "text", "text": "t"}])},
+              "sweep_unconsumed_decisions": {"session_id": session_id, "tenant_id": tenant_id, "now": now}}[name]
+    query = getattr(queries, name)
+    _assert_turn_step_indexed(await _plan(db, query.sql, query.args(values), mode), f"{name} {mode}")
+
+
 # --- finance reports (sql/reports.sql): aging on its covering index (0005), trial balance on daily totals (0007)
 
 FINANCE_COLUMNS = ["id", "tenant_id", "number", "party_name", "issue_date", "due_date", "total_amount", "currency",

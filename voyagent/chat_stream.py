@@ -9,6 +9,8 @@ request looks at the buffer is either in what it read or in its queue. Then:
   under it: a delete may have committed since; the backend: 503; the
   approval sweep and the ``approvals`` map: 404 / 403 / 409; the event log's live marker: 503), each failure
   releasing the lock; then the turn starts as a task of its own and the stream relays it up to its ``final``.
+  The read under the lock is one statement that also sweeps the approvals and reads what the turn would otherwise
+  read again (the tenant's settings, whether any approval awaits the resume step): the first frame comes sooner.
 
 With Redis the lock is the turn's lease (``services/turn_lease.py``): a turn that died with its worker is closed
 here (``error "internal_error"`` + ``final``, once) by whoever meets it first: the next turn's admission, a replay,
@@ -18,7 +20,6 @@ once running turns had the time to re-assert theirs.
 
 from __future__ import annotations
 
-import contextlib
 import logging
 import uuid
 from typing import Any
@@ -84,12 +85,17 @@ async def _replay(app: web.Application, subscription: Subscription, session: asy
                  check_every=CHECK_SECONDS if app[EVENT_LOG].shared else None)
 
 
-async def _read_live(app: web.Application, session: asyncpg.Record, after: int) -> Snapshot:
+async def _read_live(app: web.Application, session: asyncpg.Record, after: int, *, shared: bool = False) -> Snapshot:
     """The session's log after ``after`` as a replay must see it: a counter missing right after Redis lost its
     state is read again once running turns re-asserted theirs, and a turn that died holding the session is
-    closed first."""
+    closed first. ``shared``: the first read may be the one another stream of this worker made moments ago
+    (``FrameHub.snapshot``: what keeps thousands of waiting streams to one read per session); the reads after a
+    wait or a close are the log's own."""
     event_log, leases, session_id = app[EVENT_LOG], app[TURN_LEASES], session["id"]
-    snapshot = await event_log.snapshot(session_id, after=after)
+    if shared:
+        snapshot = await app[FRAME_HUB].snapshot(session_id, after)
+    else:
+        snapshot = await event_log.snapshot(session_id, after=after)
     if snapshot.last_id == 0 and await leases.settle(session_id):
         snapshot = await event_log.snapshot(session_id, after=after)
     if snapshot.live is not None and await close_dead_turn(app, session_id, snapshot.live, token="",
@@ -107,7 +113,7 @@ def _check_live(app: web.Application, session: asyncpg.Record, *, throttled: boo
     async def check(after: int) -> Snapshot | None:
         if throttled and not app[FRAME_HUB].check_due(session_id, CHECK_SECONDS):
             return None
-        snapshot = await _read_live(app, session, after)
+        snapshot = await _read_live(app, session, after, shared=True)
         if snapshot.last_id == 0 and after > 0 and await app[TURN_LEASES].reseed(session_id, after):
             log.warning("session %s: Redis lost its log and no turn re-asserted it; its counter starts again at "
                         "%d, the last id a stream was sent", session_id, after)
@@ -157,26 +163,36 @@ async def _admit_turn(request: web.Request, session: asyncpg.Record, body: dict[
     lease = admission.lease
     try:
         # A delete that committed between the first read and the lock leaves no row: read it again under the lock
-        # (its last_event_id is then the floor of the turn's ids).
+        # (its last_event_id is then the floor of the turn's ids). When the backend can run, the same statement
+        # sweeps the session's approvals (step 1d) and reads what the turn needs (settings, unconsumed approvals).
+        ready = backends.is_ready(app[AGENT_BACKEND])
         async with app[DATABASE].connection() as conn:
-            session = await messages.get_turn_session(conn, app[QUERIES], tenant_id=principal.tenant_id,
-                                                      session_id=str(session_id))
+            if ready:
+                session = await messages.admit_turn(conn, app[QUERIES], tenant_id=principal.tenant_id,
+                                                    session_id=session_id)
+            else:
+                session = await messages.get_turn_session(conn, app[QUERIES], tenant_id=principal.tenant_id,
+                                                          session_id=str(session_id))
         if admission.dead_turn is not None:
             await close_dead_turn(app, session_id, admission.dead_turn, token=lease.token,
                                   floor=session["last_event_id"])
-        if not backends.is_ready(app[AGENT_BACKEND]):
+        if not ready:
             raise ApiError(503, "agent_runtime_unavailable")
-        await edge.apply_approvals_map(app[DATABASE], app[QUERIES], tenant_id=principal.tenant_id,
-                                       session_id=session_id, decisions=body.get("approvals") or {},
-                                       resolver_id=principal.user_id, resolver_role=principal.role)
-        await app[EVENT_LOG].begin(session_id, turn_id)
+        decisions = body.get("approvals") or {}
+        if decisions:
+            async with edge.forbidden_recorded(request):
+                await edge.apply_approvals_map(app[DATABASE], app[QUERIES], tenant_id=principal.tenant_id,
+                                               session_id=session_id, decisions=decisions,
+                                               resolver_id=principal.user_id, resolver_role=principal.role)
+        settings = messages.admitted_settings(session)
+        quota = await app[TURN_RUNNER].begin(session_id, turn_id, principal.tenant_id, settings)
     except BaseException:
         await leases.release(lease)
         raise
     app[TURN_RUNNER].start(TurnStart(
         session_id=session_id, tenant_id=principal.tenant_id, user_id=principal.user_id, role=principal.role,
         turn_id=turn_id, message=body.get("message") or "", lease=lease, floor=session["last_event_id"],
-        replay_failed=replay_failed))
+        replay_failed=replay_failed, settings=settings, resume=session["unconsumed_approvals"], quota=quota))
     return turn_id
 
 
@@ -186,9 +202,7 @@ async def _stream(request: web.Request, relay: Relay) -> web.StreamResponse:
     gauge.inc()
     try:
         response = await open_stream(request)
-        await relay.run(response)
-        with contextlib.suppress(ConnectionError):
-            await response.write_eof()
+        await relay.run(response)  # ends the body too
         return response
     finally:
         gauge.dec()

@@ -197,10 +197,11 @@ def _demo(settings: Settings) -> int:
     if outcome.credentials is None:
         print("  its passwords were printed by the run that created it (another data directory)", flush=True)
         return 0
-    print("  sign in with POST /auth/sign-in as any of:", flush=True)
-    for member in outcome.credentials:
+    print("  sign in with POST /auth/sign-in (or \"Authorize\" in /docs) as any of:", flush=True)
+    for member in outcome.credentials["members"]:
         print(f"    {member['role']:<16} {member['email']:<36} password {member['password']}"
               f"  ({member['full_name']})", flush=True)
+    print(f"  integrator API key (header Authorization: Bearer …): {outcome.credentials['api_key']}", flush=True)
     return 0
 
 

@@ -8,16 +8,18 @@ create handlers (idempotent creates) and the two ways an approval is resolved (H
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import random
 import datetime as dt
 import uuid
-from typing import Any
+from typing import Any, AsyncIterator
 
 import orjson
 from aiohttp import web
 
 from voyagent.degradation import report_best_effort
+from voyagent.errors import ApiError
 from voyagent.jsonio import json_response
 from voyagent.keys import (
     API_KEY_CACHE,
@@ -100,6 +102,19 @@ async def record_forbidden(request: web.Request, principal: Principal, code: str
                                     kind="auth.verify", status="rejected", error=code, inputs=inputs)
     except Exception as exc:
         report_best_effort(log, "could not write auth.verify audit event", exc)
+
+
+@contextlib.asynccontextmanager
+async def forbidden_recorded(request: web.Request) -> AsyncIterator[None]:
+    """A ``403 forbidden_role`` a handler's own check raises (an approval's tool roles) is audited like the
+    middleware's: data-model.md writes ``auth.verify`` for every 403 returned to an authenticated caller."""
+    try:
+        yield
+    except ApiError as error:
+        principal = request.get(PRINCIPAL)
+        if error.status == 403 and isinstance(error.detail, str) and principal is not None:
+            await record_forbidden(request, principal, error.detail)
+        raise
 
 
 # --- idempotent creates ---------------------------------------------------------------------------------
@@ -187,11 +202,10 @@ async def resolve_approval(db: Database, sql: Any, *, tenant_id: uuid.UUID, appr
 
 async def apply_approvals_map(db: Database, sql: Any, *, tenant_id: uuid.UUID, session_id: uuid.UUID,
                               decisions: dict[str, bool], resolver_id: uuid.UUID, resolver_role: str) -> None:
-    """The chat ``approvals`` map (§2 step 1d, §6.4): the session's lazy expiry sweep, then each entry in map
-    order exactly like ``POST /approvals/{id}/resolve`` (reason null); the same decision again is a no-op, and
-    entries before a failing one stay applied."""
-    async with db.transaction() as conn:
-        await approvals.expire_session(conn, sql, tenant_id=tenant_id, session_id=session_id)
+    """The chat ``approvals`` map (§2 step 1d, §6.4), after the session's lazy expiry sweep (which the caller ran
+    with its read under the turn lock, ``messages.admit_turn``): each entry in map order exactly like
+    ``POST /approvals/{id}/resolve`` (reason null); the same decision again is a no-op, and entries before a
+    failing one stay applied."""
     for approval_id, granted in decisions.items():
         await resolve_approval(db, sql, tenant_id=tenant_id, approval_id=approval_id, granted=granted, reason=None,
                                resolver_id=resolver_id, resolver_role=resolver_role, session_id=session_id,

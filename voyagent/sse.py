@@ -61,6 +61,7 @@ class Relay:
         self.check_live = check_live
         self.check_every = min(check_every, heartbeat) if check_every else heartbeat
         self.done = False
+        self.tail = b""  # the last frames, up to the final: sent by ``run`` with the end of the body
         self._unreadable_since: float | None = None
 
     def _take(self, frames: list[Frame], *, live: bool) -> bytes:
@@ -79,37 +80,49 @@ class Relay:
         return b"".join(chunks)
 
     async def run(self, response: web.StreamResponse) -> None:
-        """Write until done; a client that went away ends it quietly (the turn runs on regardless)."""
+        """Write until done, then the end of the body (with ``tail``, one write); a client that went away ends it
+        quietly (the turn runs on regardless)."""
         try:
             await self._run(response)
+            await response.write_eof(self.tail)
         except ConnectionError:
             log.info("SSE client went away (session %s)", self.subscription.session_id)
 
+    async def _write(self, response: web.StreamResponse, chunk: bytes) -> bool:
+        """Frames that end the stream wait for the end of the body (``run``); the others go out now. True when
+        something was written now."""
+        if self.done or self.turn is None:  # the final was taken, or a replay with no turn to follow
+            self.tail += chunk
+            return False
+        if not chunk:
+            return False
+        await response.write(chunk)
+        return True
+
     async def _run(self, response: web.StreamResponse) -> None:
-        first = self._take(self.backlog, live=False)
-        if first:
-            await response.write(first)
+        await self._write(response, self._take(self.backlog, live=False))
         loop = asyncio.get_running_loop()
         quiet_since = loop.time()
         while not self.done and self.turn is not None:
             wait = min(self.check_every, quiet_since + self.heartbeat - loop.time())
             item = await self.subscription.next(max(wait, 0.0))
-            if isinstance(item, Closed):
-                return
             if item is None:
                 if loop.time() - quiet_since >= self.heartbeat - 0.001:
                     await response.write(HEARTBEAT)
                     quiet_since = loop.time()
-                if self.check_live is not None and await self._catch_up(response):
-                    quiet_since = loop.time()
+                if self.check_live is not None:
+                    await self._catch_up()
                 continue
-            chunk = self._take([item], live=True)
-            if chunk:
-                await response.write(chunk)
+            items = [item, *self.subscription.queued()]  # frames already queued go out in one write
+            closed = next((i for i, queued in enumerate(items) if isinstance(queued, Closed)), None)
+            frames = [queued for queued in items[:closed] if not isinstance(queued, Closed)]
+            if await self._write(response, self._take(frames, live=True)):
                 quiet_since = loop.time()
+            if closed is not None:
+                return
 
-    async def _catch_up(self, response: web.StreamResponse) -> bool:
-        """Ask the log about the followed turn; True when frames were written."""
+    async def _catch_up(self) -> None:
+        """Ask the log about the followed turn; a turn that is over leaves its missed frames in ``tail``."""
         assert self.check_live is not None
         now = asyncio.get_running_loop().time()
         try:
@@ -120,12 +133,10 @@ class Relay:
                 log.warning("SSE replay of session %s ends: the event log cannot be read (%s)",
                             self.subscription.session_id, exc)
                 self.done = True
-            return False
+            return
         self._unreadable_since = None
         if snapshot is None or snapshot.live == self.turn:
-            return False
+            return
         chunk = self._take(snapshot.frames, live=True)
-        if chunk:
-            await response.write(chunk)
         self.done = True  # the followed turn is over: its final was in the buffer, or it is gone without one
-        return bool(chunk)
+        self.tail += chunk

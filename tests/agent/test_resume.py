@@ -15,7 +15,8 @@ from tests.agent.test_gateway_write_tools import DEL_DXB, FLIGHT, HOTEL, audit_r
 from tests.conftest import wait_until
 from voyagent.agent.interface import ResumedApproval
 from voyagent.agent.resume import resume
-from voyagent.agent.sandbox import SandboxSupplier, booking_reference
+from voyagent.agent.sandbox import SandboxSupplier
+from voyagent.services.itinerary_items import booking_reference
 from voyagent.services import approvals
 
 

@@ -18,12 +18,12 @@ from voyagent.agent.sandbox import (
     FlightOffer,
     HotelOffer,
     SandboxSupplier,
-    booking_reference,
     normalise_city,
     offer_from_output,
     search_flights,
     search_hotels,
 )
+from voyagent.services.itinerary_items import booking_reference
 from voyagent.services.itinerary import itinerary
 
 JULY_1 = dt.date(2026, 7, 1)

@@ -14,6 +14,8 @@ import orjson
 import pytest
 
 from tests.agent import scripted_backend
+from tests.chat_client import (agent_events, assert_one_final_last, detail, ids, kinds, new_session,
+                               read_first_frame, send, turn)
 from tests.sse_client import SseParser, events_of, read_all
 from voyagent.agent.events import KEYS
 
@@ -35,46 +37,6 @@ def make_stream_client(make_client):
 @pytest.fixture
 async def stream_client(make_stream_client):
     return await make_stream_client()
-
-
-async def new_session(client, user):
-    response = await client.post("/chat/sessions", headers=user.headers)
-    assert response.status == 201
-    return (await response.json())["session_id"]
-
-
-def send(client, user, session_id, message="", *, last_event_id=None, **body):
-    headers = dict(user.headers)
-    if last_event_id is not None:
-        headers["Last-Event-ID"] = last_event_id
-    return client.post(f"/chat/sessions/{session_id}/messages", json={"message": message, **body}, headers=headers)
-
-
-async def turn(client, user, session_id, message="", **kwargs):
-    """Send and read the whole stream: (raw body, events)."""
-    response = await send(client, user, session_id, message, **kwargs)
-    assert response.status == 200, await response.text()
-    return await read_all(response)
-
-
-def agent_events(events):
-    return [event for event in events if event.event == "agent_event"]
-
-
-def kinds(events):
-    return [event.kind for event in agent_events(events)]
-
-
-def ids(events):
-    return [int(event.id) for event in agent_events(events)]
-
-
-def assert_one_final_last(events, turn_id=None):
-    agent = agent_events(events)
-    finals = [event for event in agent if event.kind == "final"]
-    assert len(finals) == 1 and agent[-1] is finals[0], kinds(events)
-    if turn_id is not None:
-        assert finals[0].json["turn_id"] == turn_id
 
 
 # --- the frame format -------------------------------------------------------------------------------------
@@ -274,14 +236,6 @@ async def test_an_empty_last_event_id_is_absent(stream_client, admin):
 # --- one turn at a time; delete and rename meanwhile --------------------------------------------------------
 
 
-async def read_first_frame(response):
-    parser = SseParser()
-    while True:
-        events = parser.feed(await response.content.readany())
-        if events:
-            return events[0]
-
-
 async def test_two_concurrent_turns_give_one_stream_and_one_409(any_store_client, admin):
     session_id = await new_session(any_store_client, admin)
     go = signal_name()
@@ -412,10 +366,6 @@ async def test_turn_outcomes_and_open_streams_are_in_the_metrics(stream_client, 
 
 
 # --- the pre-stream checks, in the contract's order ----------------------------------------------------------
-
-
-async def detail(response):
-    return response.status, (await response.json())["detail"]
 
 
 async def approval(client, user, session_id, tool_name="book_offer", **kwargs):
@@ -679,3 +629,43 @@ async def test_the_last_event_id_is_stored_once_postgresql_takes_it_again(stream
     async with asyncio.timeout(30):  # a bound for a broken build, not a wait for the state
         while await db.fetchval("SELECT last_event_id FROM sessions WHERE id = $1::uuid", session_id) != 2:
             await asyncio.sleep(0.05)
+
+
+async def test_a_backend_that_does_not_read_the_history_gets_none_and_the_messages_are_still_stored(
+        stream_client, admin, db):
+    from voyagent.agent.offline import OfflineBackend
+    from voyagent.keys import AGENT_BACKEND
+
+    assert OfflineBackend.reads_history is False  # the grammar acts on the message alone (§8)
+    backend = stream_client.server.app[AGENT_BACKEND]
+    backend.reads_history = False
+    session_id = await new_session(stream_client, admin)
+    await turn(stream_client, admin, session_id, "say one")
+    _, events = await turn(stream_client, admin, session_id, "say two")
+    assert kinds(events) == ["text_delta", "final"]
+    assert backend.turns[-1].history == () and backend.turns[-1].message == "say two"
+    assert await message_count(db, session_id) == 4
+
+
+async def test_decisions_taken_outside_the_chat_and_overdue_approvals_are_resumed_at_the_next_turn(
+        stream_client, admin, db):
+    """The turn skips the resume step only when no approval of the session is unconsumed: a decision taken with
+    POST /approvals/{id}/resolve and an approval found overdue by the turn's own sweep are both acted on."""
+    import datetime as dt
+
+    session_id = await new_session(stream_client, admin)
+    decided = await approval(stream_client, admin, session_id)
+    response = await stream_client.post(f"/approvals/{decided}/resolve", json={"granted": False},
+                                        headers=admin.headers)
+    assert response.status == 200
+    overdue = await approval(stream_client, admin, session_id, ttl=1,
+                             now=dt.datetime.now(dt.timezone.utc) - dt.timedelta(hours=1))
+    _, events = await turn(stream_client, admin, session_id, "say ok")
+    assert kinds(events) == ["approval_denied", "text_delta", "approval_denied", "text_delta", "text_delta", "final"]
+    denied = [event.json for event in agent_events(events) if event.json["kind"] == "approval_denied"]
+    assert [(ev["approval_id"], ev["error_message"]) for ev in denied] == [  # by requested_at: an hour ago first
+        (overdue, "approval_expired"), (decided, None)]
+    assert await db.fetchval("SELECT count(*) FROM pending_approvals WHERE session_id = $1::uuid "
+                             "AND consumed_at IS NULL", session_id) == 0
+    _, events = await turn(stream_client, admin, session_id, "say again")  # nothing left to resume
+    assert kinds(events) == ["text_delta", "final"]

@@ -139,6 +139,39 @@ async def test_an_unreachable_redis_is_503_for_every_write_and_read():
     ("0", 0, 0, None, True),  # a fresh session
     ("-1", 5, 0, 3, False), ("007", 7, 0, 3, True), ("+3", 5, 0, 3, False), ("3 ", 5, 0, 3, False),
     ("x", 5, 0, 3, False),
+    ("0" * 5000 + "3", 5, 0, 3, True), ("9" * 5000, 5, 0, 3, False), ("-" + "9" * 5000, 5, 0, 3, False),  # no int()
+    ("9223372036854775807", 5, 0, 3, False), ("9223372036854775808", 5, 0, 3, False),
 ])
 def test_the_validity_rule_of_last_event_id(header, last_id, stored, oldest, valid):
     assert replay_valid(parse_last_event_id(header), Snapshot(last_id, oldest, None, []), stored) is valid
+
+
+async def test_streams_of_one_worker_share_a_snapshot_read_for_a_moment(redis_client, prefix):
+    """Replays ask the log again after every heartbeat silence: the hub answers simultaneous (and, briefly, later)
+    identical questions with one read, then reads afresh."""
+    import asyncio
+
+    from tests.conftest import wait_until
+    from voyagent.services.frame_hub import FrameHub
+
+    class CountingLog(RedisEventLog):
+        reads = 0
+
+        async def snapshot(self, session_id, after):
+            CountingLog.reads += 1
+            return await super().snapshot(session_id, after)
+
+    log = CountingLog(redis_client, prefix, CAP, 120)
+    hub = FrameHub(log)
+    session = uuid.uuid4()
+    await append(log, session, 2)
+    first = await asyncio.gather(*(hub.snapshot(session, 1) for _ in range(50)))
+    assert CountingLog.reads == 1 and {tuple(s.frames) for s in first} == {tuple(first[0].frames)}
+    assert [frame.id for frame in first[0].frames] == [2]
+    await hub.snapshot(session, 0)  # another question: its own read
+    assert CountingLog.reads == 2
+    await append(log, session, 1)
+    await wait_until(lambda: not hub._snapshots, what="the shared answers forgotten")
+    assert [frame.id for frame in (await hub.snapshot(session, 1)).frames] == [2, 3]
+    assert CountingLog.reads == 3
+    await hub.close()

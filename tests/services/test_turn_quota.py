@@ -62,3 +62,29 @@ async def test_an_unreachable_redis_fails_open():
     assert await quota.take(uuid.uuid4(), 1, 1) is None
     assert quota.redis_state.down
     await client.aclose()
+
+
+async def test_the_live_marker_and_the_quota_in_one_script_count_like_take(redis_url, redis_prefix):
+    """The turn's start (event_log.begin_taking_quota): the marker is written whatever the verdict; the windows are
+    the ones ``take`` uses; an unreachable Redis is raised (503), not failed open."""
+    from voyagent.errors import ApiError
+    from voyagent.services.event_log import RedisEventLog, session_keys
+
+    client = aioredis.from_url(redis_url)
+    prefix = f"{redis_prefix}{secrets.token_hex(4)}:"
+    clock = Clock()
+    quota, log = RedisTurnQuota(client, prefix, clock=clock), RedisEventLog(client, prefix, 200, 120)
+    tenant, session = uuid.uuid4(), uuid.uuid4()
+    verdicts = [await log.begin_taking_quota(session, f"t-{n:012x}", quota, tenant, 2, 100) for n in range(3)]
+    assert verdicts == [None, None, "minute"]
+    # the two starts took a slot each, the refusal none: a limit of 3 has one left
+    assert [await quota.take(tenant, 3, 100) for _ in range(2)] == [None, "minute"]
+    live = session_keys(prefix, session)[2]
+    assert await client.get(live) == b"t-000000000002" and 0 < await client.pttl(live) <= 150_000
+    await client.aclose()
+    down = aioredis.from_url("redis://127.0.0.1:1")
+    with pytest.raises(ApiError) as failed:
+        await RedisEventLog(down, "x:", 200, 120).begin_taking_quota(session, "t-1", RedisTurnQuota(down, "x:"),
+                                                                     tenant, 1, 1)
+    assert (failed.value.status, failed.value.detail) == (503, "redis_unreachable")
+    await down.aclose()

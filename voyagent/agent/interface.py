@@ -8,7 +8,9 @@ yields ``final``.
 Two optional members let the turn ask a backend before it starts (absent = no objection):
 ``ready`` (bool attribute or property): False → new turns answer ``503 agent_runtime_unavailable`` (§2 step 1c);
 ``async refuse_turn(turn) -> str | None``: an ``error_message`` that refuses the turn at §2 step 4 (the LLM
-backend's daily token budget), the turn then emits that ``error`` and ``final`` and stores nothing.
+backend's daily token budget), the turn then emits that ``error`` and ``final`` and stores nothing;
+``reads_history`` (bool): False → the turn does not read the stored messages for it (``Turn.history`` is empty):
+the offline agent acts on the message alone, and a search's first event then comes one query sooner.
 """
 
 from __future__ import annotations
@@ -81,3 +83,8 @@ class Backend(Protocol):
 
     def run_turn(self, turn: Turn, tools: Tools) -> AsyncIterator[dict[str, Any]]:
         """Yield the turn's ``text_delta`` / ``error`` events."""
+
+
+def reads_history(backend: Backend) -> bool:
+    """A backend without a ``reads_history`` member gets the history."""
+    return bool(getattr(backend, "reads_history", True))

@@ -20,6 +20,7 @@ WALK_IN_CUSTOMER = "Walk-in customer"
 
 class OfflineBackend:
     name = "offline"
+    reads_history = False  # §8: the grammar reads the message alone
 
     def __init__(self, database: Any, sql: Any) -> None:
         self.database = database

@@ -10,7 +10,6 @@ from __future__ import annotations
 from voyagent.agent import replies
 from voyagent.agent.gateway import APPROVAL_EXPIRED, ToolGateway
 from voyagent.agent.interface import ResumedApproval
-from voyagent.services import approvals
 from voyagent.services.approvals import ApprovalRow
 
 
@@ -18,11 +17,9 @@ async def resume(gateway: ToolGateway) -> list[ResumedApproval]:
     """Sweep the session's overdue approvals, then act on every decided, unconsumed one (events through the
     gateway's ``emit``); the outcomes, in order."""
     services, context = gateway.services, gateway.context
-    async with services.database.transaction() as conn:
-        await approvals.expire_session(conn, services.sql, tenant_id=context.tenant_id,
-                                       session_id=context.session_id, now=services.clock())
-        rows = [ApprovalRow.from_record(record) for record in await services.sql.list_unconsumed_decisions(
-            conn, tenant_id=context.tenant_id, session_id=context.session_id)]
+    async with services.database.connection() as conn:  # one statement: the sweep and the list
+        rows = [ApprovalRow.from_record(record) for record in await services.sql.sweep_unconsumed_decisions(
+            conn, tenant_id=context.tenant_id, session_id=context.session_id, now=services.clock())]
     resumed = []
     for row in rows:
         outcome = await (_grant(gateway, row) if row.status == "granted" else _deny(gateway, row))

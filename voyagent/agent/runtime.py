@@ -25,16 +25,17 @@ import asyncio
 import dataclasses
 import logging
 import uuid
-from typing import Any, Awaitable, Callable, Sequence
+from typing import Any, Awaitable, Callable, Literal, Mapping, Sequence
 
 from voyagent.agent import events
 from voyagent.agent.gateway import Emit, ToolContext
-from voyagent.agent.interface import Backend, ResumedApproval, TenantAgentSettings, Tools, Turn
+from voyagent.agent.interface import Backend, ResumedApproval, TenantAgentSettings, Tools, Turn, reads_history
 from voyagent.db import Database
 from voyagent.services import messages, tenant_settings
+from voyagent.services.event_log import RedisEventLog
 from voyagent.services.frame_hub import FrameHub
 from voyagent.services.turn_lease import LeaseLost, TurnLease, TurnLeases
-from voyagent.services.turn_quota import TurnQuota
+from voyagent.services.turn_quota import RedisTurnQuota, Refusal, TurnQuota
 
 log = logging.getLogger(__name__)
 
@@ -44,6 +45,8 @@ STORE_PATIENCE = 15.0  # sessions.last_event_id is written again this long while
 STORE_RETRY_PAUSE = 0.25
 BACKEND_KINDS = ("text_delta", "error")  # §10.1: all a backend may yield
 
+NOT_TAKEN = "not taken"  # the quota is taken by the turn itself
+QuotaVerdict = Refusal | None | Literal["not taken"]
 GatewayFactory = Callable[[ToolContext, Emit], Tools]
 Resume = Callable[[Any], Awaitable[Sequence[ResumedApproval]]]
 CountTurn = Callable[[str, str], None]  # (backend, outcome) → voyagent_agent_turns_total
@@ -62,6 +65,9 @@ class TurnStart:
     lease: TurnLease
     floor: int  # sessions.last_event_id when the turn was admitted
     replay_failed: bool = False
+    settings: Mapping[str, Any] | None = None  # the tenant's settings read at admission; None: read them here
+    resume: bool = True  # False: the session had no unconsumed approval at admission, the resume step is skipped
+    quota: QuotaVerdict = NOT_TAKEN  # step 3's verdict when ``TurnRunner.begin`` took it already
 
 
 class _RunningTurn:
@@ -123,14 +129,28 @@ class TurnRunner:
     def running(self) -> int:
         return len(self._turns)
 
-    def start(self, start: TurnStart) -> None:
-        """Run the turn in a task of its own (the caller's connection may go away at any time)."""
+    async def begin(self, session_id: uuid.UUID, turn_id: str, tenant_id: uuid.UUID,
+                    settings: Mapping[str, Any] | None) -> QuotaVerdict:
+        """§2 step 1e: mark the turn live in the event log (``503 redis_unreachable`` when it cannot be written).
+        With the tenant's settings known and both the log and the quota in Redis, step 3's quota is taken in the
+        same round trip and its verdict returned (the turn emits it); otherwise ``NOT_TAKEN``."""
+        event_log = self.leases.log  # the lease takes the lock; the live marker is still this step's
+        if settings is not None and isinstance(event_log, RedisEventLog) and isinstance(self.quota, RedisTurnQuota):
+            return await event_log.begin_taking_quota(session_id, turn_id, self.quota, tenant_id,
+                                                     settings["rate_limit_per_minute"], settings["rate_limit_per_hour"])
+        await event_log.begin(session_id, turn_id)
+        return NOT_TAKEN
+
+    def start(self, start: TurnStart) -> asyncio.Task[list[dict[str, Any]]]:
+        """Run the turn in a task of its own (the caller's connection may go away at any time); the task's result
+        is the events the turn emitted, ``final`` excepted (the demo reads what its turns did)."""
         turn = _RunningTurn(self, start)
         task = asyncio.get_running_loop().create_task(self._run(turn), name=f"turn-{start.turn_id}")
         self._turns[task] = turn
         task.add_done_callback(self._turns.pop)
+        return task
 
-    async def _run(self, turn: _RunningTurn) -> None:
+    async def _run(self, turn: _RunningTurn) -> list[dict[str, Any]]:
         try:
             await self._run_leased(turn)
         except LeaseLost:
@@ -138,6 +158,7 @@ class TurnRunner:
                         turn.start.turn_id, turn.start.session_id)
         finally:
             self.leases.let_go(turn.lease)
+        return turn.events
 
     async def _run_leased(self, turn: _RunningTurn) -> None:
         start = turn.start
@@ -179,9 +200,13 @@ class TurnRunner:
     async def _work(self, turn: _RunningTurn) -> str:
         """Steps 3–7; the outcome label of voyagent_agent_turns_total."""
         start, sql = turn.start, self.sql
-        async with self.database.transaction() as conn:
-            row = await tenant_settings.get_or_create(conn, sql, start.tenant_id)
-        refusal = await self.quota.take(start.tenant_id, row["rate_limit_per_minute"], row["rate_limit_per_hour"])
+        row = start.settings
+        if row is None:
+            async with self.database.transaction() as conn:
+                row = await tenant_settings.get_or_create(conn, sql, start.tenant_id)
+        refusal = start.quota
+        if refusal == NOT_TAKEN:
+            refusal = await self.quota.take(start.tenant_id, row["rate_limit_per_minute"], row["rate_limit_per_hour"])
         if refusal is not None:
             await turn.emit(turn.event("error", error_message=f"rate_limited: {refusal}"))
             return "rate_limited"
@@ -193,15 +218,17 @@ class TurnRunner:
             if reason:
                 await turn.emit(turn.event("error", error_message=reason))
                 return "budget_exceeded"
-        async with self.database.transaction() as conn:
+        async with self.database.connection() as conn:  # one statement
             await messages.store_user_message(conn, sql, session_id=start.session_id, message=start.message)
         gateway = self.gateway_factory(ToolContext(tenant_id=start.tenant_id, session_id=start.session_id,
                                                    user_id=start.user_id, role=start.role, turn_id=start.turn_id),
                                        turn.emit)
-        resumed = await self.resume(gateway)
+        resumed = await self.resume(gateway) if start.resume else ()
         if start.message.strip():
-            async with self.database.connection() as conn:
-                stored = await messages.history(conn, sql, session_id=start.session_id)
+            stored: Sequence[dict[str, Any]] = ()
+            if reads_history(self.backend):
+                async with self.database.connection() as conn:
+                    stored = await messages.history(conn, sql, session_id=start.session_id)
             async for ev in self.backend.run_turn(self._turn(start, agent_settings, stored, resumed), gateway):
                 if not isinstance(ev, dict) or ev.get("kind") not in BACKEND_KINDS:
                     raise ValueError(f"backend {self.backend.name!r} yielded a forbidden event: {ev!r:.200}")
@@ -225,7 +252,7 @@ class TurnRunner:
         blocks = messages.assistant_blocks(turn.events)
         if blocks:
             try:
-                async with self.database.transaction() as conn:
+                async with self.database.connection() as conn:  # one statement
                     await messages.store_assistant_message(conn, self.sql, session_id=start.session_id,
                                                            blocks=blocks)
             except Exception:

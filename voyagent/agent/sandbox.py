@@ -12,7 +12,6 @@ The tools (``voyagent.agent.toolbox``) call it and store what it returns in the 
 from __future__ import annotations
 
 import asyncio
-import base64
 import dataclasses
 import datetime as dt
 import hashlib
@@ -178,12 +177,6 @@ def search_hotels(city: str, check_in: dt.date, check_out: dt.date, guests: int 
             nights=nights, guests=guests, rooms=rooms, nightly_rate=nightly_rate.quantize(_TWO_PLACES),
             price=(nightly_rate * nights * rooms).quantize(_TWO_PLACES)))
     return _ordered(offers)
-
-
-def booking_reference(tenant_id: object, session_id: object, offer_id: str) -> str:
-    """§9.4: the PNR / confirmation code, first 6 characters of base32(SHA-256("<tenant>|<session>|<offer>"))."""
-    digest = hashlib.sha256(f"{tenant_id}|{session_id}|{offer_id}".encode("utf-8")).digest()
-    return base64.b32encode(digest).decode("ascii")[:6]
 
 
 class SandboxSupplier:

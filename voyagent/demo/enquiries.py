@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import datetime as dt
 import random
-import uuid
 from decimal import Decimal
 from typing import Any
 
@@ -39,19 +38,20 @@ def enquiry_body(rng: random.Random, created_at: dt.datetime) -> dict[str, Any]:
 
 
 async def create_enquiries(database: Any, sql: Any, agency: Agency, count: int, rng: random.Random,
-                           now: dt.datetime, step: Any) -> list[uuid.UUID]:
-    """``count`` enquiries by the agency's staff (viewers do not create), oldest first; their ids."""
+                           now: dt.datetime, step: Any) -> list[tuple[Any, dt.datetime]]:
+    """``count`` enquiries by the agency's staff (viewers do not create), oldest first: each row with the time
+    it was dated to."""
     creators = [m.user_id for m in agency.members if m.role != "viewer"]
     moments = sorted(plan.moment_in_past_year(rng, now) for _ in range(count))
-    ids: list[uuid.UUID] = []
+    made: list[tuple[Any, dt.datetime]] = []
     for start in range(0, count, BATCH):
         batch = moments[start:start + BATCH]
         async with database.transaction() as conn:
             for created_at in batch:
                 row = await enquiries.create_enquiry(conn, sql, tenant_id=agency.tenant_id,
                                                      user_id=rng.choice(creators), body=enquiry_body(rng, created_at))
-                ids.append(row["id"])
-            await sql.demo_date_enquiries(conn, tenant_id=agency.tenant_id, ids=ids[start:start + len(batch)],
-                                          created_at=batch)
+                made.append((row, created_at))
+            await sql.demo_date_enquiries(conn, tenant_id=agency.tenant_id,
+                                          ids=[row["id"] for row, _ in made[start:]], created_at=batch)
         step.advance(len(batch))
-    return ids
+    return made

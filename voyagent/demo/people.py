@@ -16,7 +16,7 @@ from pathlib import Path
 from typing import Any
 
 from voyagent.config import Settings
-from voyagent.services import identity, invites
+from voyagent.services import api_keys, identity, invites
 from voyagent.services.passwords import PasswordService
 from voyagent.services.refresh_tokens import ClientInfo
 from voyagent.services.token_store import create_token_store
@@ -100,19 +100,39 @@ async def create_agency(database: Any, sql: Any, settings: Settings, passwords: 
     return Agency(tenant_id, tuple(members))
 
 
-def save_credentials(data_dir: Path, agency: Agency) -> Path:
-    """The members and their passwords, readable by this user only (the next run prints them again)."""
+INTEGRATION_KEY_NAME = "Booking engine (demo integration)"
+INVITED = (("new.agent", "agent"), ("former.intern", "viewer"))
+
+
+async def add_integrations(database: Any, sql: Any, settings: Settings, agency: Agency) -> str:
+    """An integrator's API key with read-and-write scopes, one invite waiting and one revoked: what an agency's
+    settings pages show. The key's plaintext (returned) is shown this once, like the API does."""
+    async with database.transaction() as conn:
+        key, _ = await api_keys.create_key(conn, sql, tenant_id=agency.tenant_id, creator_id=agency.admin.user_id,
+                                           name=INTEGRATION_KEY_NAME, expires_in_days=365,
+                                           scopes=["enquiries:write", "chat:write", "reports:read"])
+        rows = [(await invites.create(conn, sql, tenant_id=agency.tenant_id, inviter_id=agency.admin.user_id,
+                                      email=f"{local}@{DOMAIN}", role=role,
+                                      ttl_days=settings.invite_ttl_days))[0] for local, role in INVITED]
+        await invites.revoke(conn, sql, tenant_id=agency.tenant_id, invite_id=rows[-1]["id"],
+                             actor_id=agency.admin.user_id)
+    return key
+
+
+def save_credentials(data_dir: Path, agency: Agency, api_key: str) -> Path:
+    """The members, their passwords and the integration key, readable by this user only (the next run prints
+    them again)."""
     data_dir.mkdir(parents=True, exist_ok=True)
     path = data_dir / CREDENTIALS_FILE
-    payload = [{"full_name": m.full_name, "email": m.email, "role": m.role, "password": m.password}
-               for m in agency.members]
+    payload = {"members": [{"full_name": m.full_name, "email": m.email, "role": m.role, "password": m.password}
+                           for m in agency.members], "api_key": api_key}
     descriptor = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
     with os.fdopen(descriptor, "w", encoding="utf-8") as handle:
         json.dump(payload, handle, indent=2)
     return path
 
 
-def load_credentials(data_dir: Path) -> list[dict[str, str]] | None:
+def load_credentials(data_dir: Path) -> dict[str, Any] | None:
     """What ``save_credentials`` wrote, or None (another data directory made the demo)."""
     try:
         return json.loads((data_dir / CREDENTIALS_FILE).read_text(encoding="utf-8"))

@@ -8,14 +8,13 @@ from aiohttp import web
 
 from voyagent.errors import ApiError
 from voyagent.handlers_types import Handler
-from voyagent.ids import new_id, parse_uuid
-from voyagent.jsonio import json_response, timestamp
+from voyagent.ids import parse_uuid
+from voyagent.jsonio import json_response
 from voyagent.keys import API_KEY_CACHE, BODY, DATABASE, PRINCIPAL, QUERIES
-from voyagent.services import api_key_auth, audit
+from voyagent.services import api_keys, audit
 from voyagent.services.scopes import canonical_scopes
 
 WARNING = "Store this key now; it cannot be retrieved again."
-PREFIX_ATTEMPTS = 5
 
 
 def key_summary(row: Any) -> dict[str, Any]:
@@ -29,23 +28,11 @@ async def create_api_key(request: web.Request) -> web.Response:
     """POST /auth/api-keys: a new key, its plaintext shown this once."""
     principal = request[PRINCIPAL]
     body = request[BODY]
-    sql = request.app[QUERIES]
-    scopes = canonical_scopes(body.get("scopes"))
     async with request.app[DATABASE].transaction() as conn:
-        for _ in range(PREFIX_ATTEMPTS):  # the prefix is the lookup index: a taken one is drawn again
-            plaintext, prefix = api_key_auth.generate_key()
-            row = await sql.insert_api_key(conn, id=new_id(), tenant_id=principal.tenant_id,
-                                           created_by_user_id=principal.user_id, name=body["name"], prefix=prefix,
-                                           key_hash=api_key_auth.hash_key(plaintext), scopes=scopes,
-                                           expires_in_days=body.get("expires_in_days"))
-            if row is not None:
-                break
-        else:
-            raise RuntimeError("no free API-key prefix after several attempts")
-        await audit.write_event(conn, sql, tenant_id=principal.tenant_id, actor_id=principal.user_id,
-                                kind="api_key.created",
-                                inputs={"api_key_id": str(row["id"]), "name": row["name"], "prefix": prefix,
-                                        "scopes": scopes, "expires_at": timestamp(row["expires_at"])})
+        plaintext, row = await api_keys.create_key(conn, request.app[QUERIES], tenant_id=principal.tenant_id,
+                                                   creator_id=principal.user_id, name=body["name"],
+                                                   scopes=canonical_scopes(body.get("scopes")),
+                                                   expires_in_days=body.get("expires_in_days"))
     return json_response({"key": plaintext, "warning": WARNING, "api_key": key_summary(row)}, status=201)
 
 

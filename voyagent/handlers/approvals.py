@@ -46,10 +46,11 @@ async def resolve_approval(request: web.Request) -> web.Response:
     """POST /approvals/{approval_id}/resolve — grant or reject (404 → 403 → 409, in that order)."""
     principal = request[PRINCIPAL]
     body = request[BODY]
-    row = await edge.resolve_approval(
-        request.app[DATABASE], request.app[QUERIES], tenant_id=principal.tenant_id,
-        approval_id=request.match_info["approval_id"], granted=body["granted"], reason=body.get("reason"),
-        resolver_id=principal.user_id, resolver_role=principal.role)
+    async with edge.forbidden_recorded(request):
+        row = await edge.resolve_approval(
+            request.app[DATABASE], request.app[QUERIES], tenant_id=principal.tenant_id,
+            approval_id=request.match_info["approval_id"], granted=body["granted"], reason=body.get("reason"),
+            resolver_id=principal.user_id, resolver_role=principal.role)
     return json_response(row.item())
 
 

@@ -73,6 +73,8 @@ return {redis.call('GET', KEYS[1]), redis.call('XRANGE', KEYS[2], '-', '+', 'COU
 """
 
 _INTEGER = re.compile(r"-?[0-9]+")
+_MAX_ID_DIGITS = 19  # 2⁶³ − 1, the largest bigint, has 19 digits
+_PAST_EVERY_ID = 2**63
 
 
 def session_keys(prefix: str, session_id: uuid.UUID) -> list[str]:
@@ -103,10 +105,15 @@ class Snapshot:
 
 
 def parse_last_event_id(value: str) -> int | None:
-    """``Last-Event-ID`` as a base-10 integer (negative ones included, for the validity rule); None otherwise."""
+    """``Last-Event-ID`` as a base-10 integer (negative ones included, for the validity rule); None otherwise.
+    A number of more than 19 significant digits is past every id (ids are bigints): it reads as ±2⁶³, without
+    asking ``int`` for it (which refuses strings of more than 4,300 digits, and would be a 500)."""
     if not _INTEGER.fullmatch(value):
         return None
-    return int(value)
+    negative = value.startswith("-")
+    digits = value.lstrip("-").lstrip("0") or "0"
+    magnitude = int(digits) if len(digits) <= _MAX_ID_DIGITS else _PAST_EVERY_ID
+    return -magnitude if negative else magnitude
 
 
 def replay_valid(last_event_id: int | None, snapshot: Snapshot, stored_last_id: int) -> bool:
@@ -191,6 +198,14 @@ class RedisEventLog:
     async def begin(self, session_id: uuid.UUID, turn_id: str) -> None:
         live = session_keys(self.prefix, session_id)[2]
         await self._call("begin", self.redis.set(live, turn_id, px=self.live_ms))
+
+    async def begin_taking_quota(self, session_id: uuid.UUID, turn_id: str, quota: Any, tenant_id: uuid.UUID,
+                                 per_minute: int, per_hour: int) -> Any:
+        """``begin``, then the tenant's turn quota (a ``RedisTurnQuota`` on the same Redis) in the same round trip:
+        the quota's verdict. A failure is ``begin``'s: ``503 redis_unreachable``, nothing counted."""
+        live = session_keys(self.prefix, session_id)[2]
+        return await self._call("begin", quota.mark_live_and_take(tenant_id, per_minute, per_hour, live_key=live,
+                                                                   turn_id=turn_id, live_ms=self.live_ms))
 
     async def append(self, session_id: uuid.UUID, data: bytes, *, turn: str, final: bool, floor: int) -> Frame:
         call = self._append(keys=session_keys(self.prefix, session_id),

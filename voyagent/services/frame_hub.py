@@ -18,12 +18,13 @@ import uuid
 from typing import Iterator
 
 from voyagent.degradation import DependencyState
-from voyagent.services.event_log import EventLog, Frame, RedisEventLog
+from voyagent.services.event_log import EventLog, Frame, RedisEventLog, Snapshot
 
 log = logging.getLogger(__name__)
 
 FOLLOW_BLOCK_MS = 250  # a session added to the follower is read within this (frames must arrive within 1 s)
 RETRY_SECONDS = 0.5  # after a failed read
+SHARED_SNAPSHOT_SECONDS = 0.5  # how long streams of this worker share one answer of ``snapshot``
 
 
 class Closed:
@@ -44,11 +45,22 @@ class Subscription:
         self.following = False
 
     async def next(self, timeout: float) -> Frame | Closed | None:
-        """The next live frame, or None when ``timeout`` seconds pass without one."""
+        """The next live frame, or None when ``timeout`` seconds pass without one (a queued frame is taken at
+        once; waiting uses ``asyncio.timeout``, not ``wait_for``, which starts a task per call on Python 3.11)."""
+        if not self.queue.empty():
+            return self.queue.get_nowait()
         try:
-            return await asyncio.wait_for(self.queue.get(), timeout)
+            async with asyncio.timeout(timeout):
+                return await self.queue.get()
         except TimeoutError:
             return None
+
+    def queued(self) -> list[Frame | Closed]:
+        """Everything already queued, without waiting (a relay writes it in one piece)."""
+        items = []
+        while not self.queue.empty():
+            items.append(self.queue.get_nowait())
+        return items
 
 
 class FrameHub:
@@ -66,6 +78,7 @@ class FrameHub:
         self._wake = asyncio.Event()
         self._task: asyncio.Task[None] | None = None
         self._closed = False
+        self._snapshots: dict[tuple[uuid.UUID, int], asyncio.Future[Snapshot]] = {}
 
     @contextlib.contextmanager
     def subscribe(self, session_id: uuid.UUID) -> Iterator[Subscription]:
@@ -127,6 +140,24 @@ class FrameHub:
         if session_id in self._positions:
             self._checked[session_id] = now
         return True
+
+    async def snapshot(self, session_id: uuid.UUID, after: int) -> Snapshot:
+        """The log's snapshot after ``after``, one read shared by every stream of this worker that asks the same
+        within ``SHARED_SNAPSHOT_SECONDS`` (replays ask after each heartbeat silence: 2,000 streams following 20
+        sessions with 1 s heartbeats make ~40 reads a second, not 2,000). A failed read is not shared later."""
+        key = (session_id, after)
+        shared = self._snapshots.get(key)
+        if shared is None:
+            shared = asyncio.ensure_future(self.log.snapshot(session_id, after=after))
+            self._snapshots[key] = shared
+            shared.add_done_callback(lambda done: self._forget_snapshot(key, done))
+        return await asyncio.shield(shared)
+
+    def _forget_snapshot(self, key: tuple[uuid.UUID, int], done: asyncio.Future[Snapshot]) -> None:
+        if done.cancelled() or done.exception() is not None:
+            self._snapshots.pop(key, None)
+        else:
+            asyncio.get_running_loop().call_later(SHARED_SNAPSHOT_SECONDS, self._snapshots.pop, key, None)
 
     @property
     def followed(self) -> int:

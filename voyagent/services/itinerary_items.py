@@ -8,20 +8,37 @@ a failed check is a ``ToolFailure`` with the contract's code.
 
 from __future__ import annotations
 
+import base64
 import dataclasses
 import decimal
+import hashlib
 import uuid
-from typing import Any, Mapping, Sequence
+from typing import Any, Mapping, Protocol, Sequence
 
 import asyncpg
 
-from voyagent.agent.sandbox import Offer, booking_reference
 from voyagent.ids import new_id
 from voyagent.services import billing
 from voyagent.services.itinerary import money
 from voyagent.services.tools import ToolFailure
 
 Item = Mapping[str, Any]
+
+
+class Offer(Protocol):
+    """A supplier's offer as the itinerary keeps it (``voyagent.agent.sandbox`` makes them)."""
+
+    kind: str
+    offer_id: str
+
+    def output(self) -> dict[str, Any]:
+        """The offer's JSON object (FlightOffer / HotelOffer of §9.1), with its ``price``."""
+
+
+def booking_reference(tenant_id: object, session_id: object, offer_id: str) -> str:
+    """§9.4: the PNR / confirmation code, first 6 characters of base32(SHA-256("<tenant>|<session>|<offer>"))."""
+    digest = hashlib.sha256(f"{tenant_id}|{session_id}|{offer_id}".encode("utf-8")).digest()
+    return base64.b32encode(digest).decode("ascii")[:6]
 
 
 @dataclasses.dataclass(frozen=True, slots=True)
@@ -82,28 +99,27 @@ async def add_passenger(conn: asyncpg.Connection, sql: Any, where: Where, full_n
 # --- hold_offer and book_offer (§9.4) -------------------------------------------------------------------
 
 
-async def holdable_item(conn: asyncpg.Connection, sql: Any, where: Where, offer_id: str) -> Item:
-    """The session's ``planned`` item of the offer; else ``offer_not_in_itinerary`` / ``already_held`` /
-    ``already_booked``."""
+async def _item_not_yet(conn: asyncpg.Connection, sql: Any, where: Where, offer_id: str,
+                        refused: tuple[str, ...]) -> Item:
+    """The session's item of the offer unless its status is one of ``refused`` (``already_<status>``)."""
     item = await offer_in_session(conn, sql, where, offer_id)
     if item is None:
         raise _not_in_itinerary(offer_id)
-    if item["status"] == "held":
-        raise ToolFailure("already_held", f"{offer_id} is already held.")
-    if item["status"] == "booked":
-        raise ToolFailure("already_booked", f"{offer_id} is already booked.")
+    if item["status"] in refused:
+        raise ToolFailure(f"already_{item['status']}", f"{offer_id} is already {item['status']}.")
     return item
+
+
+async def holdable_item(conn: asyncpg.Connection, sql: Any, where: Where, offer_id: str) -> Item:
+    """The session's ``planned`` item of the offer; else ``offer_not_in_itinerary`` / ``already_held`` /
+    ``already_booked``."""
+    return await _item_not_yet(conn, sql, where, offer_id, ("held", "booked"))
 
 
 async def bookable_item(conn: asyncpg.Connection, sql: Any, where: Where, offer_id: str) -> Item:
     """The session's ``planned`` or ``held`` item of the offer; else ``offer_not_in_itinerary`` /
     ``already_booked``."""
-    item = await offer_in_session(conn, sql, where, offer_id)
-    if item is None:
-        raise _not_in_itinerary(offer_id)
-    if item["status"] == "booked":
-        raise ToolFailure("already_booked", f"{offer_id} is already booked.")
-    return item
+    return await _item_not_yet(conn, sql, where, offer_id, ("booked",))
 
 
 def _reference(where: Where, item: Item) -> str:

@@ -3,8 +3,9 @@ from the turn's events, the history a backend reads and the id counter stored at
 
 from __future__ import annotations
 
+import datetime as dt
 import uuid
-from typing import Any, Iterable
+from typing import Any, Iterable, Mapping
 
 import asyncpg
 
@@ -23,18 +24,38 @@ async def get_turn_session(conn: asyncpg.Connection, sql: Any, *, tenant_id: uui
     return row
 
 
+async def admit_turn(conn: asyncpg.Connection, sql: Any, *, tenant_id: uuid.UUID, session_id: uuid.UUID,
+                     now: dt.datetime | None = None) -> asyncpg.Record:
+    """Under the turn lock (§2 step 1): the session read again (``404 session_not_found`` when a delete committed
+    since the first read), its lazy approval sweep, ``unconsumed_approvals`` and the tenant's settings columns
+    (all null when the tenant has no settings row yet), in one statement."""
+    row = await sql.admit_turn(conn, id=session_id, tenant_id=tenant_id,
+                               now=now if now is not None else dt.datetime.now(dt.timezone.utc))
+    if row is None:
+        raise session_not_found()
+    return row
+
+
+def admitted_settings(row: Mapping[str, Any]) -> dict[str, Any] | None:
+    """The tenant settings an admitted turn's row carries; None when the tenant has no settings row yet."""
+    if row["settings_tenant_id"] is None:
+        return None
+    return {name: row[name] for name in ("model", "system_prompt_suffix", "rate_limit_per_minute",
+                                         "rate_limit_per_hour", "locale", "default_currency")}
+
+
 def first_title(message: str) -> str:
     """The title a first message gives: trimmed, its first 60 code points."""
     return message.strip()[:TITLE_LENGTH]
 
 
 async def store_user_message(conn: asyncpg.Connection, sql: Any, *, session_id: uuid.UUID, message: str) -> None:
-    """Step 5: the title rule, then the ``user`` row holding the message as received (non-blank messages only)."""
+    """Step 5: the title rule, then the ``user`` row holding the message as received (non-blank messages only);
+    one statement."""
     if not message.strip():
         return
-    await sql.set_first_title(conn, id=session_id, title=first_title(message))
-    await sql.insert_message(conn, id=new_id(), session_id=session_id, role="user",
-                             content=[{"type": "text", "text": message}])
+    await sql.insert_user_message(conn, id=new_id(), session_id=session_id, title=first_title(message),
+                                  content=[{"type": "text", "text": message}])
 
 
 async def store_assistant_message(conn: asyncpg.Connection, sql: Any, *, session_id: uuid.UUID,

@@ -38,6 +38,10 @@ redis.call('PEXPIRE', KEYS[1], 3600000)
 return 'ok'
 """
 
+# The same, after the session's live marker (event_log.py's ``begin``, KEYS[2] = turn ARGV[5] for ARGV[6] ms): the last
+# pre-stream write and the turn's first step in one round trip when the turn starts (chat_stream.py).
+_MARK_LIVE_AND_TAKE_LUA = "redis.call('SET', KEYS[2], ARGV[5], 'PX', ARGV[6])\n" + _TAKE_LUA
+
 
 def now_ms() -> int:
     return time.time_ns() // 1_000_000
@@ -56,21 +60,36 @@ class RedisTurnQuota:
         self.redis_state = redis_state or DependencyState("redis")
         self.clock = clock
         self._take = redis.register_script(_TAKE_LUA)
+        self._mark_live_and_take = redis.register_script(_MARK_LIVE_AND_TAKE_LUA)
 
     def key(self, tenant_id: uuid.UUID) -> str:
         return f"{self.prefix}turns:{tenant_id}"
 
-    async def take(self, tenant_id: uuid.UUID, per_minute: int, per_hour: int) -> Refusal | None:
+    def _args(self, per_minute: int, per_hour: int) -> list[Any]:
         now = self.clock()
+        return [now, per_minute, per_hour, f"{now}-{secrets.token_hex(6)}"]
+
+    async def take(self, tenant_id: uuid.UUID, per_minute: int, per_hour: int) -> Refusal | None:
         try:
-            result = await self._take(keys=[self.key(tenant_id)],
-                                      args=[now, per_minute, per_hour, f"{now}-{secrets.token_hex(6)}"])
+            result = await self._take(keys=[self.key(tenant_id)], args=self._args(per_minute, per_hour))
         except Exception as exc:
             self.redis_state.failure("tenant turn quota (failing open)", exc)
             return None
         self.redis_state.success()
-        verdict = result.decode() if isinstance(result, bytes) else str(result)
-        return None if verdict == "ok" else verdict  # type: ignore[return-value]
+        return _verdict(result)
+
+    async def mark_live_and_take(self, tenant_id: uuid.UUID, per_minute: int, per_hour: int, *, live_key: str,
+                                 turn_id: str, live_ms: int) -> Refusal | None:
+        """Set the session's live marker, then ``take``, in one script. A Redis error is raised, not failed open:
+        the marker is a pre-stream check (the caller answers ``503``)."""
+        result = await self._mark_live_and_take(keys=[self.key(tenant_id), live_key],
+                                                args=[*self._args(per_minute, per_hour), turn_id, live_ms])
+        return _verdict(result)
+
+
+def _verdict(result: Any) -> Refusal | None:
+    verdict = result.decode() if isinstance(result, bytes) else str(result)
+    return None if verdict == "ok" else verdict  # type: ignore[return-value]
 
 
 class LocalTurnQuota:
