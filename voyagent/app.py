@@ -48,6 +48,7 @@ from voyagent.keys import (
     REDIS_STATE,
     SETTINGS,
     TOKEN_STORE,
+    TURN_LEASES,
     TURN_LOCK,
     TURN_RUNNER,
 )
@@ -67,6 +68,7 @@ from voyagent.services.event_log import create_event_log
 from voyagent.services.frame_hub import FrameHub
 from voyagent.services.token_store import create_token_store
 from voyagent.services.tokens import VerifiedAccessTokens
+from voyagent.services.turn_lease import create_turn_leases
 from voyagent.services.turn_lock import create_turn_lock
 from voyagent.services.turn_quota import create_turn_quota
 
@@ -125,6 +127,7 @@ def create_app(settings: Settings, *, dsn: str, db_mode: str = "external", contr
         app[TURN_LOCK] = create_turn_lock(client, settings.redis_prefix, settings.turn_timeout, app[REDIS_STATE])
         app[EVENT_LOG] = create_event_log(client, settings.redis_prefix, settings.sse_replay_buffer_cap,
                                           settings.turn_timeout, app[REDIS_STATE])
+        app[TURN_LEASES] = create_turn_leases(app[TURN_LOCK], app[EVENT_LOG], app[REDIS_STATE])
         yield
         if client is not None:
             await client.aclose()
@@ -157,12 +160,14 @@ def create_app(settings: Settings, *, dsn: str, db_mode: str = "external", contr
                              count_tool_call=lambda tool, outcome: metrics.tool_calls.labels(tool, outcome).inc())
         hub = app[FRAME_HUB] = FrameHub(app[EVENT_LOG], app[REDIS_STATE])
         app[TURN_RUNNER] = TurnRunner(
-            database=db, sql=sql, log_=app[EVENT_LOG], hub=hub, lock=app[TURN_LOCK],
+            database=db, sql=sql, leases=app[TURN_LEASES], hub=hub,
             quota=create_turn_quota(redis, settings.redis_prefix, app[REDIS_STATE]), backend=backend,
             gateway_factory=lambda context, emit: ToolGateway(tools, context, emit), resume=resume,
             count_turn=lambda name, outcome: metrics.agent_turns.labels(name, outcome).inc(),
             turn_timeout=settings.turn_timeout)
+        await app[TURN_LEASES].mark_epoch()
         yield
+        await app[TURN_LEASES].close()
         await hub.close()
         if http is not None:
             await http.close()

@@ -11,10 +11,16 @@ request looks at the buffer is either in what it read or in its queue. Then:
   releasing the lock; then the turn starts as a task of its own and the stream relays it up to its ``final``.
   The read under the lock is one statement that also sweeps the approvals and reads what the turn would otherwise
   read again (the tenant's settings, whether any approval awaits the resume step): the first frame comes sooner.
+
+With Redis the lock is the turn's lease (``services/turn_lease.py``): a turn that died with its worker is closed
+here (``error "internal_error"`` + ``final``, once) by whoever meets it first: the next turn's admission, a replay,
+or a stream waiting on it after a silence; and right after Redis lost its state a missing counter is believed only
+once running turns had the time to re-assert theirs.
 """
 
 from __future__ import annotations
 
+import logging
 import uuid
 from typing import Any
 
@@ -22,7 +28,7 @@ import asyncpg
 from aiohttp import web
 
 from voyagent import edge
-from voyagent.agent import backends
+from voyagent.agent import backends, events
 from voyagent.agent.events import new_turn_id
 from voyagent.agent.runtime import TurnStart
 from voyagent.errors import ApiError
@@ -35,14 +41,17 @@ from voyagent.keys import (
     PRINCIPAL,
     QUERIES,
     SETTINGS,
-    TURN_LOCK,
+    TURN_LEASES,
     TURN_RUNNER,
 )
-from voyagent.services.event_log import parse_last_event_id, replay_valid
+from voyagent.services.event_log import Snapshot, parse_last_event_id, replay_valid
 from voyagent.services import messages
 from voyagent.services.frame_hub import Subscription
+from voyagent.services.turn_lease import CHECK_SECONDS
 from voyagent.services.turn_lock import turn_in_progress
-from voyagent.sse import Relay, open_stream
+from voyagent.sse import CheckLive, Relay, open_stream
+
+log = logging.getLogger(__name__)
 
 
 async def respond(request: web.Request, session: asyncpg.Record, body: dict[str, Any]) -> web.StreamResponse:
@@ -56,7 +65,8 @@ async def respond(request: web.Request, session: asyncpg.Record, body: dict[str,
             if relay is not None:
                 return await _stream(request, relay)
         turn_id = await _admit_turn(request, session, body, replay_failed=bool(header))
-        return await _stream(request, Relay(subscription, heartbeat=app[SETTINGS].sse_heartbeat, turn=turn_id))
+        return await _stream(request, Relay(subscription, heartbeat=app[SETTINGS].sse_heartbeat, turn=turn_id,
+                                            check_live=_check_live(app, session)))
 
 
 async def _replay(app: web.Application, subscription: Subscription, session: asyncpg.Record,
@@ -65,14 +75,79 @@ async def _replay(app: web.Application, subscription: Subscription, session: asy
     last_event_id = parse_last_event_id(header)
     if last_event_id is None or last_event_id < 0:
         return None
-    log, session_id = app[EVENT_LOG], session["id"]
-    snapshot = await log.snapshot(session_id, after=last_event_id)
+    snapshot = await _read_live(app, session, last_event_id)
     if not replay_valid(last_event_id, snapshot, session["last_event_id"]):
         return None
     if snapshot.live is not None:
         app[FRAME_HUB].follow(subscription, max([last_event_id, *(frame.id for frame in snapshot.frames)]))
     return Relay(subscription, heartbeat=app[SETTINGS].sse_heartbeat, turn=snapshot.live, after=last_event_id,
-                 backlog=snapshot.frames, check_live=lambda after: app[FRAME_HUB].snapshot(session_id, after))
+                 backlog=snapshot.frames, check_live=_check_live(app, session, throttled=True),
+                 check_every=CHECK_SECONDS if app[EVENT_LOG].shared else None)
+
+
+async def _read_live(app: web.Application, session: asyncpg.Record, after: int, *, shared: bool = False) -> Snapshot:
+    """The session's log after ``after`` as a replay must see it: a counter missing right after Redis lost its
+    state is read again once running turns re-asserted theirs, and a turn that died holding the session is
+    closed first. ``shared``: the first read may be the one another stream of this worker made moments ago
+    (``FrameHub.snapshot``: what keeps thousands of waiting streams to one read per session); the reads after a
+    wait or a close are the log's own."""
+    event_log, leases, session_id = app[EVENT_LOG], app[TURN_LEASES], session["id"]
+    if shared:
+        snapshot = await app[FRAME_HUB].snapshot(session_id, after)
+    else:
+        snapshot = await event_log.snapshot(session_id, after=after)
+    if snapshot.last_id == 0 and await leases.settle(session_id):
+        snapshot = await event_log.snapshot(session_id, after=after)
+    if snapshot.live is not None and await close_dead_turn(app, session_id, snapshot.live, token="",
+                                                           floor=session["last_event_id"]):
+        snapshot = await event_log.snapshot(session_id, after=after)
+    return snapshot
+
+
+def _check_live(app: web.Application, session: asyncpg.Record, *, throttled: bool = False) -> CheckLive:
+    """What a waiting stream asks after a silence (``throttled``: once a second per session in this worker).
+    ``after`` is then an id this server sent: when Redis lost the session and no turn re-asserted it, the
+    counter is set back to it and stored, so the next turn never issues an id a client already holds."""
+    session_id = session["id"]
+
+    async def check(after: int) -> Snapshot | None:
+        if throttled and not app[FRAME_HUB].check_due(session_id, CHECK_SECONDS):
+            return None
+        snapshot = await _read_live(app, session, after, shared=True)
+        if snapshot.last_id == 0 and after > 0 and await app[TURN_LEASES].reseed(session_id, after):
+            log.warning("session %s: Redis lost its log and no turn re-asserted it; its counter starts again at "
+                        "%d, the last id a stream was sent", session_id, after)
+            await _store_last_event_id(app, session_id, after)
+        return snapshot
+
+    return check
+
+
+async def close_dead_turn(app: web.Application, session_id: uuid.UUID, turn_id: str, *, token: str,
+                          floor: int) -> bool:
+    """End the story of a turn whose worker died (§2: exactly one ``final`` per turn): ``error
+    "internal_error"`` and ``final`` appended for it unless it lives (or another caller did it); True when this
+    call did, the frames then handed to this worker's streams and the final's id stored."""
+    error = events.encode(events.event("error", session_id, turn_id, error_message="internal_error"))
+    final = events.encode(events.event("final", session_id, turn_id))
+    frames = await app[TURN_LEASES].close_dead(session_id, turn_id, token=token, floor=floor, error=error,
+                                               final=final)
+    if not frames:
+        return False
+    log.warning("turn %s of session %s died holding its session (its worker was lost): closed with "
+                "internal_error and final", turn_id, session_id)
+    for frame in frames:
+        app[FRAME_HUB].publish(session_id, frame)
+    await _store_last_event_id(app, session_id, frames[-1].id)
+    return True
+
+
+async def _store_last_event_id(app: web.Application, session_id: uuid.UUID, last_id: int) -> None:
+    try:
+        async with app[DATABASE].connection() as conn:
+            await messages.store_last_event_id(conn, app[QUERIES], session_id=session_id, last_id=last_id)
+    except Exception as exc:  # the counter in Redis has it; sessions.last_event_id is only its floor
+        log.warning("could not store the last event id of session %s: %s", session_id, exc)
 
 
 async def _admit_turn(request: web.Request, session: asyncpg.Record, body: dict[str, Any], *,
@@ -80,11 +155,12 @@ async def _admit_turn(request: web.Request, session: asyncpg.Record, body: dict[
     """§2 step 1 (b)–(e), then the turn's start; its id."""
     app, principal = request.app, request[PRINCIPAL]
     session_id: uuid.UUID = session["id"]
-    lock = app[TURN_LOCK]
-    token = await lock.acquire(session_id)
-    if token is None:
-        raise turn_in_progress()
+    leases = app[TURN_LEASES]
     turn_id = new_turn_id()
+    admission = await leases.acquire(session_id, turn_id)
+    if admission is None:
+        raise turn_in_progress()
+    lease = admission.lease
     try:
         # A delete that committed between the first read and the lock leaves no row: read it again under the lock
         # (its last_event_id is then the floor of the turn's ids). When the backend can run, the same statement
@@ -95,8 +171,11 @@ async def _admit_turn(request: web.Request, session: asyncpg.Record, body: dict[
                 session = await messages.admit_turn(conn, app[QUERIES], tenant_id=principal.tenant_id,
                                                     session_id=session_id)
             else:
-                await messages.get_turn_session(conn, app[QUERIES], tenant_id=principal.tenant_id,
-                                                session_id=str(session_id))
+                session = await messages.get_turn_session(conn, app[QUERIES], tenant_id=principal.tenant_id,
+                                                          session_id=str(session_id))
+        if admission.dead_turn is not None:
+            await close_dead_turn(app, session_id, admission.dead_turn, token=lease.token,
+                                  floor=session["last_event_id"])
         if not ready:
             raise ApiError(503, "agent_runtime_unavailable")
         decisions = body.get("approvals") or {}
@@ -108,11 +187,11 @@ async def _admit_turn(request: web.Request, session: asyncpg.Record, body: dict[
         settings = messages.admitted_settings(session)
         quota = await app[TURN_RUNNER].begin(session_id, turn_id, principal.tenant_id, settings)
     except BaseException:
-        await lock.release(session_id, token)
+        await leases.release(lease)
         raise
     app[TURN_RUNNER].start(TurnStart(
         session_id=session_id, tenant_id=principal.tenant_id, user_id=principal.user_id, role=principal.role,
-        turn_id=turn_id, message=body.get("message") or "", lock_token=token, floor=session["last_event_id"],
+        turn_id=turn_id, message=body.get("message") or "", lease=lease, floor=session["last_event_id"],
         replay_failed=replay_failed, settings=settings, resume=session["unconsumed_approvals"], quota=quota))
     return turn_id
 

@@ -34,6 +34,7 @@ if TYPE_CHECKING:
     from voyagent.services.frame_hub import FrameHub
     from voyagent.services.token_store import TokenStore
     from voyagent.services.tokens import VerifiedAccessTokens
+    from voyagent.services.turn_lease import TurnLeases
     from voyagent.services.turn_lock import TurnLock
 
 # --- application state -------------------------------------------------------------------------
@@ -64,6 +65,7 @@ AUDIT_EXPORTS: web.AppKey[asyncio.Semaphore] = web.AppKey("audit_exports")  # co
 # Chat sessions: the per-session turn lock and SSE state (Redis when configured, else in-process).
 TURN_LOCK: web.AppKey[TurnLock] = web.AppKey("turn_lock")
 EVENT_LOG: web.AppKey[EventLog] = web.AppKey("event_log")
+TURN_LEASES: web.AppKey[TurnLeases] = web.AppKey("turn_leases")  # a running turn's claim on its session
 # The agent turn: the backend, the runner of turns and this worker's fan-out of live frames to open streams.
 AGENT_BACKEND: web.AppKey[Backend] = web.AppKey("agent_backend")
 TURN_RUNNER: web.AppKey[TurnRunner] = web.AppKey("turn_runner")

@@ -562,6 +562,75 @@ async def test_a_turn_makes_its_session_active_in_the_metrics(stream_client, adm
     assert await active() == before + 1
 
 
+# --- what Redis or PostgreSQL lose mid-turn ----------------------------------------------------------------
+
+
+async def test_a_turn_keeps_its_ids_and_its_session_when_redis_loses_the_sessions_keys(make_stream_client, admin,
+                                                                                      redis_url, redis_prefix):
+    """The keys a Redis restart wipes are deleted with a real client while the turn waits: the turn writes its
+    frame back (same id, same bytes), holds its lock again, and goes on with the next id."""
+    import redis.asyncio as aioredis
+
+    client = await make_stream_client(redis_url=redis_url)
+    session_id = await new_session(client, admin)
+    name = signal_name()
+    response = await send(client, admin, session_id, f"say one; wait {name}; say two")
+    assert response.status == 200
+    raw = bytearray()
+    stream = events_of(response, raw)
+    first = await anext(stream)
+    redis = aioredis.from_url(redis_url)
+    try:
+        await redis.delete(*(f"{redis_prefix}sse:{session_id}:{suffix}" for suffix in ("seq", "buf", "live")),
+                           f"{redis_prefix}turnlock:{session_id}", f"{redis_prefix}sse:epoch")
+        scripted_backend.release(name)
+        rest = [event async for event in stream]
+    finally:
+        await redis.aclose()
+    assert [first.id, *(event.id for event in agent_events(rest))] == ["1", "2", "3"]
+    assert kinds(rest) == ["text_delta", "final"]
+    replayed, events = await turn(client, admin, session_id, last_event_id="0")
+    assert ids(events) == [1, 2, 3] and replayed == bytes(raw)  # the frame written back is byte-identical
+
+
+async def test_an_assistant_message_that_cannot_be_stored_is_an_internal_error_before_the_final(stream_client,
+                                                                                              admin, db):
+    """§2: a failure in the turn's end is one ``error "internal_error"``, then ``final`` (PostgreSQL refuses the
+    row: a constraint added for this session only)."""
+    session_id = await new_session(stream_client, admin)
+    await db.execute(f"ALTER TABLE messages ADD CONSTRAINT refuse_{session_id.replace('-', '_')} "
+                     f"CHECK (session_id <> '{session_id}' OR role <> 'assistant') NOT VALID")
+    try:
+        _, events = await turn(stream_client, admin, session_id, "say hello")
+    finally:
+        await db.execute(f"ALTER TABLE messages DROP CONSTRAINT refuse_{session_id.replace('-', '_')}")
+    assert kinds(events) == ["text_delta", "error", "final"]
+    assert agent_events(events)[1].json["error_message"] == "internal_error"
+    assert await db.fetchval("SELECT count(*) FROM messages WHERE session_id = $1::uuid AND role = 'assistant'",
+                             session_id) == 0
+
+
+async def test_the_last_event_id_is_stored_once_postgresql_takes_it_again(stream_client, admin, db):
+    """The final goes out at once; ``sessions.last_event_id`` (the floor after a Redis restart) is written again
+    until PostgreSQL takes it (a trigger refuses the update until it is dropped)."""
+    session_id = await new_session(stream_client, admin)
+    name = f"refuse_{session_id.replace('-', '_')}"
+    await db.execute(f"""
+        CREATE FUNCTION {name}() RETURNS trigger LANGUAGE plpgsql AS $$
+        BEGIN RAISE EXCEPTION 'refused by the test'; END $$;
+        CREATE TRIGGER {name} BEFORE UPDATE OF last_event_id ON sessions
+        FOR EACH ROW WHEN (NEW.id = '{session_id}') EXECUTE FUNCTION {name}();""")
+    try:
+        _, events = await turn(stream_client, admin, session_id, "say hello")
+        assert ids(events) == [1, 2]
+        assert await db.fetchval("SELECT last_event_id FROM sessions WHERE id = $1::uuid", session_id) == 0
+    finally:
+        await db.execute(f"DROP TRIGGER {name} ON sessions; DROP FUNCTION {name}();")
+    async with asyncio.timeout(30):  # a bound for a broken build, not a wait for the state
+        while await db.fetchval("SELECT last_event_id FROM sessions WHERE id = $1::uuid", session_id) != 2:
+            await asyncio.sleep(0.05)
+
+
 async def test_a_backend_that_does_not_read_the_history_gets_none_and_the_messages_are_still_stored(
         stream_client, admin, db):
     from voyagent.agent.offline import OfflineBackend

@@ -6,8 +6,11 @@ event log, then handed to the streams of this worker (``FrameHub``); a stream is
 
 Order of a turn: the ``replay_failed`` frame when the request asked for it; the tenant quota (hour before minute)
 and the backend's own refusal (daily budget), each refusing with ``error`` + ``final`` and storing nothing; the
-title rule and the user message; the resume step; the backend; then, whatever happened, the assistant message,
-the lock released, ``final`` appended (its id stored as ``sessions.last_event_id``) and published. Steps between
+title rule and the user message; the resume step; the backend; then, whatever happened, the assistant message
+(one that cannot be stored is an ``internal_error``), the lock released and ``final`` appended (one step with
+Redis), the final's id stored as ``sessions.last_event_id`` (again until PostgreSQL takes it) and published. Every
+frame goes through the turn's lease (``services/turn_lease.py``): a turn whose session was closed or taken over
+meanwhile (``LeaseLost``) writes nothing more. Steps between
 the quota and the backend run under ``VOYAGENT_AGENT_TURN_TIMEOUT_SECONDS`` (→ ``error "turn_timeout"``); an
 unexpected exception becomes ``error "internal_error"`` (its traceback logged, never sent). Exactly one
 ``final`` per turn, always last.
@@ -29,15 +32,17 @@ from voyagent.agent.gateway import Emit, ToolContext
 from voyagent.agent.interface import Backend, ResumedApproval, TenantAgentSettings, Tools, Turn, reads_history
 from voyagent.db import Database
 from voyagent.services import messages, tenant_settings
-from voyagent.services.event_log import EventLog, RedisEventLog
+from voyagent.services.event_log import RedisEventLog
 from voyagent.services.frame_hub import FrameHub
-from voyagent.services.turn_lock import TurnLock
+from voyagent.services.turn_lease import LeaseLost, TurnLease, TurnLeases
 from voyagent.services.turn_quota import RedisTurnQuota, Refusal, TurnQuota
 
 log = logging.getLogger(__name__)
 
 SHUTDOWN_GRACE = 10.0  # operations.md §1.4
 FINISH_GRACE = 5.0  # after the deadline was brought forward: time to store and send the final
+STORE_PATIENCE = 15.0  # sessions.last_event_id is written again this long while PostgreSQL is away (a restart)
+STORE_RETRY_PAUSE = 0.25
 BACKEND_KINDS = ("text_delta", "error")  # §10.1: all a backend may yield
 
 NOT_TAKEN = "not taken"  # the quota is taken by the turn itself
@@ -49,7 +54,7 @@ CountTurn = Callable[[str, str], None]  # (backend, outcome) → voyagent_agent_
 
 @dataclasses.dataclass(frozen=True, slots=True)
 class TurnStart:
-    """A turn the handler admitted: who, where, the message, the lock it holds, and the id floor."""
+    """A turn the handler admitted: who, where, the message, the lease it holds, and the id floor."""
 
     session_id: uuid.UUID
     tenant_id: uuid.UUID
@@ -57,7 +62,7 @@ class TurnStart:
     role: str
     turn_id: str
     message: str
-    lock_token: str
+    lease: TurnLease
     floor: int  # sessions.last_event_id when the turn was admitted
     replay_failed: bool = False
     settings: Mapping[str, Any] | None = None  # the tenant's settings read at admission; None: read them here
@@ -74,17 +79,18 @@ class _RunningTurn:
         self.events: list[dict[str, Any]] = []
         self.deadline: asyncio.Timeout | None = None
         self.expire_requested = False
+        self.lease = start.lease
+        self.lease.floor = start.floor
+        self.lease.on_lost = self.expire
 
     def event(self, kind: str, **fields: Any) -> dict[str, Any]:
         return events.event(kind, self.start.session_id, self.start.turn_id, **fields)
 
     async def emit(self, ev: dict[str, Any]) -> None:
         """Number and buffer the event, then hand it to this worker's streams."""
-        start = self.start
-        frame = await self.runner.log.append(start.session_id, events.encode(ev), turn=start.turn_id, final=False,
-                                             floor=start.floor)
+        frame = await self.runner.leases.append(self.lease, events.encode(ev), final=False)
         self.events.append(ev)
-        self.runner.hub.publish(start.session_id, frame)
+        self.runner.hub.publish(self.start.session_id, frame)
 
     def kinds(self) -> set[str]:
         """Kinds of the turn's own events (not the synthetic replay_failed frame before them)."""
@@ -104,14 +110,13 @@ class _RunningTurn:
 class TurnRunner:
     """Starts turns as tasks and ends them at shutdown; collaborators injected (backend, gateway, resume)."""
 
-    def __init__(self, *, database: Database, sql: Any, log_: EventLog, hub: FrameHub, lock: TurnLock,
+    def __init__(self, *, database: Database, sql: Any, leases: TurnLeases, hub: FrameHub,
                  quota: TurnQuota, backend: Backend, gateway_factory: GatewayFactory, resume: Resume,
                  count_turn: CountTurn, turn_timeout: float) -> None:
         self.database = database
         self.sql = sql
-        self.log = log_
+        self.leases = leases
         self.hub = hub
-        self.lock = lock
         self.quota = quota
         self.backend = backend
         self.gateway_factory = gateway_factory
@@ -129,10 +134,11 @@ class TurnRunner:
         """§2 step 1e: mark the turn live in the event log (``503 redis_unreachable`` when it cannot be written).
         With the tenant's settings known and both the log and the quota in Redis, step 3's quota is taken in the
         same round trip and its verdict returned (the turn emits it); otherwise ``NOT_TAKEN``."""
-        if settings is not None and isinstance(self.log, RedisEventLog) and isinstance(self.quota, RedisTurnQuota):
-            return await self.log.begin_taking_quota(session_id, turn_id, self.quota, tenant_id,
+        event_log = self.leases.log  # the lease takes the lock; the live marker is still this step's
+        if settings is not None and isinstance(event_log, RedisEventLog) and isinstance(self.quota, RedisTurnQuota):
+            return await event_log.begin_taking_quota(session_id, turn_id, self.quota, tenant_id,
                                                      settings["rate_limit_per_minute"], settings["rate_limit_per_hour"])
-        await self.log.begin(session_id, turn_id)
+        await event_log.begin(session_id, turn_id)
         return NOT_TAKEN
 
     def start(self, start: TurnStart) -> asyncio.Task[list[dict[str, Any]]]:
@@ -145,6 +151,16 @@ class TurnRunner:
         return task
 
     async def _run(self, turn: _RunningTurn) -> list[dict[str, Any]]:
+        try:
+            await self._run_leased(turn)
+        except LeaseLost:
+            log.warning("turn %s of session %s ends silently: its session was closed or taken over meanwhile",
+                        turn.start.turn_id, turn.start.session_id)
+        finally:
+            self.leases.let_go(turn.lease)
+        return turn.events
+
+    async def _run_leased(self, turn: _RunningTurn) -> None:
         start = turn.start
         outcome = "error"
         try:
@@ -162,15 +178,24 @@ class TurnRunner:
                     raise  # a timeout of its own inside the turn (e.g. the pool): an internal error
                 outcome = "timeout"
                 await turn.emit(turn.event("error", error_message="turn_timeout"))
+        except LeaseLost:
+            raise
         except Exception:
             log.exception("turn %s of session %s failed", start.turn_id, start.session_id)
             outcome = "error"
-            try:
-                await turn.emit(turn.event("error", error_message="internal_error"))
-            except Exception as exc:
-                log.error("turn %s: could not send its internal_error event: %s", start.turn_id, exc)
+            await self._internal_error(turn)
         await self._finish(turn, outcome)
-        return turn.events
+
+    async def _internal_error(self, turn: _RunningTurn) -> None:
+        """§2: one ``error "internal_error"`` per turn, whatever failed (the work, or storing its message)."""
+        if any(ev.get("error_message") == "internal_error" for ev in turn.events):
+            return
+        try:
+            await turn.emit(turn.event("error", error_message="internal_error"))
+        except LeaseLost:
+            raise
+        except Exception as exc:
+            log.error("turn %s: could not send its internal_error event: %s", turn.start.turn_id, exc)
 
     async def _work(self, turn: _RunningTurn) -> str:
         """Steps 3–7; the outcome label of voyagent_agent_turns_total."""
@@ -232,22 +257,39 @@ class TurnRunner:
                                                            blocks=blocks)
             except Exception:
                 log.exception("turn %s: could not store the assistant message", start.turn_id)
-        await self.lock.release(start.session_id, start.lock_token)
+                outcome = "error"
+                await self._internal_error(turn)
         self.count_turn(self.backend.name, outcome)
-        try:
-            frame = await self.log.append(start.session_id, events.encode(turn.event("final")), turn=start.turn_id,
-                                          final=True, floor=start.floor)
+        try:  # the lock is released with the final (in one step with Redis)
+            frame = await self.leases.append(turn.lease, events.encode(turn.event("final")), final=True)
+        except LeaseLost:
+            raise
         except Exception as exc:
             log.error("turn %s of session %s: its final could not be buffered, its streams are closed: %s",
                       start.turn_id, start.session_id, exc)
             self.hub.end(start.session_id)
             return
-        try:
-            async with self.database.connection() as conn:
-                await messages.store_last_event_id(conn, self.sql, session_id=start.session_id, last_id=frame.id)
-        except Exception:
-            log.exception("turn %s: could not store the session's last event id", start.turn_id)
+        stored = await self._store_last_event_id(start, frame.id)
         self.hub.publish(start.session_id, frame)
+        if not stored:  # PostgreSQL away (a restart): the streams get their final now, the id is stored later
+            await self._store_last_event_id(start, frame.id, patience=STORE_PATIENCE)
+
+    async def _store_last_event_id(self, start: TurnStart, last_id: int, patience: float = 0.0) -> bool:
+        """The final's id in ``sessions.last_event_id`` (never lowered; after a Redis restart it is the floor of
+        the session's next ids), tried again for ``patience`` seconds; False when not stored."""
+        loop = asyncio.get_running_loop()
+        give_up = loop.time() + patience
+        while True:
+            try:
+                async with self.database.connection() as conn:
+                    await messages.store_last_event_id(conn, self.sql, session_id=start.session_id, last_id=last_id)
+                return True
+            except Exception:
+                if loop.time() >= give_up:
+                    if patience:
+                        log.exception("turn %s: could not store the session's last event id", start.turn_id)
+                    return False
+            await asyncio.sleep(STORE_RETRY_PAUSE)
 
     async def shutdown(self, grace: float = SHUTDOWN_GRACE) -> None:
         """Give running turns ``grace`` seconds, then end the rest with ``turn_timeout`` and ``final``."""

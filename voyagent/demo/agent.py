@@ -26,6 +26,7 @@ from voyagent.demo.people import Agency, Member
 from voyagent.services import messages
 from voyagent.services.event_log import create_event_log
 from voyagent.services.frame_hub import FrameHub
+from voyagent.services.turn_lease import create_turn_leases
 from voyagent.services.turn_lock import LocalTurnLock
 from voyagent.services.turn_quota import LocalTurnQuota
 
@@ -52,30 +53,30 @@ class DemoAgent:
         self.database, self.sql, self.agency, self.clock = database, sql, agency, clock
         self.events = create_event_log(None, settings.redis_prefix, settings.sse_replay_buffer_cap,
                                        settings.turn_timeout)
-        self.lock = LocalTurnLock(settings.turn_timeout)
+        self.leases = create_turn_leases(LocalTurnLock(settings.turn_timeout), self.events)
         tools = ToolServices(database=database, sql=sql, supplier=SandboxSupplier(0),
                              offers=create_offer_cache(None, settings.redis_prefix, settings.offer_ttl),
                              approval_ttl_seconds=DEMO_APPROVAL_TTL_SECONDS, clock=clock.now)
         self.hub = FrameHub(self.events)
         self.runner = TurnRunner(
-            database=database, sql=sql, log_=self.events, hub=self.hub, lock=self.lock,
+            database=database, sql=sql, leases=self.leases, hub=self.hub,
             quota=LocalTurnQuota(clock=clock.milliseconds), backend=OfflineBackend(database, sql),
             gateway_factory=lambda context, emit: ToolGateway(tools, context, emit), resume=resume,
             count_turn=lambda backend, outcome: None, turn_timeout=settings.turn_timeout)
 
     async def say(self, session_id: uuid.UUID, member: Member, message: str, at: dt.datetime) -> list[dict[str, Any]]:
         self.clock.current = at
-        token = await self.lock.acquire(session_id)
-        if token is None:
+        turn_id = new_turn_id()
+        admission = await self.leases.acquire(session_id, turn_id)
+        if admission is None:
             raise RuntimeError(f"demo session {session_id} has a turn running")
         async with self.database.connection() as conn:
             session = await messages.get_turn_session(conn, self.sql, tenant_id=self.agency.tenant_id,
                                                       session_id=str(session_id))
-        turn_id = new_turn_id()
         await self.events.begin(session_id, turn_id)
         return await self.runner.start(TurnStart(
             session_id=session_id, tenant_id=self.agency.tenant_id, user_id=member.user_id, role=member.role,
-            turn_id=turn_id, message=message, lock_token=token, floor=session["last_event_id"]))
+            turn_id=turn_id, message=message, lease=admission.lease, floor=session["last_event_id"]))
 
     async def close(self) -> None:
         await self.hub.close()

@@ -32,18 +32,30 @@ from voyagent.services.turn_lock import EXPIRY_MARGIN_SECONDS
 SUFFIXES = ("seq", "buf", "live")
 MAX_LAST_EVENT_ID = 2**53  # ids beyond what a Lua number (a double) counts exactly are never issued
 
-_APPEND_LUA = """
-local n = redis.call('INCR', KEYS[1])
-local floor = tonumber(ARGV[4])
-local top = redis.call('XREVRANGE', KEYS[2], '+', '-', 'COUNT', 1)
-if top[1] then
-    local newest = tonumber(string.match(top[1][1], '^(%d+)'))
+# The next id of a session (Lua, shared with the turn lease's scripts): above the counter, the floor and the
+# stream's newest entry.
+NEXT_ID_LUA = """
+local function newest_id(buf)
+    local top = redis.call('XREVRANGE', buf, '+', '-', 'COUNT', 1)
+    if top[1] then
+        return tonumber(string.match(top[1][1], '^(%d+)')), top[1][2]
+    end
+    return 0, nil
+end
+local function next_id(seq, buf, floor)
+    local n = redis.call('INCR', seq)
+    local newest = newest_id(buf)
     if newest > floor then floor = newest end
+    if n <= floor then
+        n = floor + 1
+        redis.call('SET', seq, string.format('%d', n))
+    end
+    return n
 end
-if n <= floor then
-    n = floor + 1
-    redis.call('SET', KEYS[1], string.format('%d', n))
-end
+"""
+
+_APPEND_LUA = NEXT_ID_LUA + """
+local n = next_id(KEYS[1], KEYS[2], tonumber(ARGV[4]))
 redis.call('XADD', KEYS[2], 'MAXLEN', ARGV[5], string.format('%d-0', n), 'd', ARGV[1], 't', ARGV[2], 'f', ARGV[3])
 if ARGV[3] == '1' and redis.call('GET', KEYS[3]) == ARGV[2] then
     redis.call('DEL', KEYS[3])

@@ -74,6 +74,7 @@ class FrameHub:
         self._subscriptions: dict[uuid.UUID, set[Subscription]] = {}
         self._positions: dict[uuid.UUID, int] = {}  # followed sessions: the last id read from Redis
         self._followers: dict[uuid.UUID, int] = {}  # followed sessions: how many subscriptions follow
+        self._checked: dict[uuid.UUID, float] = {}  # followed sessions: when a stream last asked about the turn
         self._wake = asyncio.Event()
         self._task: asyncio.Task[None] | None = None
         self._closed = False
@@ -128,6 +129,17 @@ class FrameHub:
             return
         self._followers.pop(session_id, None)
         self._positions.pop(session_id, None)
+        self._checked.pop(session_id, None)
+
+    def check_due(self, session_id: uuid.UUID, every: float) -> bool:
+        """Whether a stream following the session should ask about its turn now: once per ``every`` seconds in
+        this worker, however many streams follow it (the others hear the answer's frames through the hub)."""
+        now = asyncio.get_running_loop().time()
+        if session_id in self._checked and now - self._checked[session_id] < every:
+            return False
+        if session_id in self._positions:
+            self._checked[session_id] = now
+        return True
 
     async def snapshot(self, session_id: uuid.UUID, after: int) -> Snapshot:
         """The log's snapshot after ``after``, one read shared by every stream of this worker that asks the same

@@ -2,7 +2,8 @@
 session at a time, and no delete or rename racing a running turn.
 
 With Redis the lock is the key ``<prefix>turnlock:<session_id>``, taken with ``SET NX`` and an expiry of the
-turn timeout + 30 s, so every worker sees it and a worker that dies mid-turn cannot keep it for ever. Its value
+turn timeout + 30 s, so every worker sees it and a worker that dies mid-turn cannot keep it for ever. (A turn takes
+the same key as its lease, with a 2 s expiry its worker keeps refreshing: ``services/turn_lease.py``.) Its value
 is a random token: release deletes the key only while it still holds the holder's token (compare-and-delete in
 one script), so a holder whose lock expired never frees somebody else's. Without Redis the lock is a map in this
 process (the server then runs a single worker, operations.md §6).
