@@ -1,7 +1,6 @@
 """The session event log (chat-and-agent.md §3.2–3.3): numbering, the cap, the live marker, snapshots and the
 drop, in real Redis and in process, with the same expectations."""
 
-import secrets
 import uuid
 
 import pytest
@@ -18,18 +17,6 @@ from voyagent.services.event_log import (
 )
 
 CAP = 3
-
-
-@pytest.fixture
-async def redis_client(redis_url):
-    client = aioredis.from_url(redis_url)
-    yield client
-    await client.aclose()
-
-
-@pytest.fixture
-def prefix(redis_prefix):
-    return f"{redis_prefix}{secrets.token_hex(4)}:"
 
 
 @pytest.fixture(params=["in-process", "redis"])

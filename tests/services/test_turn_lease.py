@@ -3,29 +3,15 @@ real client and the turn writes them back with the same ids and bytes; a dead tu
 whose session was taken over writes nothing more. Also the in-process leases."""
 
 import asyncio
-import secrets
 import uuid
 
 import pytest
-import redis.asyncio as aioredis
 
 from voyagent.services.event_log import LocalEventLog, RedisEventLog, session_keys
 from voyagent.services.turn_lease import LeaseLost, create_turn_leases
 from voyagent.services.turn_lock import LocalTurnLock, RedisTurnLock
 
 CAP = 50
-
-
-@pytest.fixture
-async def redis_client(redis_url):
-    client = aioredis.from_url(redis_url)
-    yield client
-    await client.aclose()
-
-
-@pytest.fixture
-def prefix(redis_prefix):
-    return f"{redis_prefix}{secrets.token_hex(4)}:"
 
 
 @pytest.fixture

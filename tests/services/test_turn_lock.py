@@ -1,6 +1,5 @@
 """The session turn lock (operations.md §6), in process and in real Redis."""
 
-import secrets
 import uuid
 
 import pytest
@@ -10,18 +9,6 @@ from voyagent.errors import ApiError
 from voyagent.services.turn_lock import LocalTurnLock, RedisTurnLock, holding
 
 TURN_TIMEOUT = 120
-
-
-@pytest.fixture
-async def redis_client(redis_url):
-    client = aioredis.from_url(redis_url)
-    yield client
-    await client.aclose()
-
-
-@pytest.fixture
-def prefix(redis_prefix):
-    return f"{redis_prefix}{secrets.token_hex(4)}:"
 
 
 @pytest.fixture(params=["local", "redis"])
