@@ -26,7 +26,7 @@ import uuid
 from typing import Any, Protocol
 
 from voyagent.degradation import DependencyState
-from voyagent.services.token_store import redis_unreachable
+from voyagent.services.token_store import redis_required
 from voyagent.services.turn_lock import EXPIRY_MARGIN_SECONDS
 
 SUFFIXES = ("seq", "buf", "live")
@@ -187,13 +187,7 @@ class RedisEventLog:
         return f"{self.prefix}sse:{session_id}:buf"
 
     async def _call(self, what: str, call: Any) -> Any:
-        try:
-            result = await call
-        except Exception as exc:
-            self.redis_state.failure(f"SSE event log ({what})", exc)
-            raise redis_unreachable() from None
-        self.redis_state.success()
-        return result
+        return await redis_required(self.redis_state, f"SSE event log ({what})", call)
 
     async def begin(self, session_id: uuid.UUID, turn_id: str) -> None:
         live = session_keys(self.prefix, session_id)[2]

@@ -8,7 +8,7 @@ a take that a request needs (counting a TOTP attempt included) fails with ``503 
 from __future__ import annotations
 
 import time
-from typing import Any, Callable, Protocol
+from typing import Any, Awaitable, Callable, Protocol
 
 import orjson
 
@@ -21,6 +21,18 @@ _SWEEP_EVERY_SECONDS = 60.0
 
 def redis_unreachable() -> ApiError:
     return ApiError(503, "redis_unreachable")
+
+
+async def redis_required(redis_state: Any, what: str, call: Awaitable[Any]) -> Any:
+    """Await a Redis write (or read) the request cannot do without: its result, or ``503 redis_unreachable``
+    with the failure reported once to the dependency's state (operations.md §6)."""
+    try:
+        result = await call
+    except Exception as exc:
+        redis_state.failure(what, exc)
+        raise redis_unreachable() from None
+    redis_state.success()
+    return result
 
 
 def _check_kind(kind: str) -> None:

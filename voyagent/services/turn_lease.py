@@ -40,7 +40,7 @@ from typing import Any, Callable, Iterable
 
 from voyagent.degradation import DependencyState
 from voyagent.services.event_log import NEXT_ID_LUA, Frame, LocalEventLog, RedisEventLog, session_keys
-from voyagent.services.token_store import redis_unreachable
+from voyagent.services.token_store import redis_required, redis_unreachable
 from voyagent.services.turn_lock import LocalTurnLock, RedisTurnLock
 
 log = logging.getLogger(__name__)
@@ -255,13 +255,7 @@ class RedisTurnLeases:
         return [*session_keys(self.log.prefix, session_id), self.lock.key(session_id)]
 
     async def _call(self, what: str, call: Any) -> Any:
-        try:
-            result = await call
-        except Exception as exc:
-            self.redis_state.failure(f"turn lease ({what})", exc)
-            raise redis_unreachable() from None
-        self.redis_state.success()
-        return result
+        return await redis_required(self.redis_state, f"turn lease ({what})", call)
 
     async def mark_epoch(self) -> None:
         """At start-up: a missing epoch means a fresh Redis, not one that lost running turns. Best effort and

@@ -24,7 +24,7 @@ from typing import Any, AsyncIterator, Protocol
 
 from voyagent.degradation import DependencyState, report_best_effort
 from voyagent.errors import ApiError
-from voyagent.services.token_store import redis_unreachable
+from voyagent.services.token_store import redis_required
 
 log = logging.getLogger(__name__)
 
@@ -72,12 +72,8 @@ class RedisTurnLock:
 
     async def acquire(self, session_id: uuid.UUID) -> str | None:
         token = secrets.token_hex(16)
-        try:
-            taken = await self.redis.set(self.key(session_id), token, nx=True, px=self.expiry_ms)
-        except Exception as exc:
-            self.redis_state.failure("turn lock (take)", exc)
-            raise redis_unreachable() from None
-        self.redis_state.success()
+        taken = await redis_required(self.redis_state, "turn lock (take)",
+                                     self.redis.set(self.key(session_id), token, nx=True, px=self.expiry_ms))
         return token if taken else None
 
     async def release(self, session_id: uuid.UUID, token: str) -> None:
@@ -89,13 +85,7 @@ class RedisTurnLock:
         self.redis_state.success()
 
     async def is_held(self, session_id: uuid.UUID) -> bool:
-        try:
-            held = bool(await self.redis.exists(self.key(session_id)))
-        except Exception as exc:
-            self.redis_state.failure("turn lock (read)", exc)
-            raise redis_unreachable() from None
-        self.redis_state.success()
-        return held
+        return bool(await redis_required(self.redis_state, "turn lock (read)", self.redis.exists(self.key(session_id))))
 
 
 class LocalTurnLock:
