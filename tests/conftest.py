@@ -112,15 +112,21 @@ def database(pg_admin_dsn: str) -> Iterator[TestDatabase]:
 
 
 @pytest.fixture
-async def fresh_database(pg_admin_dsn: str) -> AsyncIterator[str]:
-    """The DSN of an empty, migrated database for one test (the demo needs one nobody else writes to)."""
+async def empty_database(pg_admin_dsn: str) -> AsyncIterator[str]:
+    """The DSN of a database of one test's own, not even migrated (the migration tests start from nothing)."""
     name = f"voyagent_test_{RUN_ID}_{secrets.token_hex(3)}"
     dsn = await _create_database(pg_admin_dsn, name)
     try:
-        await migrate_dsn(dsn)
         yield dsn
     finally:
         await _drop_database(pg_admin_dsn, name)
+
+
+@pytest.fixture
+async def fresh_database(empty_database: str) -> str:
+    """The DSN of an empty, migrated database for one test (the demo needs one nobody else writes to)."""
+    await migrate_dsn(empty_database)
+    return empty_database
 
 
 @pytest.fixture(scope="session")

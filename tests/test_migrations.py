@@ -2,153 +2,109 @@
 
 import asyncio
 import datetime as dt
-import secrets
 from decimal import Decimal
 
 import asyncpg
 
 from tests import finance
-from tests.conftest import LOCAL_PG_ADMIN
 from voyagent.migrations import discover, migrate
 
 
-async def _scratch_database(admin_dsn: str) -> tuple[str, str]:
-    name = f"voyagent_migr_{secrets.token_hex(4)}"
-    conn = await asyncpg.connect(admin_dsn)
+async def test_two_concurrent_migrations_apply_each_version_once(empty_database):
+    dsn = empty_database
+    first, second = await asyncpg.connect(dsn), await asyncpg.connect(dsn)
     try:
-        await conn.execute(f'CREATE DATABASE "{name}"')
+        every_version = [version for version, _ in discover()]
+        assert every_version[0] == "0001"
+        results = await asyncio.gather(migrate(first), migrate(second))
+        assert sorted(results, key=len) == [[], every_version]  # one applied all, the other none
+        rows = await first.fetch("SELECT version FROM schema_migrations ORDER BY version")
+        assert [r["version"] for r in rows] == every_version
+        assert await migrate(first) == []
+        extensions = {r["extname"] for r in await first.fetch("SELECT extname FROM pg_extension")}
+        assert {"pg_trgm", "btree_gin"} <= extensions
     finally:
-        await conn.close()
-    return name, admin_dsn.rsplit("/", 1)[0] + f"/{name}"
+        await first.close()
+        await second.close()
 
 
-async def _drop(admin_dsn: str, name: str) -> None:
-    conn = await asyncpg.connect(admin_dsn)
-    try:
-        await conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
-    finally:
-        await conn.close()
-
-
-def _admin_dsn(database) -> str:
-    return database.dsn.rsplit("/", 1)[0] + "/postgres" if database.mode == "embedded" else LOCAL_PG_ADMIN
-
-
-async def test_two_concurrent_migrations_apply_each_version_once(database):
-    admin = _admin_dsn(database)
-    name, dsn = await _scratch_database(admin)
-    try:
-        first, second = await asyncpg.connect(dsn), await asyncpg.connect(dsn)
-        try:
-            every_version = [version for version, _ in discover()]
-            assert every_version[0] == "0001"
-            results = await asyncio.gather(migrate(first), migrate(second))
-            assert sorted(results, key=len) == [[], every_version]  # one applied all, the other none
-            rows = await first.fetch("SELECT version FROM schema_migrations ORDER BY version")
-            assert [r["version"] for r in rows] == every_version
-            assert await migrate(first) == []
-            extensions = {r["extname"] for r in await first.fetch("SELECT extname FROM pg_extension")}
-            assert {"pg_trgm", "btree_gin"} <= extensions
-        finally:
-            await first.close()
-            await second.close()
-    finally:
-        await _drop(admin, name)
-
-
-async def test_numbered_migrations_follow_the_baseline_in_lexical_order(tmp_path, database):
+async def test_numbered_migrations_follow_the_baseline_in_lexical_order(tmp_path, empty_database):
     folder = tmp_path / "migrations"
     folder.mkdir()
     (folder / "0003_more.sql").write_text("ALTER TABLE probe ADD COLUMN extra int;")
     (folder / "0002_probe.sql").write_text("CREATE TABLE probe (id int);")
     files = discover(directory=folder)
     assert [v for v, _ in files] == ["0001", "0002", "0003"]
-    admin = _admin_dsn(database)
-    name, dsn = await _scratch_database(admin)
+    dsn = empty_database
+    conn = await asyncpg.connect(dsn)
     try:
-        conn = await asyncpg.connect(dsn)
-        try:
-            assert await migrate(conn, files) == ["0001", "0002", "0003"]
-            assert await conn.fetchval("SELECT count(*) FROM information_schema.columns WHERE table_name='probe'") == 2
-        finally:
-            await conn.close()
+        assert await migrate(conn, files) == ["0001", "0002", "0003"]
+        assert await conn.fetchval("SELECT count(*) FROM information_schema.columns WHERE table_name='probe'") == 2
     finally:
-        await _drop(admin, name)
+        await conn.close()
 
 
-async def test_a_failing_migration_leaves_nothing_half_applied(tmp_path, database):
+async def test_a_failing_migration_leaves_nothing_half_applied(tmp_path, empty_database):
     folder = tmp_path / "migrations"
     folder.mkdir()
     (folder / "0002_broken.sql").write_text("CREATE TABLE half (id int); SELECT no_such_function();")
-    admin = _admin_dsn(database)
-    name, dsn = await _scratch_database(admin)
+    dsn = empty_database
+    conn = await asyncpg.connect(dsn)
     try:
-        conn = await asyncpg.connect(dsn)
         try:
-            try:
-                await migrate(conn, discover(directory=folder))
-            except asyncpg.PostgresError:
-                pass
-            else:
-                raise AssertionError("the broken migration should have failed")
-            versions = [r["version"] for r in await conn.fetch("SELECT version FROM schema_migrations")]
-            assert versions == ["0001"]
-            assert await conn.fetchval("SELECT to_regclass('half')") is None
-        finally:
-            await conn.close()
+            await migrate(conn, discover(directory=folder))
+        except asyncpg.PostgresError:
+            pass
+        else:
+            raise AssertionError("the broken migration should have failed")
+        versions = [r["version"] for r in await conn.fetch("SELECT version FROM schema_migrations")]
+        assert versions == ["0001"]
+        assert await conn.fetchval("SELECT to_regclass('half')") is None
     finally:
-        await _drop(admin, name)
+        await conn.close()
 
 
-async def test_0004_adds_totp_last_step_to_a_database_made_before_it(database):
-    admin = _admin_dsn(database)
-    name, dsn = await _scratch_database(admin)
+async def test_0004_adds_totp_last_step_to_a_database_made_before_it(empty_database):
+    dsn = empty_database
+    conn = await asyncpg.connect(dsn)
     try:
-        conn = await asyncpg.connect(dsn)
-        try:
-            files = discover()
-            before = [f for f in files if f[0] < "0004"]
-            assert await migrate(conn, before) == [v for v, _ in before]
-            await conn.execute("INSERT INTO tenants (id, display_name) VALUES ('00000000-0000-7000-8000-000000000001',"
-                               " 'T')")
-            await conn.execute("INSERT INTO users (id, tenant_id, email, display_name, totp_secret, totp_enabled)"
-                               " VALUES ('00000000-0000-7000-8000-000000000002', '00000000-0000-7000-8000-000000000001',"
-                               " 'a@example.com', 'A', 'JBSWY3DPEHPK3PXPJBSWY3DPEHPK3PXP', true)")
-            assert "0004" in await migrate(conn, files)
-            row = await conn.fetchrow("SELECT email, totp_enabled, totp_last_step FROM users")
-            assert tuple(row) == ("a@example.com", True, None)
-            column = await conn.fetchrow("SELECT data_type, is_nullable FROM information_schema.columns"
-                                         " WHERE table_name = 'users' AND column_name = 'totp_last_step'")
-            assert tuple(column) == ("bigint", "YES")
-        finally:
-            await conn.close()
+        files = discover()
+        before = [f for f in files if f[0] < "0004"]
+        assert await migrate(conn, before) == [v for v, _ in before]
+        await conn.execute("INSERT INTO tenants (id, display_name) VALUES ('00000000-0000-7000-8000-000000000001',"
+                           " 'T')")
+        await conn.execute("INSERT INTO users (id, tenant_id, email, display_name, totp_secret, totp_enabled)"
+                           " VALUES ('00000000-0000-7000-8000-000000000002', '00000000-0000-7000-8000-000000000001',"
+                           " 'a@example.com', 'A', 'JBSWY3DPEHPK3PXPJBSWY3DPEHPK3PXP', true)")
+        assert "0004" in await migrate(conn, files)
+        row = await conn.fetchrow("SELECT email, totp_enabled, totp_last_step FROM users")
+        assert tuple(row) == ("a@example.com", True, None)
+        column = await conn.fetchrow("SELECT data_type, is_nullable FROM information_schema.columns"
+                                     " WHERE table_name = 'users' AND column_name = 'totp_last_step'")
+        assert tuple(column) == ("bigint", "YES")
     finally:
-        await _drop(admin, name)
+        await conn.close()
 
 
-async def test_0008_counts_the_open_documents_already_there(database):
-    admin = _admin_dsn(database)
-    name, dsn = await _scratch_database(admin)
+async def test_0008_counts_the_open_documents_already_there(empty_database):
+    dsn = empty_database
+    conn = await asyncpg.connect(dsn)
     try:
-        conn = await asyncpg.connect(dsn)
-        try:
-            files = discover()
-            assert await migrate(conn, [f for f in files if f[0] < "0008"])
-            tenant_id = await finance.new_tenant(conn)
-            accounts = await finance.chart(conn, tenant_id)
-            for party, status, paid in (("Asha", "issued", "0"), ("Asha", "partially_paid", "4"), ("Ravi", "paid", "9"),
-                                        ("Omar", "draft", "0"), ("Lena", "issued", "9")):  # Lena's is paid up
-                await finance.invoice(conn, tenant_id, accounts, party=party, issue_date=dt.date(2026, 5, 1),
-                                      due_date=dt.date(2026, 5, 20), total=Decimal("9.00"), paid=Decimal(paid),
-                                      status=status)
-            await finance.bill(conn, tenant_id, accounts, party="Air", issue_date=dt.date(2026, 5, 2),
-                               due_date=dt.date(2026, 6, 1), total=Decimal("7.00"), status="scheduled")
-            assert await migrate(conn, files) == ["0008"]
-            kept = await finance.open_totals_kept(conn, tenant_id)
-            assert kept == await finance.open_totals_of_documents(conn, tenant_id)
-            assert kept["party_name"] == {("receivables", "INR", "Asha"): (2, Decimal("14.00")),
-                                          ("payables", "INR", "Air"): (1, Decimal("7.00"))}
-        finally:
-            await conn.close()
+        files = discover()
+        assert await migrate(conn, [f for f in files if f[0] < "0008"])
+        tenant_id = await finance.new_tenant(conn)
+        accounts = await finance.chart(conn, tenant_id)
+        for party, status, paid in (("Asha", "issued", "0"), ("Asha", "partially_paid", "4"), ("Ravi", "paid", "9"),
+                                    ("Omar", "draft", "0"), ("Lena", "issued", "9")):  # Lena's is paid up
+            await finance.invoice(conn, tenant_id, accounts, party=party, issue_date=dt.date(2026, 5, 1),
+                                  due_date=dt.date(2026, 5, 20), total=Decimal("9.00"), paid=Decimal(paid),
+                                  status=status)
+        await finance.bill(conn, tenant_id, accounts, party="Air", issue_date=dt.date(2026, 5, 2),
+                           due_date=dt.date(2026, 6, 1), total=Decimal("7.00"), status="scheduled")
+        assert await migrate(conn, files) == ["0008"]
+        kept = await finance.open_totals_kept(conn, tenant_id)
+        assert kept == await finance.open_totals_of_documents(conn, tenant_id)
+        assert kept["party_name"] == {("receivables", "INR", "Asha"): (2, Decimal("14.00")),
+                                      ("payables", "INR", "Air"): (1, Decimal("7.00"))}
     finally:
-        await _drop(admin, name)
+        await conn.close()
