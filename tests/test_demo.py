@@ -237,11 +237,13 @@ async def test_the_command_prints_where_to_go_and_how_to_sign_in_then_says_the_d
     import sys
 
     env = {**os.environ, "VOYAGENT_DB_URL": fresh_database, "VOYAGENT_AUTH_SECRET": "s" * 40,
-           "VOYAGENT_DATA_DIR": str(tmp_path / "data"), "VOYAGENT_PORT": "8123", "VOYAGENT_LOG_LEVEL": "WARNING",
+           "VOYAGENT_DATA_DIR": str(tmp_path / "data"), "VOYAGENT_PORT": "8000", "VOYAGENT_LOG_LEVEL": "WARNING",
            "VOYAGENT_AUTH_ARGON2_MEMORY_COST": "8192", "VOYAGENT_AUTH_ARGON2_TIME_COST": "1"}
 
     async def demo() -> str:
-        process = await asyncio.create_subprocess_exec(sys.executable, "-m", "voyagent", "demo", env=env,
+        # bin/serve --demo passes the serve flags on: the address printed is the one that will be served
+        process = await asyncio.create_subprocess_exec(sys.executable, "-m", "voyagent", "demo", "--port", "8123",
+                                                       env=env,
                                                        stdout=asyncio.subprocess.PIPE,
                                                        stderr=asyncio.subprocess.STDOUT)
         out, _ = await process.communicate()

@@ -23,12 +23,13 @@ def _parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="voyagent", description="Voyagent API server")
     commands = parser.add_subparsers(dest="command", required=True)
     serve = commands.add_parser("serve", help="start the HTTP server")
-    serve.add_argument("--host", help="listen address (VOYAGENT_HOST)")
-    serve.add_argument("--port", type=int, help="listen port (VOYAGENT_PORT)")
-    serve.add_argument("--workers", type=int, help="worker processes (VOYAGENT_WORKERS)")
     commands.add_parser("migrate", help="apply pending migrations and exit")
-    commands.add_parser("demo", help="load the demo agency (once; a second run changes nothing) and print how to "
-                                     "sign in")
+    demo = commands.add_parser("demo", help="load the demo agency (once; a second run changes nothing) and print how "
+                                            "to sign in (the serve flags say where it will be served)")
+    for command in (serve, demo):
+        command.add_argument("--host", help="listen address (VOYAGENT_HOST)")
+        command.add_argument("--port", type=int, help="listen port (VOYAGENT_PORT)")
+        command.add_argument("--workers", type=int, help="worker processes (VOYAGENT_WORKERS)")
     return parser
 
 
