@@ -2,7 +2,7 @@
 
 Services take a connection and explicit collaborators; the code here takes the request (or the app), finds the
 database, queries and caches under their keys, owns the transactions and calls the services. Shared by the
-middleware (API-key authentication, the audit of refused requests), the response hook (last-used touches), the
+middleware (API-key authentication, the audit of refused requests), the response headers (last-used touches), the
 create handlers (idempotent creates) and the two ways an approval is resolved (HTTP and the chat map).
 """
 
@@ -66,7 +66,7 @@ async def authenticate_api_key(app: web.Application, credential: str) -> Princip
     return api_key_auth.principal_of(key, credential, cache.clock())
 
 
-async def record_api_key_use(request: web.BaseRequest, response: web.StreamResponse) -> None:
+def record_api_key_use(request: web.BaseRequest, response: web.StreamResponse) -> None:
     """When the answer is sent: schedule the ``last_used_at`` write of a key request below 400 (once a minute)."""
     principal = request.get(PRINCIPAL)
     if principal is None or principal.api_key_id is None or response.status >= 400:

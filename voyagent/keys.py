@@ -9,7 +9,6 @@ from aiohttp import web
 if TYPE_CHECKING:
     import asyncio
 
-    from aiohttp.web_urldispatcher import AbstractRoute
 
     import redis.asyncio as aioredis
 
@@ -18,6 +17,7 @@ if TYPE_CHECKING:
     from voyagent.db import Database
     from voyagent.degradation import DependencyState
     from voyagent.metrics import Metrics
+    from voyagent.middleware.route_context import Pipeline
     from voyagent.pagination import CursorCodec
     from voyagent.principal import Principal
     from voyagent.queries import Queries
@@ -50,7 +50,7 @@ CONTRACT: web.AppKey[Contract] = web.AppKey("contract")
 DOCS_HTML: web.AppKey[str] = web.AppKey("docs_html")
 METRICS: web.AppKey[Metrics] = web.AppKey("metrics")
 CURSORS: web.AppKey[CursorCodec] = web.AppKey("cursors")
-OPERATIONS_BY_ROUTE: web.AppKey[dict[AbstractRoute, Operation]] = web.AppKey("operations_by_route")
+PIPELINE: web.AppKey[Pipeline] = web.AppKey("pipeline")  # what every route's handler is called through
 ENQUIRY_TOTALS: web.AppKey[TotalsCache] = web.AppKey("enquiry_totals")
 # Services of the identity, integrator and work-queue layers.
 RATE_LIMITER: web.AppKey[RateLimiter] = web.AppKey("rate_limiter")

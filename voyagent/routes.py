@@ -1,16 +1,15 @@
-"""Routing: every operation of openapi.yaml, each with its handler, plus the meta routes, under BASE_PATH."""
+"""Routing: every operation of openapi.yaml, each with its handler, plus the meta routes, under BASE_PATH; then
+the catch-all for what matches none of them."""
 
 from __future__ import annotations
 
 from types import ModuleType
 
 from aiohttp import web
-from aiohttp.web_urldispatcher import AbstractRoute
 
-from voyagent.contract import Contract, Operation
+from voyagent.contract import Contract
 from voyagent.handlers_types import Handler
-from voyagent.keys import OPERATIONS_BY_ROUTE
-
+from voyagent.middleware import add_route, route_unmatched
 
 
 def handler_modules() -> list[ModuleType]:
@@ -54,11 +53,9 @@ def setup_routes(app: web.Application, contract: Contract, base_path: str) -> No
     missing = set(contract.operations) - set(handlers)
     if missing:
         raise RuntimeError(f"operations of openapi.yaml without a handler: {', '.join(sorted(missing))}")
-    by_route: dict[AbstractRoute, Operation] = {}
     for operation_id, operation in contract.operations.items():
-        handler = handlers[operation_id]
-        route = app.router.add_route(operation.method, base_path + operation.path, handler, name=operation_id)
-        by_route[route] = operation
+        add_route(app, operation.method, operation.path, handlers[operation_id], base_path=base_path,
+                  operation=operation, name=operation_id)
     for path, handler in meta.META_ROUTES.items():
-        app.router.add_route("GET", base_path + path, handler)
-    app[OPERATIONS_BY_ROUTE] = by_route
+        add_route(app, "GET", path, handler, base_path=base_path)
+    route_unmatched(app)

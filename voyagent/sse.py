@@ -14,6 +14,7 @@ from typing import Awaitable, Callable
 
 from aiohttp import web
 
+from voyagent.middleware.response_headers import prepare_stream
 from voyagent.services.event_log import Frame, Snapshot
 from voyagent.services.frame_hub import Closed, Subscription
 
@@ -32,11 +33,11 @@ def agent_frame(frame: Frame) -> bytes:
 
 
 async def open_stream(request: web.Request) -> web.StreamResponse:
-    """Send the ``200`` head of an event stream (rate-limit and request-id headers come from the prepare hook)."""
+    """Send the ``200`` head of an event stream, with the headers every response carries."""
     response = web.StreamResponse(status=200, headers=HEADERS)
     response.content_type = "text/event-stream"
     response.charset = "utf-8"
-    await response.prepare(request)
+    await prepare_stream(request, response)
     return response
 
 

@@ -287,6 +287,8 @@ async def test_the_export_is_rfc4180_csv_of_the_wire_values(client, admin, db):
     assert response.headers["Content-Disposition"] == \
         f'attachment; filename="voyagent-audit-{str(admin.tenant_id)[:8]}-{today}.csv"'
     assert "Content-Length" not in response.headers  # streamed
+    # the head the handler sends itself carries the headers of every response
+    assert len(response.headers["X-Request-Id"]) == 32 and "RateLimit-Remaining" in response.headers
     raw = await response.read()
     text = raw.decode("utf-8")
     assert text.startswith(CSV_HEADER) and text.endswith("\r\n")

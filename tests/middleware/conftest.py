@@ -21,7 +21,7 @@ MakeBareClient = Callable[..., Awaitable[TestClient]]
 
 @pytest.fixture
 def make_bare_client(aiohttp_client: Any, settings: Settings) -> MakeBareClient:
-    """``await make_bare_client("errors", "gate", routes=add_echo_route, max_body_bytes=100)``: a client of a
+    """``await make_bare_client(routes=add_echo_route, max_body_bytes=100)``: a client of a
     bare app with those middlewares, the routes ``routes(app)`` adds, and setting overrides."""
 
     async def build(*layers: str, routes: Callable[[web.Application], None] | None = None,

@@ -8,7 +8,7 @@ from tests.test_contract import DOCUMENT
 from voyagent.contract import Contract
 from voyagent.jsonio import json_response
 from voyagent.keys import BODY, PRINCIPAL, QUERY
-from voyagent.keys import OPERATIONS_BY_ROUTE
+from voyagent.middleware import add_route
 
 
 async def echo(request: web.Request) -> web.Response:
@@ -20,5 +20,4 @@ async def echo(request: web.Request) -> web.Response:
 def add_echo_route(app: web.Application, path: str = "/things/{thing_id}") -> None:
     """Route POST <path> to ``echo`` under the synthetic ``make_thing`` operation (key access)."""
     operation = Contract(DOCUMENT).operations["make_thing"]
-    route = app.router.add_route("POST", path, echo)
-    app[OPERATIONS_BY_ROUTE][route] = operation
+    add_route(app, "POST", path, echo, operation=operation)

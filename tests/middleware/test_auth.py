@@ -29,7 +29,7 @@ CLOSED_REDIS = "redis://127.0.0.1:1"
 @pytest.fixture
 async def gate(make_bare_client):
     """A client of the gate (and the errors middleware that renders its refusals), nothing else."""
-    return await make_bare_client("errors", "gate", routes=add_echo_route)
+    return await make_bare_client(routes=add_echo_route)
 
 
 def _claims(user, **changes):
@@ -151,7 +151,7 @@ async def test_with_redis_the_denylist_key_expires_with_the_token(make_client, m
 
 
 async def test_the_denylist_fails_open_when_redis_is_unreachable(settings, aiohttp_client, caller, caplog):
-    app = bare_app(settings, "errors", "gate")
+    app = bare_app(settings)
     add_echo_route(app)
     unreachable = aioredis.from_url(CLOSED_REDIS)
     app[TOKEN_STORE] = RedisTokenStore(unreachable, settings.redis_prefix)

@@ -6,7 +6,7 @@ JSON = {"Content-Type": "application/json"}
 
 
 async def test_declared_length_over_the_limit_is_413_on_any_route(make_bare_client):
-    client = await make_bare_client("errors", "gate", routes=add_echo_route, max_body_bytes=100)
+    client = await make_bare_client(routes=add_echo_route, max_body_bytes=100)
     big = b"x" * 101
     public = await client.get("/plain", data=big)
     assert public.status == 413
@@ -18,7 +18,7 @@ async def test_declared_length_over_the_limit_is_413_on_any_route(make_bare_clie
 
 
 async def test_chunked_body_over_the_limit_is_413(make_bare_client, caller):
-    client = await make_bare_client("errors", "gate", routes=add_echo_route, max_body_bytes=1000)
+    client = await make_bare_client(routes=add_echo_route, max_body_bytes=1000)
 
     async def chunks():
         for _ in range(20):
@@ -30,7 +30,7 @@ async def test_chunked_body_over_the_limit_is_413(make_bare_client, caller):
 
 
 async def test_body_at_the_limit_is_accepted(make_bare_client, caller):
-    client = await make_bare_client("errors", "gate", routes=add_echo_route, max_body_bytes=64)
+    client = await make_bare_client(routes=add_echo_route, max_body_bytes=64)
     body = b'{"name": "' + b"a" * 50 + b'"}'
     body += b" " * (64 - len(body))
     response = await client.post("/things/1", data=body, headers={**caller.headers, **JSON})

@@ -8,7 +8,7 @@ CONTRACT_EXPOSE_HEADERS = ("RateLimit-Limit, RateLimit-Remaining, RateLimit-Rese
 
 
 async def test_preflight_from_an_allowed_origin_is_200(make_bare_client):
-    client = await make_bare_client("errors", "cors", "gate", routes=add_echo_route)
+    client = await make_bare_client(routes=add_echo_route)
     response = await client.options("/things/1", headers={
         "Origin": "http://localhost:3000", "Access-Control-Request-Method": "POST",
         "Access-Control-Request-Headers": "authorization, content-type, idempotency-key"})
@@ -20,14 +20,14 @@ async def test_preflight_from_an_allowed_origin_is_200(make_bare_client):
 
 
 async def test_preflight_from_another_origin_gets_no_cors_headers(make_bare_client):
-    client = await make_bare_client("errors", "cors", "gate")
+    client = await make_bare_client()
     response = await client.options("/plain", headers={"Origin": "https://evil.example",
                                                        "Access-Control-Request-Method": "GET"})
     assert "Access-Control-Allow-Origin" not in response.headers
 
 
 async def test_simple_responses_expose_the_contract_headers(make_bare_client):
-    client = await make_bare_client("errors", "cors", "gate", cors_origins=("https://app.example.com",))
+    client = await make_bare_client(cors_origins=("https://app.example.com",))
     response = await client.get("/plain", headers={"Origin": "https://app.example.com"})
     assert response.headers["Access-Control-Allow-Origin"] == "https://app.example.com"
     assert response.headers["Access-Control-Expose-Headers"] == CONTRACT_EXPOSE_HEADERS

@@ -10,7 +10,7 @@ from aiohttp import web
 from tests.middleware.bare_app import bare_app
 from tests.middleware.echo_route import add_echo_route, echo
 from voyagent.config import load_settings
-from voyagent.keys import OPERATIONS_BY_ROUTE
+from voyagent.middleware import add_route
 
 JSON = {"Content-Type": "application/json"}
 
@@ -24,12 +24,11 @@ def defaults(settings):
 
 def add_sign_up_route(app: web.Application, contract) -> None:
     """The contract's sign-up operation (its bucket, its body schema), answered by the echo handler."""
-    route = app.router.add_route("POST", "/auth/sign-up", echo)
-    app[OPERATIONS_BY_ROUTE][route] = contract.operations["sign_up"]
+    add_route(app, "POST", "/auth/sign-up", echo, operation=contract.operations["sign_up"])
 
 
 async def test_the_default_body_limit_is_one_mebibyte(defaults, aiohttp_client, caller):
-    app = bare_app(defaults, "errors", "gate")
+    app = bare_app(defaults)
     add_echo_route(app)
     client = await aiohttp_client(app)
     body = b'{"name": "x"}'
@@ -40,7 +39,7 @@ async def test_the_default_body_limit_is_one_mebibyte(defaults, aiohttp_client, 
 
 
 async def test_the_default_user_bucket_is_600_a_minute(defaults, aiohttp_client, caller):
-    app = bare_app(defaults, "errors", "gate")
+    app = bare_app(defaults)
     add_echo_route(app)
     client = await aiohttp_client(app)
     response = await client.post("/things/1", json={"name": "x"}, headers=caller.headers)
@@ -49,7 +48,7 @@ async def test_the_default_user_bucket_is_600_a_minute(defaults, aiohttp_client,
 
 
 async def test_the_default_sign_up_bucket_is_10_a_minute_per_ip(defaults, aiohttp_client, contract):
-    app = bare_app(defaults, "observe", "errors", "gate")  # observe: the client IP the bucket is keyed by
+    app = bare_app(defaults)
     add_sign_up_route(app, contract)
     client = await aiohttp_client(app)
     response = await client.post("/auth/sign-up", json={"email": "ada@example.com", "password": "Sturdy-passw0rd-42",
@@ -59,7 +58,7 @@ async def test_the_default_sign_up_bucket_is_10_a_minute_per_ip(defaults, aiohtt
 
 
 async def test_by_default_the_client_ip_is_the_tcp_peer(defaults, aiohttp_client, caplog):
-    client = await aiohttp_client(bare_app(defaults, "observe", "errors", "gate"))
+    client = await aiohttp_client(bare_app(defaults))
     with caplog.at_level(logging.INFO, logger="voyagent.access"):
         response = await client.get("/plain", headers={"X-Forwarded-For": "203.0.113.9"})
     assert response.status == 200

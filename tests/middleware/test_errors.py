@@ -9,10 +9,11 @@ from aiohttp import web
 from tests.middleware.echo_route import add_echo_route
 from voyagent.app import create_app
 from voyagent.keys import DATABASE, DB_STATE, SETTINGS
+from voyagent.middleware import add_route
 
 
 async def test_unknown_route_and_trailing_slash_are_404_not_found(make_bare_client):
-    client = await make_bare_client("errors", "gate")
+    client = await make_bare_client()
     for path in ("/no-such-route", "/plain/", "/PLAIN"):
         response = await client.get(path)
         assert response.status == 404
@@ -20,7 +21,7 @@ async def test_unknown_route_and_trailing_slash_are_404_not_found(make_bare_clie
 
 
 async def test_wrong_method_is_405_with_allow(make_bare_client):
-    client = await make_bare_client("errors", "gate")
+    client = await make_bare_client()
     response = await client.delete("/plain")
     assert response.status == 405
     assert await response.json() == {"detail": "Method Not Allowed"}
@@ -35,7 +36,7 @@ async def test_a_bug_is_500_internal_error_logged_with_the_request_id(make_app, 
         raise error
 
     app = make_app()
-    app.router.add_get("/boom", broken)
+    add_route(app, "GET", "/boom", broken)
     client = await aiohttp_client(app)
     with caplog.at_level(logging.ERROR, logger="voyagent.errors"):
         response = await client.get("/boom", headers={"X-Request-Id": "trace-me-42"})
@@ -55,7 +56,7 @@ async def test_database_outage_is_503_db_unavailable_logged_once_without_traceba
 
     settings = dataclasses.replace(make_app()[SETTINGS], db_pool_min=0)
     app = create_app(settings, dsn="postgresql://nobody@127.0.0.1:1/none")  # nothing listens on port 1
-    app.router.add_get("/needs-db", needs_db)
+    add_route(app, "GET", "/needs-db", needs_db)
     client = await aiohttp_client(app)
     with caplog.at_level(logging.INFO):
         for _ in range(20):
@@ -69,7 +70,7 @@ async def test_database_outage_is_503_db_unavailable_logged_once_without_traceba
 
 
 async def test_malformed_json_is_422_json_invalid(make_bare_client, caller):
-    client = await make_bare_client("errors", "gate", routes=add_echo_route)
+    client = await make_bare_client(routes=add_echo_route)
     for raw in (b"{", b"{'a': 1}", b"\xff\xfe", b"[1,]", b"NaN", b'{"a": Infinity}'):
         response = await client.post("/things/1", data=raw, headers={**caller.headers,
                                                                      "Content-Type": "application/json"})
@@ -79,7 +80,7 @@ async def test_malformed_json_is_422_json_invalid(make_bare_client, caller):
 
 
 async def test_nesting_deeper_than_64_levels_is_json_invalid(make_bare_client, caller):
-    client = await make_bare_client("errors", "gate", routes=add_echo_route)
+    client = await make_bare_client(routes=add_echo_route)
     deep = "[" * 65 + "]" * 65
     response = await client.post("/things/1", data=deep, headers={**caller.headers, "Content-Type": "application/json"})
     assert response.status == 422
@@ -91,7 +92,7 @@ async def test_nesting_deeper_than_64_levels_is_json_invalid(make_bare_client, c
 
 
 async def test_wrong_content_type_counts_as_no_body(make_bare_client, caller):
-    client = await make_bare_client("errors", "gate", routes=add_echo_route)
+    client = await make_bare_client(routes=add_echo_route)
     response = await client.post("/things/1", data='{"name": "x"}',
                                  headers={**caller.headers, "Content-Type": "text/plain"})
     assert response.status == 422
@@ -99,7 +100,7 @@ async def test_wrong_content_type_counts_as_no_body(make_bare_client, caller):
 
 
 async def test_nul_characters_are_refused_in_body_query_and_path(make_bare_client, caller):
-    client = await make_bare_client("errors", "gate", routes=add_echo_route)
+    client = await make_bare_client(routes=add_echo_route)
     response = await client.post("/things/a%00b", params={"limit": "1"}, json={"name": "a\u0000b"},
                                  headers=caller.headers)
     assert response.status == 422
@@ -111,7 +112,7 @@ async def test_nul_characters_are_refused_in_body_query_and_path(make_bare_clien
 
 
 async def test_valid_request_reaches_the_handler_with_coerced_values(make_bare_client, caller):
-    client = await make_bare_client("errors", "gate", routes=add_echo_route)
+    client = await make_bare_client(routes=add_echo_route)
     response = await client.post("/things/1?limit=3&flag=on&kind=a&kind=b&unknown=1&limit=4",
                                  json={"name": " Asha ", "amount": "10.005"}, headers=caller.headers)
     assert response.status == 201
@@ -122,7 +123,7 @@ async def test_valid_request_reaches_the_handler_with_coerced_values(make_bare_c
 
 
 async def test_a_16_kib_authorization_header_is_judged_not_refused(make_bare_client):
-    client = await make_bare_client("errors", "gate", routes=add_echo_route)
+    client = await make_bare_client(routes=add_echo_route)
     response = await client.post("/things/1", json={"name": "x"},
                                  headers={"Authorization": "Bearer " + "a" * (16 * 1024 - 7)})
     assert response.status == 401
@@ -131,7 +132,7 @@ async def test_a_16_kib_authorization_header_is_judged_not_refused(make_bare_cli
 
 
 async def test_undecodable_query_bytes_are_a_422_not_a_crash(make_bare_client, caller):
-    client = await make_bare_client("errors", "gate", routes=add_echo_route)
+    client = await make_bare_client(routes=add_echo_route)
     response = await client.post("/things/%ff%fe?limit=%ff&day=%c3%28", json={"name": "x"}, headers=caller.headers)
     assert response.status == 422
     types = {tuple(item["loc"]): item["type"] for item in (await response.json())["detail"]}

@@ -13,6 +13,7 @@ from tests.middleware.bare_app import bare_app, plain
 from tests.server_process import ServerProcess
 from voyagent.handlers.meta import metrics_allowed
 from voyagent.keys import METRICS, SETTINGS
+from voyagent.middleware import add_route
 
 ALWAYS_PRESENT = ("voyagent_api_requests_total", "voyagent_api_request_duration_seconds",
                   "voyagent_api_active_sessions", "voyagent_api_build_info")
@@ -42,8 +43,8 @@ async def test_scrape_has_every_family_with_help_and_type(client):
 
 
 async def test_labels_use_the_route_template_without_base_path(settings, aiohttp_client):
-    app = bare_app(dataclasses.replace(settings, base_path="/api"), "observe", "errors", "gate")
-    app.router.add_route("GET", "/api/things/{thing_id}", plain)
+    app = bare_app(dataclasses.replace(settings, base_path="/api"))
+    add_route(app, "GET", "/things/{thing_id}", plain, base_path="/api")
     client = await aiohttp_client(app)
     await client.get("/api/plain")
     await client.get("/api/things/42")

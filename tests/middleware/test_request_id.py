@@ -1,6 +1,7 @@
 """X-Request-Id: a well-formed client id is kept, anything else replaced; echoed and logged."""
 
 import logging
+import os
 
 import pytest
 
@@ -18,8 +19,29 @@ def test_other_ids_are_replaced(value):
     assert generated != value and len(generated) == 32
 
 
+def test_generated_ids_never_repeat_within_a_process():
+    ids = [accept_request_id(None) for _ in range(10_000)]
+    assert len(set(ids)) == len(ids)
+
+
+def test_a_forked_worker_generates_ids_of_its_own():
+    """Workers are forked from one parent: each must draw a new prefix, or two workers would mint the same ids."""
+    read_end, write_end = os.pipe()
+    pid = os.fork()
+    if pid == 0:  # the child: report its next id and leave without running pytest's exit handlers
+        os.write(write_end, accept_request_id(None).encode())
+        os._exit(0)
+    os.close(write_end)
+    _, status = os.waitpid(pid, 0)
+    child_id = os.read(read_end, 64).decode()
+    os.close(read_end)
+    parent_id = accept_request_id(None)
+    assert status == 0 and len(child_id) == 32
+    assert child_id[:16] != parent_id[:16]
+
+
 async def test_id_is_echoed_on_success_and_on_errors_and_appears_in_log_lines(make_bare_client, caplog):
-    client = await make_bare_client("observe", "errors", "gate")
+    client = await make_bare_client()
     with caplog.at_level(logging.INFO, logger="voyagent.access"):
         ok = await client.get("/plain", headers={"X-Request-Id": "client-id-1"})
         missing = await client.get("/nowhere", headers={"X-Request-Id": "bad id"})

@@ -11,6 +11,7 @@ from voyagent.errors import ApiError
 from voyagent.handlers_types import Handler
 from voyagent.jsonio import json_response
 from voyagent.keys import AUDIT_EXPORTS, CURSORS, DATABASE, PRINCIPAL, QUERIES, QUERY, SETTINGS
+from voyagent.middleware.response_headers import prepare_stream
 from voyagent.pgcopy import TextColumn
 from voyagent.services import audit_log
 
@@ -54,7 +55,7 @@ async def export_audit_csv(request: web.Request) -> web.StreamResponse:
         response = web.StreamResponse(headers={"Content-Disposition": f'attachment; filename="{filename}"'})
         response.content_type = "text/csv"
         response.charset = "utf-8"
-        await response.prepare(request)
+        await prepare_stream(request, response)
 
         async def write(chunk: bytes) -> None:
             data = records.feed(chunk)

@@ -7,36 +7,36 @@ from typing import Callable
 from aiohttp import web
 
 from voyagent.config import Settings
-from voyagent.handlers_types import Handler
 
 EXPOSE_HEADERS = ("RateLimit-Limit, RateLimit-Remaining, RateLimit-Reset, RateLimit-Policy, RateLimit, "
                   "Retry-After, X-Request-Id, Idempotent-Replayed")
 _PREFLIGHT_MAX_AGE = "600"
 
 
-def cors_middleware(settings: Settings) -> web.middleware:
-    """Answer preflights from allowed origins (no credentials, no rate limit)."""
+def preflight(settings: Settings) -> Callable[[web.Request], web.Response | None]:
+    """``preflight(request)``: the answer to a preflight from an allowed origin (no credentials, no rate limit),
+    or None for every other request."""
     allowed = frozenset(settings.cors_origins)
 
-    @web.middleware
-    async def cors(request: web.Request, handler: Handler) -> web.StreamResponse:
-        if request.method == "OPTIONS":
-            origin = request.headers.get("Origin")
-            if origin in allowed and "Access-Control-Request-Method" in request.headers:
-                headers = {
-                    "Access-Control-Allow-Origin": origin,
-                    "Access-Control-Allow-Credentials": "true",
-                    "Access-Control-Allow-Methods": request.headers["Access-Control-Request-Method"],
-                    "Access-Control-Max-Age": _PREFLIGHT_MAX_AGE,
-                    "Vary": "Origin",
-                }
-                requested = request.headers.get("Access-Control-Request-Headers")
-                if requested:
-                    headers["Access-Control-Allow-Headers"] = requested
-                return web.Response(status=200, headers=headers)
-        return await handler(request)
+    def answer(request: web.Request) -> web.Response | None:
+        if request.method != "OPTIONS":
+            return None
+        origin = request.headers.get("Origin")
+        if origin not in allowed or "Access-Control-Request-Method" not in request.headers:
+            return None
+        headers = {
+            "Access-Control-Allow-Origin": origin,
+            "Access-Control-Allow-Credentials": "true",
+            "Access-Control-Allow-Methods": request.headers["Access-Control-Request-Method"],
+            "Access-Control-Max-Age": _PREFLIGHT_MAX_AGE,
+            "Vary": "Origin",
+        }
+        requested = request.headers.get("Access-Control-Request-Headers")
+        if requested:
+            headers["Access-Control-Allow-Headers"] = requested
+        return web.Response(status=200, headers=headers)
 
-    return cors
+    return answer
 
 
 def response_headers(settings: Settings) -> Callable[[web.BaseRequest, web.StreamResponse], None]:

@@ -7,16 +7,13 @@ INFO line and status 499 in the access log and metrics: neither a database nor a
 
 from __future__ import annotations
 
-import asyncio
 import logging
 
 from aiohttp import web
 
-from voyagent.config import Settings
 from voyagent.db import DatabaseUnavailable
 from voyagent.degradation import describe
 from voyagent.errors import ApiError
-from voyagent.handlers_types import Handler
 from voyagent.jsonio import json_response
 from voyagent.keys import METRICS
 
@@ -57,32 +54,22 @@ def _internal_error(request: web.Request) -> web.Response:
     return json_response({"detail": "internal_error"}, status=500)
 
 
-def errors_middleware(settings: Settings) -> web.middleware:
-    @web.middleware
-    async def errors(request: web.Request, handler: Handler) -> web.StreamResponse:
-        try:
-            return await handler(request)
-        except ApiError as exc:
-            if exc.status in (401, 403) and isinstance(exc.detail, str):
-                request.app[METRICS].auth_failures.labels(exc.detail).inc()
-            response = error_response(exc)
-            if exc.status == 408:  # the rest of the body will not come: this connection is done
-                response.force_close()
-            return response
-        except web.HTTPException as exc:
-            if exc.status < 400:
-                raise
-            return _from_http_exception(exc)
-        except asyncio.CancelledError:
-            raise
-        except DatabaseUnavailable:
-            return json_response({"detail": "db_unavailable"}, status=503)
-        except ConnectionError as exc:
-            if not client_gone(request):
-                return _internal_error(request)
-            log.info("client disconnected mid-request: %s %s (%s)", request.method, request.path, describe(exc))
-            return web.Response(status=CLIENT_CLOSED_REQUEST)
-        except Exception:
-            return _internal_error(request)
-
-    return errors
+def response_for(request: web.Request, exc: Exception) -> web.Response:
+    """The answer to a failure of the checks or the handler (the pipeline's errors step)."""
+    if isinstance(exc, ApiError):
+        if exc.status in (401, 403) and isinstance(exc.detail, str):
+            request.app[METRICS].auth_failures.labels(exc.detail).inc()
+        response = error_response(exc)
+        if exc.status == 408:  # the rest of the body will not come: this connection is done
+            response.force_close()
+        return response
+    if isinstance(exc, web.HTTPException):
+        if exc.status < 400:  # a redirect: answered as aiohttp would, with our headers
+            return web.Response(status=exc.status, reason=exc.reason, text=exc.text, headers=exc.headers)
+        return _from_http_exception(exc)
+    if isinstance(exc, DatabaseUnavailable):
+        return json_response({"detail": "db_unavailable"}, status=503)
+    if isinstance(exc, ConnectionError) and client_gone(request):
+        log.info("client disconnected mid-request: %s %s (%s)", request.method, request.path, describe(exc))
+        return web.Response(status=CLIENT_CLOSED_REQUEST)
+    return _internal_error(request)

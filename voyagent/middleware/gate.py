@@ -1,39 +1,37 @@
-"""The contract's order of checks 1–6 as one middleware; each check lives in its own module."""
+"""The contract's order of checks 1–6 as one step of the pipeline; each check lives in its own module."""
 
 from __future__ import annotations
+
+from typing import Awaitable, Callable
 
 from aiohttp import web
 
 from voyagent.config import Settings
-from voyagent.handlers_types import Handler
-from voyagent.keys import BODY, OPERATIONS_BY_ROUTE, PRINCIPAL, QUERY
+from voyagent.keys import BODY, OPERATION, PRINCIPAL, QUERY
 from voyagent.middleware.auth import authenticate_request, authorize
 from voyagent.middleware.body_limit import enforce_body_limit
 from voyagent.middleware.ratelimit import take_credential_ip, take_principal, take_signup_ip
-from voyagent.middleware.route_context import match_operation
+from voyagent.middleware.route_context import RoutePlan, unmatched_error
 from voyagent.middleware.validation import validate_request
 
 
-def gate_middleware(settings: Settings) -> web.middleware:
+def gate(settings: Settings) -> Callable[[web.Request, RoutePlan], Awaitable[None]]:
+    """``admit(request)``: checks 1–6 of the contract's order; raises the first refusal."""
     body_limit = settings.max_body_bytes
     ip_capacity = settings.rate_limit_auth_ip_per_minute
     signup_capacity = settings.rate_limit_signup_ip_per_minute
     user_capacity = settings.rate_limit_user_per_minute
-    by_route = None  # the app's route → operation map, bound at the first request (routes are added after this)
 
-    @web.middleware
-    async def gate(request: web.Request, handler: Handler) -> web.StreamResponse:
-        nonlocal by_route
-        if by_route is None:
-            by_route = request.app[OPERATIONS_BY_ROUTE]
-        operation = match_operation(request, by_route)  # 1. route → 404 / 405
+    async def admit(request: web.Request, plan: RoutePlan) -> None:
+        if plan.unmatched:
+            raise await unmatched_error(request)  # 1. route → 404 / 405
+        operation = request[OPERATION] = plan.operation
         if request.body_exists:
             await enforce_body_limit(request, body_limit)  # 413, before anything parses a body
         if operation is None:  # meta routes: public, nothing to validate
-            request[PRINCIPAL] = None
             request[QUERY] = {}
             request[BODY] = None
-            return await handler(request)
+            return
         buckets = operation.buckets
         if buckets:
             if "auth_ip" in buckets:
@@ -52,6 +50,5 @@ def gate_middleware(settings: Settings) -> web.middleware:
         else:
             request[QUERY] = {}
             request[BODY] = None
-        return await handler(request)
 
-    return gate
+    return admit

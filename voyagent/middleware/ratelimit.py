@@ -85,9 +85,3 @@ async def take_principal(request: web.Request, principal: Principal, user_capaci
         raise refuse(request, result)
     _report(request, result)
 
-
-def add_rate_limit_headers(request: web.BaseRequest, response: web.StreamResponse) -> None:
-    """Headers of the reported bucket, on every response of a limited request (streams too)."""
-    headers = request.get(RATE_LIMIT_HEADERS)
-    if headers:
-        response.headers.update(headers)
