@@ -109,16 +109,60 @@ def ms(values: list[float]) -> str:
 # --- 1. time to the first frame at N concurrent turns ----------------------------------------------------
 
 
+def _cpu(process: psutil.Process) -> float:
+    try:
+        return sum(process.cpu_times()[:2])
+    except psutil.Error:  # a PostgreSQL backend that ended meanwhile
+        return 0.0
+
+
+class CpuShares:
+    """CPU seconds spent meanwhile by the worker, this load generator, PostgreSQL's processes and redis-server:
+    where the two cores went (processes that started or ended meanwhile count from their first / up to their
+    last sighting)."""
+
+    GROUPS = ("worker", "client", "postgres", "redis")
+
+    def __init__(self, worker: psutil.Process) -> None:
+        self.worker = worker
+        self.seen: dict[int, tuple[str, psutil.Process, float]] = {}
+        self.spent = dict.fromkeys(self.GROUPS, 0.0)
+        self._start = self._sample()
+
+    def _others(self) -> Iterator[tuple[str, psutil.Process]]:
+        yield "worker", self.worker
+        yield "client", psutil.Process()
+        for process in psutil.process_iter(["name"]):
+            name = process.info["name"] or ""
+            if name.startswith("postgres"):
+                yield "postgres", process
+            elif name.startswith("redis-server"):
+                yield "redis", process
+
+    def _sample(self) -> dict[int, tuple[str, float]]:
+        return {process.pid: (group, _cpu(process)) for group, process in self._others()}
+
+    def stop(self) -> dict[str, float]:
+        end = self._sample()
+        for pid, (group, cpu) in end.items():
+            self.spent[group] += max(0.0, cpu - self._start.get(pid, (group, 0.0))[1])
+        return self.spent
+
+
 @dataclasses.dataclass
 class TurnFigures:
     turns: int
     seconds: float
     first_frame: list[float]
-    cpu_seconds: float
+    cpu: dict[str, float]
+    errors: list[str] = dataclasses.field(default_factory=list)
 
     def text(self) -> str:
+        per_turn = ", ".join(f"{group} {seconds / self.turns * 1000:.2f}" for group, seconds in self.cpu.items())
+        errors = f"; ERRORS {len(self.errors)}: {self.errors[:3]}" if self.errors else "; no errors"
         return (f"{self.turns} turns, {self.turns / self.seconds:.0f} turns/s; POST → first agent_event "
-                f"{ms(self.first_frame)}; worker CPU {self.cpu_seconds / self.turns * 1000:.2f} ms per turn")
+                f"{ms(self.first_frame)}; worker CPU {self.cpu['worker'] / self.turns * 1000:.2f} ms per turn "
+                f"(CPU ms per turn: {per_turn}; total {sum(self.cpu.values()) / self.turns * 1000:.2f}){errors}")
 
 
 async def turns(url: str, worker: psutil.Process, headers: dict[str, str], concurrency: int, seconds: float,
@@ -148,11 +192,11 @@ async def turns(url: str, worker: psutil.Process, headers: dict[str, str], concu
         await asyncio.gather(*(client(s, time.monotonic() + 2) for s in sessions))  # warm-up
         first_frame.clear()
         completed = 0
-        cpu_before = sum(worker.cpu_times()[:2])
+        shares = CpuShares(worker)
         began = time.monotonic()
         await asyncio.gather(*(client(s, began + seconds) for s in sessions))
         elapsed = time.monotonic() - began
-        cpu = sum(worker.cpu_times()[:2]) - cpu_before
+        cpu = shares.stop()
     return TurnFigures(completed, elapsed, first_frame, cpu)
 
 
