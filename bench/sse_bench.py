@@ -2,12 +2,15 @@
 
     .venv/bin/python -m bench.sse_bench [--concurrency 50] [--seconds 20] [--streams 2000] [--hold 60]
         [--replays 200] [--phases turns,streams,replays] [--rounds 1] [--voyagent-src DIR]
+        [--turn-kinds flight,burst] [--client lean|aiohttp]
 
 1. Turns: ``--concurrency`` clients, each on its own session, send turns back to back for ``--seconds``, on a
    worker with the REAL default offline backend (``VOYAGENT_AGENT_BACKEND`` unset): the flight search
    ``flights DEL to DXB on 2026-07-01 for 2 adults`` (tool_use, tool_result, text_delta, final); then the same
    with the scripted backend's ``burst 3`` (three deltas and the final: the transport alone). Time from sending
-   the POST to the first ``agent_event`` frame (p50/p99), turns per second and the worker's CPU per turn.
+   the POST to the first ``agent_event`` frame (p50/p99), turns per second and the CPU per turn of the worker,
+   the load generator, PostgreSQL and Redis; turns that fail are counted and shown. The load generator is
+   ``bench/sse_turn_client.py`` on uvloop (``--client aiohttp``: aiohttp's client, as before).
    ``--voyagent-src DIR`` also serves another checkout (e.g. ``git archive main | tar -x -C DIR``) and measures
    the two alternately, ``--rounds`` times each: the "before" figures of a change.
 2. Open streams: 20 sessions get a long turn (``sleep``) on worker B; ``--streams`` replay streams on worker A
@@ -38,8 +41,10 @@ from typing import Iterator
 import aiohttp
 import asyncpg
 import psutil
+import uvloop
 
 from bench.harness import ROOT, SECRET, _wait, free_port, scratch_database
+from bench.sse_turn_client import FINAL, FRAME, TurnClient, TurnError
 from voyagent.config import Settings
 from voyagent.services.tokens import mint_access_token
 
@@ -109,64 +114,133 @@ def ms(values: list[float]) -> str:
 # --- 1. time to the first frame at N concurrent turns ----------------------------------------------------
 
 
+def _cpu(process: psutil.Process) -> float:
+    try:
+        return sum(process.cpu_times()[:2])
+    except psutil.Error:  # a PostgreSQL backend that ended meanwhile
+        return 0.0
+
+
+class CpuShares:
+    """CPU seconds spent meanwhile by the worker, this load generator, PostgreSQL's processes and redis-server:
+    where the two cores went (processes that started or ended meanwhile count from their first / up to their
+    last sighting)."""
+
+    GROUPS = ("worker", "client", "postgres", "redis")
+
+    def __init__(self, worker: psutil.Process) -> None:
+        self.worker = worker
+        self.seen: dict[int, tuple[str, psutil.Process, float]] = {}
+        self.spent = dict.fromkeys(self.GROUPS, 0.0)
+        self._start = self._sample()
+
+    def _others(self) -> Iterator[tuple[str, psutil.Process]]:
+        yield "worker", self.worker
+        yield "client", psutil.Process()
+        for process in psutil.process_iter(["name"]):
+            name = process.info["name"] or ""
+            if name.startswith("postgres"):
+                yield "postgres", process
+            elif name.startswith("redis-server"):
+                yield "redis", process
+
+    def _sample(self) -> dict[int, tuple[str, float]]:
+        return {process.pid: (group, _cpu(process)) for group, process in self._others()}
+
+    def stop(self) -> dict[str, float]:
+        end = self._sample()
+        for pid, (group, cpu) in end.items():
+            self.spent[group] += max(0.0, cpu - self._start.get(pid, (group, 0.0))[1])
+        return self.spent
+
+
 @dataclasses.dataclass
 class TurnFigures:
     turns: int
     seconds: float
     first_frame: list[float]
-    cpu_seconds: float
+    cpu: dict[str, float]
+    errors: list[str] = dataclasses.field(default_factory=list)
 
     def text(self) -> str:
+        errors = f"; ERRORS {len(self.errors)}: {self.errors[:3]}" if self.errors else "; no errors"
+        if not self.turns:
+            return f"no turn completed{errors}"
+        per_turn = ", ".join(f"{group} {seconds / self.turns * 1000:.2f}" for group, seconds in self.cpu.items())
         return (f"{self.turns} turns, {self.turns / self.seconds:.0f} turns/s; POST → first agent_event "
-                f"{ms(self.first_frame)}; worker CPU {self.cpu_seconds / self.turns * 1000:.2f} ms per turn")
+                f"{ms(self.first_frame)}; worker CPU {self.cpu['worker'] / self.turns * 1000:.2f} ms per turn "
+                f"(CPU ms per turn: {per_turn}; total {sum(self.cpu.values()) / self.turns * 1000:.2f}){errors}")
 
 
 async def turns(url: str, worker: psutil.Process, headers: dict[str, str], concurrency: int, seconds: float,
-                message: str, frames: int) -> TurnFigures:
+                message: str, frames: int, lean: bool = True) -> TurnFigures:
     """``concurrency`` clients on sessions of their own send ``message`` back to back; each answer must hold
-    ``frames`` agent events ending with the final."""
+    ``frames`` agent events ending with the final (anything else is counted as an error). ``lean``: the clients
+    are ``bench.sse_turn_client``'s, else aiohttp's."""
     first_frame: list[float] = []
+    errors: list[str] = []
     completed = 0
     async with aiohttp.ClientSession(connector=aiohttp.TCPConnector(limit=0)) as http:
         sessions = [await new_session(http, url, headers) for _ in range(concurrency)]
 
+        async def aiohttp_turn(session_id: str) -> float:
+            started = time.monotonic()
+            first = None
+            async with http.post(f"{url}/chat/sessions/{session_id}/messages", json={"message": message},
+                                 headers=headers) as response:
+                if response.status != 200:
+                    raise TurnError(f"{response.status} {(await response.text())[:200]}")
+                body = b""
+                async for chunk in response.content.iter_any():
+                    if first is None and FRAME in body[-len(FRAME):] + chunk:
+                        first = time.monotonic() - started
+                    body += chunk
+            if first is None or body.count(FRAME) != frames or FINAL not in body[body.rfind(FRAME):]:
+                raise TurnError(f"unexpected frames: {body[:300]!r}")
+            return first
+
         async def client(session_id: str, until: float) -> None:
             nonlocal completed
-            while time.monotonic() < until:
-                started = time.monotonic()
-                async with http.post(f"{url}/chat/sessions/{session_id}/messages", json={"message": message},
-                                     headers=headers) as response:
-                    assert response.status == 200, await response.text()
-                    body = b""
-                    async for chunk in response.content.iter_any():
-                        if b"event: agent_event" not in body and b"event: agent_event" in body + chunk:
-                            first_frame.append(time.monotonic() - started)
-                        body += chunk
-                    assert body.count(b"event: agent_event") == frames and b'"kind":"final"' in body, body[:300]
-                completed += 1
+            lean_client = TurnClient(url, session_id, headers, message) if lean else None
+            try:
+                while time.monotonic() < until:
+                    try:
+                        first = await (lean_client.turn(frames) if lean_client else aiohttp_turn(session_id))
+                    except (TurnError, OSError, asyncio.IncompleteReadError, asyncio.LimitOverrunError,
+                            aiohttp.ClientError, ValueError) as exc:
+                        errors.append(f"{type(exc).__name__}: {exc}")
+                        continue
+                    first_frame.append(first)
+                    completed += 1
+            finally:
+                if lean_client is not None:
+                    await lean_client.close()
 
         await asyncio.gather(*(client(s, time.monotonic() + 2) for s in sessions))  # warm-up
         first_frame.clear()
+        errors.clear()
         completed = 0
-        cpu_before = sum(worker.cpu_times()[:2])
+        shares = CpuShares(worker)
         began = time.monotonic()
         await asyncio.gather(*(client(s, began + seconds) for s in sessions))
         elapsed = time.monotonic() - began
-        cpu = sum(worker.cpu_times()[:2]) - cpu_before
-    return TurnFigures(completed, elapsed, first_frame, cpu)
+        cpu = shares.stop()
+    return TurnFigures(completed, elapsed, first_frame, cpu, errors)
 
 
 def turn_rounds(dsn: str, headers: dict[str, str], args: argparse.Namespace, prefix: str) -> None:
     """Phase 1 on this checkout and, with ``--voyagent-src``, on the other one, alternately."""
     sources = [("this checkout", ROOT)] + ([("--voyagent-src", args.voyagent_src.resolve())]
                                            if args.voyagent_src else [])
-    for label, backend, message, frames in (("flight search, offline backend", None, FLIGHT_SEARCH, 4),
-                                            ("burst 3, scripted backend", SCRIPTED, "burst 3", 4)):
+    kinds = {"flight": ("flight search, offline backend", None, FLIGHT_SEARCH, 4),
+             "burst": ("burst 3, scripted backend", SCRIPTED, "burst 3", 4)}
+    for label, backend, message, frames in (kinds[kind] for kind in args.turn_kinds.split(",")):
         for round_ in range(args.rounds):
             for name, src in sources:
                 with server(dsn, prefix + name[:2] + ":", src, backend) as (url, worker):
-                    figures = asyncio.run(turns(url, worker, headers, args.concurrency, args.seconds, message,
-                                                frames))
+                    with asyncio.Runner(loop_factory=uvloop.new_event_loop) as runner:
+                        figures = runner.run(turns(url, worker, headers, args.concurrency, args.seconds, message,
+                                                   frames, lean=args.client == "lean"))
                 print(f"1. {label}, {args.concurrency} concurrent turns on one worker ({name}, round {round_ + 1}, "
                       f"load average {os.getloadavg()[0]:.1f}): {figures.text()}", flush=True)
 
@@ -264,6 +338,9 @@ def main() -> None:
     parser.add_argument("--heartbeat", type=int, default=1, help="VOYAGENT_SSE_HEARTBEAT_SECONDS of phases 2-3")
     parser.add_argument("--rounds", type=int, default=1)
     parser.add_argument("--voyagent-src", type=Path, default=None)
+    parser.add_argument("--turn-kinds", default="flight,burst", help="phase 1's turns: flight, burst or both")
+    parser.add_argument("--client", choices=("lean", "aiohttp"), default="lean",
+                        help="phase 1's load generator (bench/sse_turn_client.py, or aiohttp's client)")
     args = parser.parse_args()
     phases = set(args.phases.split(","))
     soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)

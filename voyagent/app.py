@@ -56,6 +56,7 @@ from voyagent.metrics import Metrics
 from voyagent.middleware import setup_middlewares
 from voyagent.pagination import CursorCodec
 from voyagent.queries import Queries
+from voyagent.redis_pool import connection_pool
 from voyagent.routes import setup_routes
 from voyagent.services.api_key_auth import ApiKeyCache
 from voyagent.services.audit import AuditVerifyLimiter
@@ -76,7 +77,6 @@ log = logging.getLogger("voyagent.app")
 
 # Header fields up to 16 KiB each are accepted (README, Request validation), with room for the name.
 MAX_FIELD_SIZE = 16 * 1024 + 1024
-REDIS_MAX_CONNECTIONS = 100  # per worker
 RUNNER_KWARGS = {"max_field_size": MAX_FIELD_SIZE, "max_line_size": MAX_FIELD_SIZE, "access_log": None}
 
 
@@ -114,12 +114,7 @@ def create_app(settings: Settings, *, dsn: str, db_mode: str = "external", contr
     async def redis_client(app: web.Application) -> AsyncIterator[None]:
         client = None
         if settings.redis_url is not None:
-            # A burst (thousands of streams opening at once) waits up to 2 s for one of the pool's connections
-            # instead of failing at once when all are in use, as the default pool does.
-            pool = aioredis.BlockingConnectionPool.from_url(
-                settings.redis_url, max_connections=REDIS_MAX_CONNECTIONS, timeout=2.0, socket_timeout=2.0,
-                socket_connect_timeout=2.0, health_check_interval=30)
-            client = aioredis.Redis.from_pool(pool)
+            client = aioredis.Redis.from_pool(connection_pool(settings.redis_url))
         app[REDIS] = client
         app[RATE_LIMITER] = RateLimiter(client, settings.redis_prefix, app[REDIS_STATE])
         app[AUDIT_LIMITER] = AuditVerifyLimiter(client, settings.redis_prefix, redis_state=app[REDIS_STATE])

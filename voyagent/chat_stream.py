@@ -54,19 +54,29 @@ from voyagent.sse import CheckLive, Relay, open_stream
 log = logging.getLogger(__name__)
 
 
-async def respond(request: web.Request, session: asyncpg.Record, body: dict[str, Any]) -> web.StreamResponse:
-    """The whole answer for an existing session of the caller's tenant."""
+async def respond(request: web.Request, session_id: uuid.UUID, body: dict[str, Any]) -> web.StreamResponse:
+    """The whole answer: ``404 session_not_found`` unless the session is the caller's tenant's. A new turn reads
+    the session once, under its lock (§2's order holds: a lock that cannot be taken reads it first, so a missing
+    session is still a 404 before a 503 or a 409); a replay reads it before anything else."""
     app = request.app
-    session_id: uuid.UUID = session["id"]
     header = request.headers.get("Last-Event-ID", "")
     with app[FRAME_HUB].subscribe(session_id) as subscription:
         if header:
+            session = await _read_session(request, session_id)
             relay = await _replay(app, subscription, session, header)
             if relay is not None:
                 return await _stream(request, relay)
-        turn_id = await _admit_turn(request, session, body, replay_failed=bool(header))
+        turn_id, session = await _admit_turn(request, session_id, body, replay_failed=bool(header))
         return await _stream(request, Relay(subscription, heartbeat=app[SETTINGS].sse_heartbeat, turn=turn_id,
                                             check_live=_check_live(app, session)))
+
+
+async def _read_session(request: web.Request, session_id: uuid.UUID) -> asyncpg.Record:
+    """The session (id, title, last_event_id); ``404 session_not_found`` when it is not the tenant's."""
+    app = request.app
+    async with app[DATABASE].connection() as conn:
+        return await messages.get_turn_session(conn, app[QUERIES], tenant_id=request[PRINCIPAL].tenant_id,
+                                               session_id=session_id)
 
 
 async def _replay(app: web.Application, subscription: Subscription, session: asyncpg.Record,
@@ -150,21 +160,26 @@ async def _store_last_event_id(app: web.Application, session_id: uuid.UUID, last
         log.warning("could not store the last event id of session %s: %s", session_id, exc)
 
 
-async def _admit_turn(request: web.Request, session: asyncpg.Record, body: dict[str, Any], *,
-                      replay_failed: bool) -> str:
-    """§2 step 1 (b)–(e), then the turn's start; its id."""
+async def _admit_turn(request: web.Request, session_id: uuid.UUID, body: dict[str, Any], *,
+                      replay_failed: bool) -> tuple[str, asyncpg.Record]:
+    """§2 step 1 (a)–(e), then the turn's start; its id and the session as read under the lock."""
     app, principal = request.app, request[PRINCIPAL]
-    session_id: uuid.UUID = session["id"]
     leases = app[TURN_LEASES]
     turn_id = new_turn_id()
-    admission = await leases.acquire(session_id, turn_id)
+    try:
+        admission = await leases.acquire(session_id, turn_id)
+    except ApiError:  # 503 redis_unreachable: but a session that is not the tenant's is a 404 first
+        await _read_session(request, session_id)
+        raise
     if admission is None:
+        await _read_session(request, session_id)
         raise turn_in_progress()
     lease = admission.lease
     try:
-        # A delete that committed between the first read and the lock leaves no row: read it again under the lock
-        # (its last_event_id is then the floor of the turn's ids). When the backend can run, the same statement
-        # sweeps the session's approvals (step 1d) and reads what the turn needs (settings, unconsumed approvals).
+        # The session is read under the lock (404 when it is not the tenant's, or a delete committed before the
+        # lock; its last_event_id is then the floor of the turn's ids). When the backend can run, the same
+        # statement sweeps the session's approvals (step 1d) and reads what the turn needs (settings, unconsumed
+        # approvals).
         ready = backends.is_ready(app[AGENT_BACKEND])
         async with app[DATABASE].connection() as conn:
             if ready:
@@ -172,7 +187,7 @@ async def _admit_turn(request: web.Request, session: asyncpg.Record, body: dict[
                                                     session_id=session_id)
             else:
                 session = await messages.get_turn_session(conn, app[QUERIES], tenant_id=principal.tenant_id,
-                                                          session_id=str(session_id))
+                                                          session_id=session_id)
         if admission.dead_turn is not None:
             await close_dead_turn(app, session_id, admission.dead_turn, token=lease.token,
                                   floor=session["last_event_id"])
@@ -193,7 +208,7 @@ async def _admit_turn(request: web.Request, session: asyncpg.Record, body: dict[
         session_id=session_id, tenant_id=principal.tenant_id, user_id=principal.user_id, role=principal.role,
         turn_id=turn_id, message=body.get("message") or "", lease=lease, floor=session["last_event_id"],
         replay_failed=replay_failed, settings=settings, resume=session["unconsumed_approvals"], quota=quota))
-    return turn_id
+    return turn_id, session
 
 
 async def _stream(request: web.Request, relay: Relay) -> web.StreamResponse:

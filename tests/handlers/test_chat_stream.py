@@ -383,6 +383,33 @@ async def test_an_unknown_or_foreign_session_is_404_in_both_modes(stream_client,
             assert await detail(response) == (404, "session_not_found")
 
 
+async def test_a_foreign_session_is_404_before_its_lock_is_looked_at_and_the_lock_goes_back(any_store_client,
+                                                                                               admin, make_user):
+    """A new turn reads the session only under its lock: a lock that is held, or that a turn of the same request
+    took, must still give the stranger a 404 (not a 409) and leave the owner's next turn free to run."""
+    from voyagent.keys import TURN_LOCK
+
+    other = await make_user("agency_admin")
+    theirs = await new_session(any_store_client, other)
+    response = await send(any_store_client, admin, theirs, "say x")
+    assert await detail(response) == (404, "session_not_found")
+    lock = any_store_client.server.app[TURN_LOCK]
+    assert not await lock.is_held(uuid.UUID(theirs))
+    token = await lock.acquire(uuid.UUID(theirs))
+    response = await send(any_store_client, admin, theirs, "say x")
+    assert await detail(response) == (404, "session_not_found")
+    await lock.release(uuid.UUID(theirs), token)
+    _, events = await turn(any_store_client, other, theirs, "say mine")
+    assert kinds(events) == ["text_delta", "final"]
+
+
+async def test_an_unknown_session_is_404_even_when_redis_is_down(make_stream_client, admin):
+    client = await make_stream_client(redis_url="redis://127.0.0.1:1")
+    for header in (None, "0", "abc"):
+        response = await send(client, admin, str(uuid.uuid4()), "say x", last_event_id=header)
+        assert await detail(response) == (404, "session_not_found")
+
+
 async def test_the_lock_is_checked_before_the_backend_and_the_backend_before_the_approvals(make_stream_client,
                                                                                           admin):
     from voyagent.keys import TURN_LOCK

@@ -161,6 +161,26 @@ async def test_with_redis_two_workers_share_the_buckets(make_client, redis_url, 
 
 
 @pytest.mark.redis
+async def test_with_redis_the_user_bucket_is_shared_and_a_revoked_token_takes_nothing(make_client, make_user,
+                                                                                       redis_url, settings):
+    """With Redis the denylist check and the user's bucket are one round trip: the denylist comes first."""
+    prefix = fresh_prefix(settings)
+    options = {"redis_url": redis_url, "redis_prefix": prefix, "rate_limit_user_per_minute": 3}
+    worker_a, worker_b = await make_client(**options), await make_client(**options)
+    user = await make_user(password=PASSWORD)
+    fresh = {"Authorization": f"Bearer {(await (await _sign_in(worker_a, user.email)).json())['access_token']}"}
+    assert (await worker_a.get("/auth/me", headers=user.headers)).headers["RateLimit-Remaining"] == "2"
+    assert (await worker_b.post("/auth/sign-out", headers=user.headers)).status == 204
+    for worker in (worker_a, worker_b, worker_a, worker_b):
+        revoked = await worker.get("/auth/me", headers=user.headers)
+        assert revoked.status == 401 and "RateLimit-Limit" not in revoked.headers
+    assert (await worker_b.get("/auth/me", headers=fresh)).headers["RateLimit-Remaining"] == "1"
+    assert (await worker_a.get("/auth/me", headers=fresh)).headers["RateLimit-Remaining"] == "0"
+    refused = await worker_b.get("/auth/me", headers=fresh)
+    assert refused.status == 429 and refused.headers["RateLimit-Policy"] == '"user";q=3;w=60'
+
+
+@pytest.mark.redis
 async def test_with_redis_an_email_refusal_gives_the_shared_ip_token_back(make_client, redis_url, settings):
     prefix = fresh_prefix(settings)
     options = {"redis_url": redis_url, "redis_prefix": prefix, "rate_limit_auth_ip_per_minute": 10,

@@ -72,7 +72,7 @@ class DemoAgent:
             raise RuntimeError(f"demo session {session_id} has a turn running")
         async with self.database.connection() as conn:
             session = await messages.get_turn_session(conn, self.sql, tenant_id=self.agency.tenant_id,
-                                                      session_id=str(session_id))
+                                                      session_id=session_id)
         await self.events.begin(session_id, turn_id)
         return await self.runner.start(TurnStart(
             session_id=session_id, tenant_id=self.agency.tenant_id, user_id=member.user_id, role=member.role,

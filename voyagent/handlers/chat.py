@@ -12,7 +12,7 @@ from voyagent.edge import respond_once
 from voyagent.handlers_types import Handler
 from voyagent.jsonio import json_response
 from voyagent.keys import BODY, CURSORS, DATABASE, EVENT_LOG, PRINCIPAL, QUERIES, QUERY, TURN_LOCK
-from voyagent.services import messages, sessions
+from voyagent.services import sessions
 
 
 async def list_chat_sessions(request: web.Request) -> web.Response:
@@ -70,11 +70,8 @@ async def delete_chat_session(request: web.Request) -> web.Response:
 
 async def send_chat_message(request: web.Request) -> web.StreamResponse:
     """POST /chat/sessions/{session_id}/messages — a replay or a new turn, answered as an SSE stream."""
-    principal = request[PRINCIPAL]
-    async with request.app[DATABASE].connection() as conn:
-        session = await messages.get_turn_session(conn, request.app[QUERIES], tenant_id=principal.tenant_id,
-                                                  session_id=request.match_info["session_id"])
-    return await chat_stream.respond(request, session, request[BODY])
+    session_id = sessions.parse_session_id(request.match_info["session_id"])
+    return await chat_stream.respond(request, session_id, request[BODY])
 
 
 HANDLERS: dict[str, Handler] = {

@@ -6,10 +6,12 @@ from aiohttp import web
 
 from voyagent.contract import Operation
 from voyagent.errors import ApiError, unauthorized
-from voyagent.keys import ACCESS_TOKENS, TOKEN_STORE
+from voyagent.keys import ACCESS_TOKENS, PRINCIPAL_BUCKET_RESULT, RATE_LIMITER, TOKEN_STORE
 from voyagent.principal import Principal
 from voyagent import edge
+from voyagent.services.ratelimit import DENIED
 from voyagent.services.scopes import grants
+from voyagent.services.token_store import RedisTokenStore
 
 
 def bearer_credential(request: web.BaseRequest) -> str | None:
@@ -32,17 +34,37 @@ async def principal_from_jwt(app: web.Application, token: str) -> Principal | No
     return principal
 
 
-async def authenticate_request(request: web.Request) -> Principal:
-    """The principal of a protected request, or ``401 unauthorized``."""
+async def authenticate_request(request: web.Request, user_capacity: int = 0) -> Principal:
+    """The principal of a protected request, or ``401 unauthorized``. A JWT's user bucket (check 4, of
+    ``user_capacity`` tokens a minute) rides along with its denylist check where both are in the same Redis."""
     credential = bearer_credential(request)
     if credential is None:
         raise unauthorized()
     if credential.startswith("vy_"):
         principal = await edge.authenticate_api_key(request.app, credential)
     else:
-        principal = await principal_from_jwt(request.app, credential)
+        principal = await _jwt_principal_taking_bucket(request, credential, user_capacity)
     if principal is None:
         raise unauthorized()
+    return principal
+
+
+async def _jwt_principal_taking_bucket(request: web.Request, token: str, user_capacity: int) -> Principal | None:
+    """``principal_from_jwt``, with the user's token taken in the same Redis round trip when it can be (the
+    denylist first: a revoked token takes nothing); the bucket's verdict is left for ``take_principal``."""
+    app = request.app
+    store, limiter = app[TOKEN_STORE], app[RATE_LIMITER]
+    if user_capacity <= 0 or not isinstance(store, RedisTokenStore) or limiter.redis is not store.redis:
+        return await principal_from_jwt(app, token)
+    principal = app[ACCESS_TOKENS].principal(token)
+    if principal is None:
+        return None
+    bucket, key = principal.rate_limit_key
+    result = await limiter.take_unless_denied(bucket, key, user_capacity,
+                                              store.denylist_key(principal.jti))  # type: ignore[arg-type]
+    if result == DENIED:
+        return None
+    request[PRINCIPAL_BUCKET_RESULT] = result  # type: ignore[assignment]
     return principal
 
 

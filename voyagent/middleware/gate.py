@@ -40,7 +40,7 @@ def gate(settings: Settings) -> Callable[[web.Request, RoutePlan], Awaitable[Non
                 await take_signup_ip(request, signup_capacity)  # 2. sign-up IP bucket → 429
         principal = None
         if operation.authenticated:
-            principal = await authenticate_request(request)  # 3. → 401
+            principal = await authenticate_request(request, user_capacity)  # 3. → 401 (a JWT's bucket taken too)
         request[PRINCIPAL] = principal
         if principal is not None:
             await take_principal(request, principal, user_capacity)  # 4. → 429

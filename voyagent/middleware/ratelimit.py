@@ -77,10 +77,13 @@ async def take_signup_ip(request: web.Request, capacity: int) -> None:
 
 async def take_principal(request: web.Request, principal: Principal, user_capacity: int) -> None:
     """Check 4: the user's bucket (JWT) or the key's bucket sized by the tenant's setting."""
-    bucket, key = principal.rate_limit_key
-    capacity = principal.rate_limit if principal.is_api_key else user_capacity
-    result = await request.app[RATE_LIMITER].take(bucket, key, capacity)
-    request[PRINCIPAL_BUCKET_RESULT] = result
+    if PRINCIPAL_BUCKET_RESULT in request:  # taken with the JWT's denylist check (authenticate_request)
+        result = request[PRINCIPAL_BUCKET_RESULT]
+    else:
+        bucket, key = principal.rate_limit_key
+        capacity = principal.rate_limit if principal.is_api_key else user_capacity
+        result = await request.app[RATE_LIMITER].take(bucket, key, capacity)
+        request[PRINCIPAL_BUCKET_RESULT] = result
     if result is not None and not result.allowed:
         raise refuse(request, result)
     _report(request, result)

@@ -10,15 +10,15 @@ from typing import Any, Iterable, Mapping
 import asyncpg
 
 from voyagent.ids import new_id
-from voyagent.services.sessions import parse_session_id, session_not_found
+from voyagent.services.sessions import session_not_found
 
 TITLE_LENGTH = 60  # code points of the first message kept as the title
 
 
 async def get_turn_session(conn: asyncpg.Connection, sql: Any, *, tenant_id: uuid.UUID,
-                           session_id: str) -> asyncpg.Record:
+                           session_id: uuid.UUID) -> asyncpg.Record:
     """The session (id, title, last_event_id) in the tenant; ``404 session_not_found`` otherwise."""
-    row = await sql.get_turn_session(conn, id=parse_session_id(session_id), tenant_id=tenant_id)
+    row = await sql.get_turn_session(conn, id=session_id, tenant_id=tenant_id)
     if row is None:
         raise session_not_found()
     return row

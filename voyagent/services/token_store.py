@@ -72,14 +72,14 @@ class RedisTokenStore:
         self.redis_state.failure(what, exc)
         return redis_unreachable()
 
-    def _jti_key(self, jti: str) -> str:
+    def denylist_key(self, jti: str) -> str:
         return f"{self.prefix}revoked_jti:{jti}"
 
     async def revoke_jti(self, jti: str, exp: int) -> bool:
         if exp <= int(time.time()):
             return True  # already expired: the token is refused anyway, nothing to remember
         try:
-            created = await self.redis.set(self._jti_key(jti), b"1", exat=int(exp), nx=True)
+            created = await self.redis.set(self.denylist_key(jti), b"1", exat=int(exp), nx=True)
         except Exception as exc:
             raise self._unreachable("token store (revoke a jti)", exc) from None
         self.redis_state.success()
@@ -87,7 +87,7 @@ class RedisTokenStore:
 
     async def is_revoked(self, jti: str) -> bool:
         try:
-            revoked = bool(await self.redis.exists(self._jti_key(jti)))
+            revoked = bool(await self.redis.exists(self.denylist_key(jti)))
         except Exception as exc:
             self.redis_state.failure("denylist check (token accepted: fail open)", exc)
             return False
