@@ -39,7 +39,11 @@ def timestamp(value: dt.datetime | None) -> str | None:
     return orjson.dumps(value.astimezone(dt.timezone.utc), option=orjson.OPT_UTC_Z)[1:-1].decode()
 
 
+JSON_CONTENT_TYPE = {"Content-Type": "application/json; charset=utf-8"}
+
+
 def json_response(data: Any, status: int = 200, headers: Mapping[str, str] | None = None) -> web.Response:
-    """A JSON response with ``application/json; charset=utf-8``."""
-    return web.Response(body=dumps(data), status=status, headers=headers,
-                        content_type="application/json", charset="utf-8")
+    """A JSON response with ``application/json; charset=utf-8`` (the header given whole: aiohttp's
+    ``content_type``/``charset`` arguments parse and rebuild it on every response)."""
+    return web.Response(body=dumps(data), status=status,
+                        headers=JSON_CONTENT_TYPE if headers is None else {**JSON_CONTENT_TYPE, **headers})

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import time
 
 from aiohttp import web
 
@@ -12,6 +13,7 @@ from voyagent.jsonio import json_response
 from voyagent.keys import DATABASE, DB_MODE, DB_STATE, REDIS, REDIS_STATE
 
 PROBE_TIMEOUT = 2.0
+MIN_QUERY_TIMEOUT = 0.001  # asyncpg refuses a timeout of 0
 NO_STORE = {"Cache-Control": "no-store"}
 _OK = b'{"status":"ok"}'
 _OK_HEADERS = {"Content-Type": "application/json; charset=utf-8", **NO_STORE}  # built once: liveness is hot
@@ -23,13 +25,14 @@ async def health(request: web.Request) -> web.Response:
 
 
 async def health_db(request: web.Request) -> web.Response:
-    """``SELECT 1`` on a pooled connection within 2 s."""
+    """``SELECT 1`` on a pooled connection within 2 s: the pool's wait and the query share one deadline (the
+    query's own timeout, which replaces the pool's command timeout: no second timer per probe)."""
+    deadline = time.monotonic() + PROBE_TIMEOUT
     try:
-        async with asyncio.timeout(PROBE_TIMEOUT):
-            async with request.app[DATABASE].connection(timeout=PROBE_TIMEOUT) as conn:
-                value = await conn.fetchval("SELECT 1")
+        async with request.app[DATABASE].connection(timeout=PROBE_TIMEOUT) as conn:
+            value = await conn.fetchval("SELECT 1", timeout=max(deadline - time.monotonic(), MIN_QUERY_TIMEOUT))
     except Exception as exc:
-        if not isinstance(exc, Unavailable):  # not reported by voyagent.db (the probe's own timeout)
+        if not isinstance(exc, Unavailable):  # not reported by voyagent.db
             request.app[DB_STATE].failure("health probe", exc)
         return json_response({"detail": "db_unreachable"}, status=503, headers=NO_STORE)
     return json_response({"status": "ok", "select_1": value, "mode": request.app[DB_MODE]}, headers=NO_STORE)

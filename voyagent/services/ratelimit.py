@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import dataclasses
+import functools
 import ipaddress
 import math
 import time
@@ -91,14 +92,21 @@ class BucketResult:
         return max(1, math.ceil((1 - self.tokens) * WINDOW_SECONDS / self.capacity))
 
     def headers(self) -> dict[str, str]:
-        remaining, reset = self.remaining, self.reset_seconds
+        remaining, reset = str(self.remaining), str(self.reset_seconds)
+        limit, policy, named = _fixed_headers(self.bucket, self.capacity)
         return {
-            "RateLimit-Limit": str(self.capacity),
-            "RateLimit-Remaining": str(remaining),
-            "RateLimit-Reset": str(reset),
-            "RateLimit-Policy": f'"{self.bucket}";q={self.capacity};w=60',
-            "RateLimit": f'"{self.bucket}";r={remaining};t={reset}',
+            "RateLimit-Limit": limit,
+            "RateLimit-Remaining": remaining,
+            "RateLimit-Reset": reset,
+            "RateLimit-Policy": policy,
+            "RateLimit": f"{named};r={remaining};t={reset}",
         }
+
+
+@functools.lru_cache(maxsize=1024)
+def _fixed_headers(bucket: str, capacity: int) -> tuple[str, str, str]:
+    """The parts of a bucket's headers that only its name and capacity decide (built once, not per request)."""
+    return str(capacity), f'"{bucket}";q={capacity};w=60', f'"{bucket}"'
 
 
 class RateLimiter:
