@@ -27,16 +27,33 @@ def server_env(database, redis_url, redis_prefix):
             "VOYAGENT_SSE_HEARTBEAT_SECONDS": "1", "VOYAGENT_LOG_LEVEL": "WARNING"}
 
 
+def stop_cleanly(servers):
+    """Stop each worker; every one must exit 0 (a turn's shutdown path included)."""
+    for server in servers:
+        code, output = server.stop()
+        assert code == 0, output
+
+
+@pytest.fixture
+def two_workers(server_env, tmp_path):
+    """Workers a and b sharing PostgreSQL and Redis, stopped cleanly after the test."""
+    workers = [ServerProcess(server_env, output=tmp_path / "a.log").start()]
+    try:
+        workers.append(ServerProcess(server_env, output=tmp_path / "b.log").start())
+        yield workers
+    finally:
+        stop_cleanly(workers)
+
+
 async def new_session(http, url, user):
     async with http.post(f"{url}/chat/sessions", headers=user.headers) as response:
         assert response.status == 201
         return (await response.json())["session_id"]
 
 
-async def test_a_replay_on_another_worker_gets_the_missed_frames_then_the_live_rest(server_env, admin, redis_url,
-                                                                                 redis_prefix, tmp_path):
-    worker_a = ServerProcess(server_env, output=tmp_path / "a.log").start()
-    worker_b = ServerProcess(server_env, output=tmp_path / "b.log").start()
+async def test_a_replay_on_another_worker_gets_the_missed_frames_then_the_live_rest(two_workers, admin, redis_url,
+                                                                                 redis_prefix):
+    worker_a, worker_b = two_workers
     redis = aioredis.from_url(redis_url)
     try:
         async with aiohttp.ClientSession() as http:
@@ -71,9 +88,6 @@ async def test_a_replay_on_another_worker_gets_the_missed_frames_then_the_live_r
             assert len({e.json["turn_id"] for e in agent}) == 1
     finally:
         await redis.aclose()
-        for server in (worker_a, worker_b):
-            code, output = server.stop()
-            assert code == 0, output
 
 
 async def test_sigterm_ends_a_running_turn_with_turn_timeout_and_final_and_exits_0(server_env, admin, tmp_path):
@@ -147,21 +161,17 @@ async def test_a_turn_whose_worker_was_killed_is_closed_once_for_every_follower(
                 assert response.status == 200
                 assert [e.id for e in [e async for e in events_of(response)]] == ["4", "5"]
     finally:
-        for server in followers:
-            code, output = server.stop()
-            assert code == 0, output
+        stop_cleanly(followers)
     closing = [line for server in followers for line in server.read_output().splitlines() if "died holding" in line]
     assert len(closing) == 1, closing
 
 
-async def test_a_turn_reasserts_its_frames_after_redis_lost_them_and_a_reconnect_follows_it(server_env, admin,
-                                                                                        redis_url, redis_prefix,
-                                                                                        tmp_path):
+async def test_a_turn_reasserts_its_frames_after_redis_lost_them_and_a_reconnect_follows_it(two_workers, admin,
+                                                                                        redis_url, redis_prefix):
     """The effect of a Redis restart without persistence (every key of the session and the epoch mark deleted)
     while a turn waits: the turn writes its frame back with its id and keeps its session; a reconnect on another
     worker follows it, a second turn is refused, and the ids go on 1, 2, 3."""
-    worker_a = ServerProcess(server_env, output=tmp_path / "a.log").start()
-    worker_b = ServerProcess(server_env, output=tmp_path / "b.log").start()
+    worker_a, worker_b = two_workers
     redis = aioredis.from_url(redis_url)
     try:
         async with aiohttp.ClientSession() as http:
@@ -183,6 +193,3 @@ async def test_a_turn_reasserts_its_frames_after_redis_lost_them_and_a_reconnect
             assert {e.json["turn_id"] for e in rest} == {first.json["turn_id"]}
     finally:
         await redis.aclose()
-        for server in (worker_a, worker_b):
-            code, output = server.stop()
-            assert code == 0, output
