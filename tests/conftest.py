@@ -65,21 +65,21 @@ def pg_tmp_path() -> Iterator[Path]:
     shutil.rmtree(path, ignore_errors=True)
 
 
-async def _create_database(admin_dsn: str, name: str) -> str:
+async def _as_admin(admin_dsn: str, statement: str) -> None:
     conn = await asyncpg.connect(admin_dsn)
     try:
-        await conn.execute(f'CREATE DATABASE "{name}"')
+        await conn.execute(statement)
     finally:
         await conn.close()
+
+
+async def _create_database(admin_dsn: str, name: str) -> str:
+    await _as_admin(admin_dsn, f'CREATE DATABASE "{name}"')
     return admin_dsn.rsplit("/", 1)[0] + f"/{name}"
 
 
 async def _drop_database(admin_dsn: str, name: str) -> None:
-    conn = await asyncpg.connect(admin_dsn)
-    try:
-        await conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
-    finally:
-        await conn.close()
+    await _as_admin(admin_dsn, f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
 
 
 @pytest.fixture(scope="session")
