@@ -13,7 +13,7 @@ import urllib.request
 import pytest
 
 from tests.conftest import TEST_SECRET
-from tests.server_process import ServerProcess
+from tests.server_process import ServerProcess, pid_alive
 from voyagent.supervisor import MAX_DELAY_SECONDS, describe_exit, restart_delay
 
 SERVING = r"worker pid=(\d+) serving"
@@ -50,14 +50,6 @@ class RequestLoop(threading.Thread):
         assert self.ok >= count, self.failed[-5:]
 
 
-def _alive(pid: int) -> bool:
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    return True
-
-
 @pytest.fixture
 def two_workers_env(database, redis_url, redis_prefix) -> dict[str, str]:
     return {"VOYAGENT_DB_URL": database.dsn, "VOYAGENT_AUTH_SECRET": TEST_SECRET, "VOYAGENT_REDIS_URL": redis_url,
@@ -70,7 +62,7 @@ def test_a_worker_killed_under_load_is_logged_and_replaced_while_requests_keep_s
     loop = RequestLoop(server.url)
     try:
         first = {int(m.group(1)) for m in server.wait_for_output(SERVING, count=2)}
-        assert len(first) == 2 and all(_alive(pid) for pid in first)
+        assert len(first) == 2 and all(pid_alive(pid) for pid in first)
         loop.start()
         loop.wait_for_successes(50)
         victim = min(first)
@@ -80,7 +72,7 @@ def test_a_worker_killed_under_load_is_logged_and_replaced_while_requests_keep_s
         replacement = serving[2]
         assert replacement not in first
         server.wait_for_output(rf"worker \d started again as pid {replacement}")
-        assert {pid for pid in serving if _alive(pid)} == (first - {victim}) | {replacement}  # two again
+        assert {pid for pid in serving if pid_alive(pid)} == (first - {victim}) | {replacement}  # two again
         loop.wait_for_successes(loop.ok + 50)
     finally:
         loop.stop.set()

@@ -29,7 +29,7 @@ from tests.conftest import TEST_SECRET
 from tests.multihost.netns import Host, Network
 from tests.multihost.shared_services import HAProxy, NetworkPostgres
 from tests.private_redis import PrivateRedis
-from tests.server_process import ServerProcess
+from tests.server_process import ServerProcess, pid_alive
 
 HOST_PORT = 8000  # every host listens on the same port, as separate machines would
 WORKERS_PER_HOST = 2
@@ -56,7 +56,7 @@ class ApiHost:
     def worker_pids(self) -> set[int]:
         """The workers serving now: every pid that logged ``serving`` and is still alive."""
         pids = {int(match.group(1)) for match in SERVING.finditer(self.server.read_output())}
-        return {pid for pid in pids if _alive(pid)}
+        return {pid for pid in pids if pid_alive(pid)}
 
     def wait_for_workers(self, count: int = WORKERS_PER_HOST, timeout: float = 60.0) -> set[int]:
         deadline = time.monotonic() + timeout
@@ -102,14 +102,6 @@ class ApiHost:
         while (answer := self.get(f"/health/{probe}"))[0] != 200:
             assert time.monotonic() < deadline, f"{self.name} /health/{probe} stays {answer}"
             time.sleep(0.1)
-
-
-def _alive(pid: int) -> bool:
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    return True
 
 
 class Cluster:
