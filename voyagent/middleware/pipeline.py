@@ -17,7 +17,7 @@ from aiohttp import web
 
 from voyagent.config import Settings
 from voyagent.handlers_types import Handler
-from voyagent.keys import CLIENT_IP, OPERATION, PRINCIPAL, RATE_LIMIT_HEADERS, REQUEST_ID
+from voyagent.keys import CLIENT_IP, PRINCIPAL, RATE_LIMIT_HEADERS, REQUEST_ID
 from voyagent.logs import request_id_var
 from voyagent.middleware import cors, errors, gate, observe, response_headers
 from voyagent.middleware.client_ip import client_ip
@@ -40,7 +40,7 @@ def build_pipeline(settings: Settings) -> Pipeline:
         token = set_request_id(rid)
         request[CLIENT_IP] = client_ip(request, hops)
         request[RATE_LIMIT_HEADERS] = None  # no bucket reported yet
-        request[PRINCIPAL] = request[OPERATION] = None  # until the gate finds them
+        request[PRINCIPAL] = None  # until the gate authenticates (the access line reads it whatever happens)
         status = 500  # unless a response comes back (a cancelled request is counted as one)
         try:
             try:

@@ -6,12 +6,13 @@ import itertools
 import os
 import re
 import secrets
+from typing import Iterator
 
 _VISIBLE_ASCII = re.compile(r"[\x21-\x7e]{1,128}")
 # Request ids correlate log lines; they are not secrets. A random prefix per process (so workers and restarts do
 # not collide) and a counter: 32 hex digits like a UUID's, for a fraction of the cost of 128 random bits a request.
-_PREFIX = ""
-_SEQUENCE = itertools.count()
+_PREFIX: str
+_SEQUENCE: Iterator[int]
 
 
 def _new_sequence() -> None:
