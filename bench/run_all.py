@@ -1,6 +1,7 @@
 """The whole table of issue 14 in one run: every row a ratio to the bare ceiling app, printed as markdown.
 
     .venv/bin/python -m bench.run_all [--seconds 5] [--rounds 3] [--reseed] [--voyagent-src DIR]
+                                      [--only request,lists,export]
 
 One worker (``voyagent serve``, access log on at INFO, stderr discarded), the ceiling (``bench.ceiling_enquiries``:
 ``bench/ceiling.py``'s routes plus ``GET /enquiries``), wrk as the load generator (bench/load.py), each pair
@@ -272,7 +273,10 @@ def main() -> None:
     parser.add_argument("--export-runs", type=int, default=3)
     parser.add_argument("--reseed", action="store_true", help="seed the kept databases again")
     parser.add_argument("--voyagent-src", type=Path, default=ROOT, help="serve voyagent from this checkout")
+    parser.add_argument("--only", default="request,lists,export",
+                        help="the parts of the table to measure, comma-separated: request, lists, export")
     args = parser.parse_args()
+    parts = set(args.only.split(","))
     src = args.voyagent_src.resolve()
     started = time.monotonic()
     rows: list[tuple[str, str, str, str, str, str, str]] = []
@@ -287,70 +291,78 @@ def main() -> None:
         return f"{pair.ratio:.2f} ({low:.2f}–{high:.2f})"
 
     # 1. the request path
-    with scratch_database() as dsn:
-        user_id, tenant_id, email = asyncio.run(_user(dsn))
-        me = jwt(user_id, tenant_id, email)
-        with voyagent(dsn, src) as (ours, _), ceiling(dsn) as (bare, _), \
-                ceiling(dsn, "--asyncpg-reset") as (issue_bare, _):
-            for route, path, headers, target, key in (("`GET /health`", "/health", {}, 0.65, "health"),
-                                                      ("`GET /health/db`", "/health/db", {}, 0.8, "health_db"),
-                                                      ("`GET /auth/me` (JWT)", "/auth/me", me, 0.8, "auth_me")):
-                database = path != "/health"  # the reset query only matters where a connection is used
-                pair = alternate(ours + path, bare + path, args, 32, headers,
-                                 other=issue_bare + path if database else None)
-                mine, theirs = pair.best
-                ratio = ratio_text(pair)
-                if pair.other:
-                    issue_ratio = mine.rps / max(r.rps for r in pair.other)
-                    ratio += f"; {issue_ratio:.2f} to the issue's ceiling (asyncpg's reset query kept)"
-                row(route, f"≥ {target} of the ceiling", BEFORE[key], f"{k(mine.rps)}, p99 {mine.p99_ms:.1f} ms",
-                    k(theirs.rps), ratio, pair.ratio >= target)
+    if "request" in parts:
+        with scratch_database() as dsn:
+            user_id, tenant_id, email = asyncio.run(_user(dsn))
+            me = jwt(user_id, tenant_id, email)
+            with voyagent(dsn, src) as (ours, _), ceiling(dsn) as (bare, _), \
+                    ceiling(dsn, "--asyncpg-reset") as (issue_bare, _):
+                for route, path, headers, target, key in (("`GET /health`", "/health", {}, 0.65, "health"),
+                                                          ("`GET /health/db`", "/health/db", {}, 0.8, "health_db"),
+                                                          ("`GET /auth/me` (JWT)", "/auth/me", me, 0.8, "auth_me")):
+                    database = path != "/health"  # the reset query only matters where a connection is used
+                    pair = alternate(ours + path, bare + path, args, 32, headers,
+                                     other=issue_bare + path if database else None)
+                    mine, theirs = pair.best
+                    ratio = ratio_text(pair)
+                    if pair.other:
+                        issue_ratio = mine.rps / max(r.rps for r in pair.other)
+                        ratio += f"; {issue_ratio:.2f} to the issue's ceiling (asyncpg's reset query kept)"
+                    row(route, f"≥ {target} of the ceiling", BEFORE[key], f"{k(mine.rps)}, p99 {mine.p99_ms:.1f} ms",
+                        k(theirs.rps), ratio, pair.ratio >= target)
 
     # 2. lists on a million rows
-    dsn = enquiries_database(args.reseed)
-    deep_user = asyncio.run(_user(dsn, "bench-deep@example.com"))
-    big_user = asyncio.run(_user(dsn, "bench-0@example.com"))
-    with voyagent(dsn, src) as (ours, _), ceiling(dsn) as (bare, _):
-        pair = alternate(f"{ours}/enquiries?limit=50&offset=150000",
-                         f"{bare}/enquiries?tenant_id={deep_user[1]}&offset=150000", args, 32, jwt(*deep_user))
-        mine, theirs = pair.best
-        row("`GET /enquiries?limit=50&offset=150000`, 200k rows", "≥ 5× today (≥ 180 rps)", BEFORE["deep"],
-            f"{k(mine.rps)}, p50 {mine.p50_ms:.1f} ms", f"{k(theirs.rps)}, p50 {theirs.p50_ms:.1f} ms",
-            ratio_text(pair), mine.rps >= 180)
-        headers = jwt(*big_user)
-        bare_base = f"{bare}/enquiries?tenant_id={big_user[1]}&destination=isbo"
-        pair = alternate(f"{ours}/enquiries?limit=50&destination=isbo", bare_base, args, 8, headers)
-        row("`GET /enquiries?destination=isbo` (~1 %), 1M rows, 8 clients, with total", "p50 < 20 ms",
-            BEFORE["filtered"], f"p50 {pair.median_p50:.1f} ms, {k(pair.best[0].rps)}",
-            f"p50 {statistics.median(r.p50_ms for r in pair.bare):.1f} ms, {k(pair.best[1].rps)}", ratio_text(pair),
-            pair.median_p50 < 20)
-        pair = alternate(f"{ours}/enquiries?limit=50&destination=isbo&include_total=false",
-                         f"{bare_base}&include_total=false", args, 8, headers)
-        row("… without the total", "—", "—", f"p50 {pair.median_p50:.1f} ms, {k(pair.best[0].rps)}",
-            f"p50 {statistics.median(r.p50_ms for r in pair.bare):.1f} ms", ratio_text(pair), None)
-        script = fresh_count_script("/enquiries?limit=50&destination=isbo")
-        bare_script = fresh_count_script(f"/enquiries?tenant_id={big_user[1]}&destination=isbo&recount=1")
-        try:
-            pair = alternate(f"{ours}/enquiries", f"{bare}/enquiries", args, 8, headers, script, bare_script)
-        finally:
-            os.unlink(script)
-            os.unlink(bare_script)
-        # ours adds an always-true created_from to defeat the kept total; the ceiling recounts the destination alone
-        row("… with the total counted on every request", "(the count alone)", "—",
-            f"p50 {pair.median_p50:.1f} ms, {k(pair.best[0].rps)}",
-            f"p50 {statistics.median(r.p50_ms for r in pair.bare):.1f} ms (its own recount)", "—", None)
+    if "lists" in parts:
+        dsn = enquiries_database(args.reseed)
+        deep_user = asyncio.run(_user(dsn, "bench-deep@example.com"))
+        big_user = asyncio.run(_user(dsn, "bench-0@example.com"))
+        with voyagent(dsn, src) as (ours, _), ceiling(dsn) as (bare, _):
+            deep = f"{bare}/enquiries?tenant_id={deep_user[1]}&offset=150000"
+            pair = alternate(f"{ours}/enquiries?limit=50&offset=150000", deep, args, 32, jwt(*deep_user),
+                             other=f"{deep}&plain=1")
+            mine, theirs = pair.best
+            plain = max(pair.other or [], key=lambda r: r.rps)
+            speedup = mine.rps / plain.rps if plain.rps else float("nan")
+            row("`GET /enquiries?limit=50&offset=150000`, 200k rows", "≥ 5× today (≥ 180 rps)", BEFORE["deep"],
+                f"{k(mine.rps)}, p50 {mine.p50_ms:.1f} ms; **{speedup:.1f}×** today's plain `OFFSET` "
+                f"({k(plain.rps)}, p50 {plain.p50_ms:.0f} ms, same run)",
+                f"{k(theirs.rps)}, p50 {theirs.p50_ms:.1f} ms", ratio_text(pair), speedup >= 5 or mine.rps >= 180)
+            headers = jwt(*big_user)
+            bare_base = f"{bare}/enquiries?tenant_id={big_user[1]}&destination=isbo"
+            pair = alternate(f"{ours}/enquiries?limit=50&destination=isbo", bare_base, args, 8, headers)
+            row("`GET /enquiries?destination=isbo` (~1 %), 1M rows, 8 clients, with total", "p50 < 20 ms",
+                BEFORE["filtered"], f"p50 {pair.median_p50:.1f} ms, {k(pair.best[0].rps)}",
+                f"p50 {statistics.median(r.p50_ms for r in pair.bare):.1f} ms, {k(pair.best[1].rps)}", ratio_text(pair),
+                pair.median_p50 < 20)
+            pair = alternate(f"{ours}/enquiries?limit=50&destination=isbo&include_total=false",
+                             f"{bare_base}&include_total=false", args, 8, headers)
+            row("… without the total", "—", "—", f"p50 {pair.median_p50:.1f} ms, {k(pair.best[0].rps)}",
+                f"p50 {statistics.median(r.p50_ms for r in pair.bare):.1f} ms", ratio_text(pair), None)
+            script = fresh_count_script("/enquiries?limit=50&destination=isbo")
+            bare_script = fresh_count_script(f"/enquiries?tenant_id={big_user[1]}&destination=isbo&recount=1")
+            try:
+                pair = alternate(f"{ours}/enquiries", f"{bare}/enquiries", args, 8, headers, script, bare_script)
+            finally:
+                os.unlink(script)
+                os.unlink(bare_script)
+            # ours adds an always-true created_from to defeat the kept total; the ceiling recounts the destination alone
+            row("… with the total counted on every request", "(the count alone)", "—",
+                f"p50 {pair.median_p50:.1f} ms, {k(pair.best[0].rps)}",
+                f"p50 {statistics.median(r.p50_ms for r in pair.bare):.1f} ms (its own recount)", "—", None)
 
     # 3. the CSV export
-    dsn, admin, window = audit_database(args.reseed)
-    with voyagent(dsn, src) as (ours, ours_pid), ceiling(dsn) as (bare, _):
-        export = export_rows(ours, ours_pid, bare, jwt(*admin), admin[1], window, args.export_runs)
-    best, best_bare = max(export["ours"]), max(export["bare"])
-    rss, p99 = max(export["rss_mb"]), max(export["health_p99"])
-    ratios = [o / b for o, b in zip(export["ours"], export["bare"])]
-    row("`GET /audit/export.csv`, 100k rows", "≥ 300k rows/s, RSS < +30 MB, `/health` p99 < 50 ms", BEFORE["export"],
-        f"{best / 1000:.0f}k rows/s ({min(export['ours']) / 1000:.0f}–{best / 1000:.0f}k), RSS +{rss:.1f} MB, "
-        f"`/health` p99 {p99:.1f} ms", f"{best_bare / 1000:.0f}k rows/s",
-        f"{best / best_bare:.2f} ({min(ratios):.2f}–{max(ratios):.2f})", best >= 300_000 and rss < 30 and p99 < 50)
+    if "export" in parts:
+        dsn, admin, window = audit_database(args.reseed)
+        with voyagent(dsn, src) as (ours, ours_pid), ceiling(dsn) as (bare, _):
+            export = export_rows(ours, ours_pid, bare, jwt(*admin), admin[1], window, args.export_runs)
+        best, best_bare = max(export["ours"]), max(export["bare"])
+        rss, p99 = max(export["rss_mb"]), max(export["health_p99"])
+        ratios = [o / b for o, b in zip(export["ours"], export["bare"])]
+        row("`GET /audit/export.csv`, 100k rows", "≥ 300k rows/s, RSS < +30 MB, `/health` p99 < 50 ms",
+            BEFORE["export"],
+            f"{best / 1000:.0f}k rows/s ({min(export['ours']) / 1000:.0f}–{best / 1000:.0f}k), RSS +{rss:.1f} MB, "
+            f"`/health` p99 {p99:.1f} ms", f"{best_bare / 1000:.0f}k rows/s",
+            f"{best / best_bare:.2f} ({min(ratios):.2f}–{max(ratios):.2f})", best >= 300_000 and rss < 30 and p99 < 50)
 
     print(f"\n### Issue 14 figures ({dt.datetime.now(dt.timezone.utc):%Y-%m-%d %H:%M} UTC, {os.cpu_count()} cores, "
           f"one worker; {args.rounds} alternating rounds of {args.seconds} s; served from {src}; "

@@ -101,10 +101,27 @@ async def test_0008_counts_the_open_documents_already_there(empty_database):
                                   status=status)
         await finance.bill(conn, tenant_id, accounts, party="Air", issue_date=dt.date(2026, 5, 2),
                            due_date=dt.date(2026, 6, 1), total=Decimal("7.00"), status="scheduled")
-        assert await migrate(conn, files) == ["0008"]
+        assert await migrate(conn, [f for f in files if f[0] <= "0008"]) == ["0008"]
         kept = await finance.open_totals_kept(conn, tenant_id)
         assert kept == await finance.open_totals_of_documents(conn, tenant_id)
         assert kept["party_name"] == {("receivables", "INR", "Asha"): (2, Decimal("14.00")),
                                       ("payables", "INR", "Air"): (1, Decimal("7.00"))}
+    finally:
+        await conn.close()
+
+
+async def test_0009_writes_the_csv_record_of_the_events_already_there(empty_database):
+    conn = await asyncpg.connect(empty_database)
+    try:
+        files = discover()
+        assert await migrate(conn, [f for f in files if f[0] < "0009"])
+        tenant_id = await finance.new_tenant(conn)
+        await conn.execute("INSERT INTO audit_events (id, tenant_id, actor_kind, tool, inputs, started_at, status)"
+                           " VALUES ('00000000-0000-7000-8000-0000000000a1', $1, 'system', '=sum', '{\"a\": 1}',"
+                           " '2026-05-01T10:00:00Z', 'succeeded')", tenant_id)
+        assert "0009" in await migrate(conn, files)
+        row = await conn.fetchrow("SELECT csv_record_head, csv_record_tail FROM audit_events")
+        assert tuple(row) == ("2026-05-01T10:00:00Z,'=sum,system,",
+                              'ok,\'=sum (succeeded),"{""inputs"":{""a"": 1},""outputs"":{},""entity_refs"":{}}"\r\n')
     finally:
         await conn.close()

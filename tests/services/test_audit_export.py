@@ -121,15 +121,38 @@ async def _export_bytes(db, tenant_id, filters=audit_log.AuditFilters()) -> byte
 
 async def test_postgresql_writes_each_record_exactly_as_the_rules_say(db):
     tenant_id = await _awkward_tenant(db)
+    expected = await _expected_export(db, tenant_id)
+    produced = await _export_bytes(db, tenant_id)
+    assert produced.count(b"\r\n") >= 3 * len(NASTY_TEXT)
+    assert produced == expected  # the whole stream, byte for byte, in order
+
+
+async def _expected_export(db, tenant_id) -> bytes:
     rows = await db.fetch(
         "SELECT a.*, a.inputs::text AS inputs, a.outputs::text AS outputs, a.entity_refs::text AS entity_refs,"
         " a.actor_kind::text AS actor_kind, a.status::text AS status, u.email AS actor_email"
         " FROM audit_events a LEFT JOIN users u ON u.id = a.actor_id WHERE a.tenant_id = $1"
         " ORDER BY a.started_at DESC, a.id DESC", tenant_id)
-    expected = [expected_record(row).encode() for row in rows]
+    return b"".join(expected_record(row).encode() for row in rows)
+
+
+async def test_records_follow_every_change_of_their_event_and_of_its_actors_email(db):
+    """Each event keeps its record but the e-mail (migration 0009): an update of any column the record shows, and
+    a new e-mail of the actor, are in the next export."""
+    tenant_id = await _awkward_tenant(db)
+    await db.execute(
+        "UPDATE audit_events SET status = 'failed', error = 'no seats, \"sorry\"', driver = '=drv',"
+        " completed_at = '2025-03-06T01:02:03.5Z', approval_required = true, approved_at = '2025-03-06T01:00:00Z',"
+        " outputs = '{\"late\": \"=x\"}', inputs = '{}', entity_refs = '{\"id\": \"a,b\"}', tool = '+t'"
+        " WHERE tenant_id = $1 AND status = 'started'", tenant_id)
+    await db.execute("UPDATE audit_events SET status = 'succeeded', error = NULL, driver = NULL, completed_at = NULL,"
+                     " approval_required = false, approved_by = NULL, approved_at = NULL, actor_id = NULL,"
+                     " actor_kind = 'agent', started_at = started_at + interval '1 microsecond'"
+                     " WHERE tenant_id = $1 AND status = 'rejected'", tenant_id)
+    await db.execute("UPDATE users SET email = '@' || email WHERE tenant_id = $1", tenant_id)
     produced = await _export_bytes(db, tenant_id)
-    assert produced.count(b"\r\n") >= len(rows)
-    assert produced == b"".join(expected)  # the whole stream, byte for byte, in order
+    assert b"no seats" in produced and b"'@" in produced  # the changes are there…
+    assert produced == await _expected_export(db, tenant_id)  # …and every record is still exactly as the rules say
 
 
 async def test_the_binary_copy_reader_reassembles_rows_cut_anywhere(db):
