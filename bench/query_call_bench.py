@@ -1,16 +1,19 @@
-"""What a named-query call costs on top of asyncpg: aiosql's own generated call vs voyagent.queries vs raw asyncpg.
+"""What a query call costs on top of asyncpg: aiosql's own generated call vs voyagent.queries vs raw asyncpg, and
+borrowing the connection for it: asyncpg's Pool vs voyagent's Database (voyagent/connection_pool.py).
 
     python -m bench.query_call_bench [--calls 20000] [--rounds 7]
 
-The hot query is ``get_user_by_id`` (GET /auth/me, the TOTP token form). Two measurements, each over
+The hot query is ``get_user_by_id`` (GET /auth/me, the TOTP token form). Three measurements, each over
 ``--rounds`` alternating rounds (the variants take turns, so they share the machine's state) and reported as
 the best round per variant:
 
 * ``overhead`` — the call path alone: an asyncpg connection whose ``fetchrow`` answers at once, so the figure
   is what the loader adds per call (argument mapping, dispatch, any connection handling: aiosql's adapter
   runs ``dir(conn)`` on every call to tell a pool from a connection);
-* ``database`` — the same calls on a real pooled connection to a scratch database (one round trip each), so
-  the overhead is seen against what a query really costs.
+* ``database`` — the same calls on a real connection to a scratch database, opened as the app's pool opens them
+  (one round trip each), so the overhead is seen against what a query really costs;
+* ``borrowing`` — ``SELECT 1`` on a connection borrowed for it and given back: from asyncpg's ``Pool`` (without
+  its reset query, as the ceiling's), from voyagent's ``Database``, and on the connection itself.
 """
 
 from __future__ import annotations
@@ -27,7 +30,7 @@ import asyncpg
 from bench.harness import scratch_database
 from voyagent import resources
 from voyagent.app import load_queries
-from voyagent.db import create_pool
+from voyagent.db import Database, connect
 from voyagent.ids import new_id
 
 Call = Callable[[Any], Awaitable[Any]]
@@ -80,6 +83,24 @@ async def _alternate(variants: dict[str, Call], conn: Any, calls: int, rounds: i
     return best
 
 
+def _borrowers(pool: asyncpg.Pool, database: Database) -> dict[str, Call]:
+    def borrowing(borrow: Callable[[], Any]) -> Call:
+        async def call(conn: Any) -> Any:
+            async with borrow() as pooled:
+                return await pooled.fetchval("SELECT 1")
+        return call
+
+    async def raw_asyncpg(conn: Any) -> Any:
+        return await conn.fetchval("SELECT 1")
+
+    return {"asyncpg Pool": borrowing(pool.acquire), "voyagent Database": borrowing(database.connection),
+            "raw asyncpg": raw_asyncpg}
+
+
+async def _no_reset(conn: asyncpg.Connection) -> None:
+    """The ceiling's pool sends no reset query on release."""
+
+
 def _print(title: str, best: dict[str, float]) -> None:
     floor = best["raw asyncpg"]
     print(title)
@@ -100,13 +121,18 @@ async def _run(dsn: str, calls: int, rounds: int) -> None:
     variants = _variants(user_id)
     _print(f"overhead ({calls} calls per round, best of {rounds})",
            await _alternate(variants, object.__new__(_InstantConnection), calls, rounds))
-    pool = await create_pool(dsn, 1, 1)
+    conn = await connect(dsn)  # a connection as the app's pool opens them
+    pool = await asyncpg.create_pool(dsn, min_size=1, max_size=1, reset=_no_reset)
+    database = await Database.connect(dsn, 1, 1)
     try:
-        async with pool.acquire() as conn:
-            _print(f"database ({calls // 10} calls per round, best of {rounds})",
-                   await _alternate(variants, conn, calls // 10, rounds))
+        _print(f"database ({calls // 10} calls per round, best of {rounds})",
+               await _alternate(variants, conn, calls // 10, rounds))
+        _print(f"borrowing ({calls // 10} calls per round, best of {rounds})",
+               await _alternate(_borrowers(pool, database), conn, calls // 10, rounds))
     finally:
+        await conn.close()
         await pool.close()
+        await database.close()
 
 
 def main() -> None:

@@ -139,3 +139,75 @@ def test_a_driver_left_unusable_by_a_fatal_from_the_server_is_the_database_lost(
 
     error = asyncpg.InternalClientError("cannot switch to state 15; another operation (2) is in progress")
     assert _lost_database(error, conn=None)  # type: ignore[arg-type]  # decided by the error alone
+
+
+# --- what comes back to the pool (voyagent.connection_pool) -------------------------------------------------
+
+
+async def _server_pid(database: Database) -> int:
+    async with database.connection() as conn:
+        return conn.get_server_pid()
+
+
+async def test_a_connection_comes_back_for_the_next_borrower_after_a_refused_statement(one_connection):
+    pid = await _server_pid(one_connection)
+    with pytest.raises(asyncpg.UndefinedTableError):  # the server answered in full: the session is fine
+        async with one_connection.connection() as conn:
+            await conn.fetchval("SELECT * FROM no_such_table")
+    with pytest.raises(asyncpg.DataError):  # an argument the driver refused before sending
+        async with one_connection.connection() as conn:
+            await conn.fetchval("SELECT $1::int", "not a number")
+    with pytest.raises(RuntimeError):  # the caller's own error between statements
+        async with one_connection.transaction() as conn:
+            await conn.execute("SELECT 1")
+            raise RuntimeError("mine")
+    assert await _server_pid(one_connection) == pid  # the same session every time
+
+
+async def test_a_connection_cancelled_mid_statement_is_ended_and_replaced(one_connection, db):
+    pid = await _server_pid(one_connection)
+
+    async def hold() -> None:
+        async with one_connection.connection() as conn:
+            await conn.fetchval("SELECT pg_sleep(30)")
+
+    task = asyncio.create_task(hold())
+    while not await db.fetchval("SELECT state = 'active' FROM pg_stat_activity WHERE pid = $1", pid):
+        await asyncio.sleep(0)  # until the statement runs (an event, not a delay)
+    task.cancel()
+    with pytest.raises(asyncio.CancelledError):
+        await task
+    async with one_connection.connection() as conn:  # not the session left mid-statement: a new one
+        assert conn.get_server_pid() != pid and await conn.fetchval("SELECT 4") == 4
+
+
+async def test_a_transaction_left_open_by_its_borrower_is_never_lent_again(one_connection):
+    pid = await _server_pid(one_connection)
+    async with one_connection.connection() as conn:
+        await conn.execute("BEGIN")
+        await conn.execute("CREATE TEMPORARY TABLE leaked (n int)")
+    async with one_connection.connection() as conn:
+        assert conn.get_server_pid() != pid and not conn.is_in_transaction()
+        assert await conn.fetchval("SELECT to_regclass('pg_temp.leaked')") is None
+
+
+async def test_an_idle_connection_the_server_closed_is_dropped_when_next_taken(one_connection, db):
+    pid = await _server_pid(one_connection)
+    await db.execute("SELECT pg_terminate_backend($1)", pid)
+    idle = one_connection.pool._idle[0]
+    while not idle.is_closed():
+        await asyncio.sleep(0)  # until the driver has seen the session end (an event, not a delay)
+    async with one_connection.connection() as conn:
+        assert conn.get_server_pid() != pid and await conn.fetchval("SELECT 5") == 5
+    assert one_connection.pool.idle == 1 and one_connection.pool._open == 1
+
+
+async def test_closing_the_database_ends_idle_and_returning_connections(database):
+    pooled = await Database.connect(database.dsn, 2, 2)
+    async with pooled.connection() as lent:
+        await pooled.close()
+        assert pooled.pool.idle == 0
+    assert lent.is_closed()  # ended when it came back
+    with pytest.raises(DatabaseUnavailable):
+        async with pooled.connection():
+            pass

@@ -1,5 +1,5 @@
-"""The database: one asyncpg pool behind a first-come-first-served gate, acquisition that never waits forever,
-outages told apart.
+"""The database: a pool of asyncpg connections behind a first-come-first-served gate, acquisition that never waits
+forever, outages told apart.
 
 Every use of the database goes through a :class:`Database` (``app[DATABASE]``): ``connection()``,
 ``transaction()`` or ``read_transaction()``. So this is the one place that can tell "PostgreSQL is gone" from
@@ -12,12 +12,14 @@ from __future__ import annotations
 import asyncio
 import collections
 import contextlib
+import functools
 from typing import Any
 
 import asyncpg
 import orjson
 
 from voyagent import jsonio
+from voyagent.connection_pool import ConnectionPool
 from voyagent.degradation import DependencyState, Unavailable
 
 ACQUIRE_TIMEOUT = 5.0
@@ -62,58 +64,64 @@ async def _init_connection(conn: asyncpg.Connection) -> None:
                                   schema="pg_catalog", format="text")
 
 
-async def _reset_connection(conn: asyncpg.Connection) -> None:
-    """Replace asyncpg's default reset query (a second round trip on every release) with nothing.
+async def connect(dsn: str) -> asyncpg.Connection:
+    """One connection as the app uses them: orjson for json/jsonb, UTC, every statement bounded.
 
-    asyncpg still rolls back a leaked transaction and drops listeners before calling this. Safe because
-    the code leaves no other session state behind: no SET (a setting for one query is ``SET LOCAL``, which
-    its transaction ends), LISTEN, session advisory locks, open cursors or temporary tables.
-    """
-
-
-async def create_pool(dsn: str, min_size: int, max_size: int) -> asyncpg.Pool:
-    """A pool whose connections speak orjson for json/jsonb and use UTC."""
-    return await asyncpg.create_pool(dsn, min_size=min_size, max_size=max_size, init=_init_connection,
-                                     reset=_reset_connection, command_timeout=COMMAND_TIMEOUT,
-                                     server_settings={"timezone": "UTC"})
+    Nothing is reset between borrowers (asyncpg's pool sends a reset query on every release): the code leaves no
+    session state behind — a setting for one query is ``SET LOCAL``, which its transaction ends; no LISTEN,
+    session advisory locks, open cursors or temporary tables — and a connection comes back to the pool only with
+    no transaction open (voyagent.connection_pool)."""
+    conn = await asyncpg.connect(dsn, command_timeout=COMMAND_TIMEOUT, server_settings={"timezone": "UTC"})
+    try:
+        await _init_connection(conn)
+    except BaseException:
+        conn.terminate()
+        raise
+    return conn
 
 
 class Database:
-    """The app's pool, the FIFO gate in front of it and the state of PostgreSQL as this worker sees it.
+    """The app's connections, the FIFO gate in front of them and the state of PostgreSQL as this worker sees it.
 
-    asyncpg hands a released connection to whichever coroutine asks next, so under contention a waiter can be
-    overtaken again and again (measured: p99 ~1 s at 32 clients on 10 connections). A FIFO gate of the pool's
-    size in front of it keeps waiting times fair.
+    The gate has one slot per connection and hands them out first come, first served (asyncpg's pool hands a
+    released connection to whichever coroutine asks next, so under contention a waiter could be overtaken again
+    and again: p99 ~1 s at 32 clients on 10 connections), so the pool below it never has to queue anyone.
     """
 
-    def __init__(self, pool: asyncpg.Pool, size: int, state: DependencyState | None = None,
+    def __init__(self, pool: ConnectionPool, state: DependencyState | None = None,
                  acquire_timeout: float = ACQUIRE_TIMEOUT) -> None:
         self.pool = pool
         self.state = state if state is not None else DependencyState("postgresql")
         self.acquire_timeout = acquire_timeout
-        self._gate = FifoGate(size)
+        self._gate = FifoGate(pool.size)
 
     @classmethod
     async def connect(cls, dsn: str, min_size: int, max_size: int,
                       state: DependencyState | None = None) -> "Database":
-        return cls(await create_pool(dsn, min_size, max_size), max_size, state)
+        pool = ConnectionPool(functools.partial(connect, dsn), max_size)
+        try:
+            await pool.fill(min_size)
+        except BaseException:
+            await pool.close()
+            raise
+        return cls(pool, state)
 
     async def close(self) -> None:
         await self.pool.close()
 
     async def _acquire(self, timeout: float | None) -> asyncpg.Connection:
         gate = self._gate
-        if self.pool.get_idle_size() and gate.try_take():
-            # Nothing to wait for (a gate slot and a connected idle connection): no timer to arm and cancel,
-            # which costs every request more than the acquisition itself.
+        if gate.try_take():
+            conn = self.pool.take_idle()
+            if conn is not None:  # the common case: nothing to wait for, so no timer to arm and cancel
+                return conn
             try:
-                return await self.pool.acquire()
+                async with asyncio.timeout(timeout):
+                    return await self.pool.acquire()  # opens one
             except BaseException:
                 gate.give()
                 raise
-        # One deadline for the gate and the pool together: asyncpg's own acquire timeout would add a second
-        # timer, and a third on release (where it becomes the reset's budget).
-        async with asyncio.timeout(timeout):
+        async with asyncio.timeout(timeout):  # one deadline for the gate and the connection together
             await gate.take()
             try:
                 return await self.pool.acquire()
@@ -235,6 +243,17 @@ class _Held:
                 raise error
         finally:
             try:
-                await self._database.pool.release(conn)
+                self._database.pool.release(conn, reusable=error is None or _settled(error))
             finally:
                 self._database._gate.give()
+
+
+def _settled(error: BaseException) -> bool:
+    """Whether the connection is ready for the next borrower after ``error`` ended its use: a statement the server
+    refused has been answered in full, an argument the driver refused was never sent (asyncpg raises a
+    ``PostgresError`` for both), and an error of the caller's own came between statements. A cancellation, a
+    timeout or a driver or socket error may have left a statement mid-flight."""
+    return isinstance(error, Exception) and not isinstance(error, _UNSETTLED)
+
+
+_UNSETTLED = (TimeoutError, OSError, asyncpg.InterfaceError, asyncpg.InternalClientError)

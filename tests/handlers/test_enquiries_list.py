@@ -1,6 +1,7 @@
 """GET /enquiries: every filter, exact totals, offset and keyset paging, isolation and hostile input."""
 
 import asyncio
+import contextlib
 import datetime as dt
 import uuid
 from urllib.parse import quote
@@ -158,13 +159,10 @@ async def test_the_custom_plan_setting_of_a_search_does_not_leak_to_other_reques
     await seed(db, admin, [{"destination": "Lisbon"} for _ in range(3)])
     for _ in range(3):
         await listing(client, admin, destination="lisb", limit=1)
-    pool = client.server.app[DATABASE].pool
-    connections = [await pool.acquire() for _ in range(pool.get_max_size())]  # every pooled connection
-    try:
+    database = client.server.app[DATABASE]
+    async with contextlib.AsyncExitStack() as stack:  # every pooled connection, the idle ones first
+        connections = [await stack.enter_async_context(database.connection()) for _ in range(database.pool.size)]
         assert {await c.fetchval("SHOW plan_cache_mode") for c in connections} == {"auto"}
-    finally:
-        for c in connections:
-            await pool.release(c)
 
 
 async def test_other_tenants_rows_never_appear_or_count(client, admin, make_user, db):
