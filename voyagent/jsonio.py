@@ -8,7 +8,7 @@ import uuid
 from typing import Any, Mapping
 
 import orjson
-from aiohttp import web
+from aiohttp import hdrs, web
 
 _TWO_PLACES = decimal.Decimal("0.01")
 _OPTIONS = orjson.OPT_UTC_Z | orjson.OPT_NON_STR_KEYS
@@ -39,7 +39,7 @@ def timestamp(value: dt.datetime | None) -> str | None:
     return orjson.dumps(value.astimezone(dt.timezone.utc), option=orjson.OPT_UTC_Z)[1:-1].decode()
 
 
-JSON_CONTENT_TYPE = {"Content-Type": "application/json; charset=utf-8"}
+JSON_CONTENT_TYPE = {hdrs.CONTENT_TYPE: "application/json; charset=utf-8"}  # istr key: no case-folding
 
 
 def json_response(data: Any, status: int = 200, headers: Mapping[str, str] | None = None) -> web.Response:

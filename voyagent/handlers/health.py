@@ -5,18 +5,18 @@ from __future__ import annotations
 import asyncio
 import time
 
-from aiohttp import web
+from aiohttp import hdrs, web
 
 from voyagent.degradation import Unavailable
 from voyagent.handlers_types import Handler
-from voyagent.jsonio import json_response
+from voyagent.jsonio import JSON_CONTENT_TYPE, json_response
 from voyagent.keys import DATABASE, DB_MODE, DB_STATE, REDIS, REDIS_STATE
 
 PROBE_TIMEOUT = 2.0
 MIN_QUERY_TIMEOUT = 0.001  # asyncpg refuses a timeout of 0
-NO_STORE = {"Cache-Control": "no-store"}
+NO_STORE = {hdrs.CACHE_CONTROL: "no-store"}
 _OK = b'{"status":"ok"}'
-_OK_HEADERS = {"Content-Type": "application/json; charset=utf-8", **NO_STORE}  # built once: liveness is hot
+_OK_HEADERS = {**JSON_CONTENT_TYPE, **NO_STORE}  # built once: liveness is hot
 
 
 async def health(request: web.Request) -> web.Response:

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from aiohttp import web
+from aiohttp import hdrs, web
 
 from voyagent.contract import Operation
 from voyagent.errors import ApiError, unauthorized
@@ -16,7 +16,7 @@ from voyagent.services.token_store import RedisTokenStore
 
 def bearer_credential(request: web.BaseRequest) -> str | None:
     """The credential of ``Authorization: Bearer <credential>`` (scheme case-insensitive), or None."""
-    header = request.headers.get("Authorization")
+    header = request.headers.get(hdrs.AUTHORIZATION)
     if header is None:
         return None
     scheme, _, credential = header.strip().partition(" ")

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import ipaddress
 
-from aiohttp import web
+from aiohttp import hdrs, web
 
 # The longest textual IP address: ffff:ffff:ffff:ffff:ffff:ffff:255.255.255.255. Longer entries are not parsed.
 _MAX_ADDRESS_CHARS = 45
@@ -38,7 +38,7 @@ def _peer(request: web.BaseRequest) -> str:
 
 def forwarded_for(request: web.BaseRequest) -> list[str] | None:
     """Every X-Forwarded-For field joined in order as one list, entries trimmed; None when the header is absent."""
-    fields = request.headers.getall("X-Forwarded-For", None)
+    fields = request.headers.getall(hdrs.X_FORWARDED_FOR, None)
     if fields is None:
         return None
     return [entry.strip() for field in fields for entry in field.split(",")]

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Callable
 
-from aiohttp import web
+from aiohttp import hdrs, web
 
 from voyagent.config import Settings
 
@@ -44,11 +44,11 @@ def response_headers(settings: Settings) -> Callable[[web.BaseRequest, web.Strea
     allowed = frozenset(settings.cors_origins)
 
     def add(request: web.BaseRequest, response: web.StreamResponse) -> None:
-        origin = request.headers.get("Origin")
-        if origin is not None and origin in allowed and "Access-Control-Allow-Origin" not in response.headers:
-            response.headers["Access-Control-Allow-Origin"] = origin
-            response.headers["Access-Control-Allow-Credentials"] = "true"
-            response.headers["Access-Control-Expose-Headers"] = EXPOSE_HEADERS
-            response.headers.add("Vary", "Origin")
+        origin = request.headers.get(hdrs.ORIGIN)  # istr keys (hdrs): no case-folding per request
+        if origin is not None and origin in allowed and hdrs.ACCESS_CONTROL_ALLOW_ORIGIN not in response.headers:
+            response.headers[hdrs.ACCESS_CONTROL_ALLOW_ORIGIN] = origin
+            response.headers[hdrs.ACCESS_CONTROL_ALLOW_CREDENTIALS] = "true"
+            response.headers[hdrs.ACCESS_CONTROL_EXPOSE_HEADERS] = EXPOSE_HEADERS
+            response.headers.add(hdrs.VARY, "Origin")
 
     return add

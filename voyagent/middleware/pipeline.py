@@ -21,7 +21,7 @@ from voyagent.keys import CLIENT_IP, PRINCIPAL, RATE_LIMIT_HEADERS, REQUEST_ID
 from voyagent.logs import request_id_var
 from voyagent.middleware import cors, errors, gate, observe, response_headers
 from voyagent.middleware.client_ip import client_ip
-from voyagent.middleware.request_id import accept_request_id
+from voyagent.middleware.request_id import HEADER as X_REQUEST_ID, accept_request_id
 from voyagent.middleware.route_context import Pipeline, RoutePlan
 
 
@@ -36,7 +36,7 @@ def build_pipeline(settings: Settings) -> Pipeline:
 
     async def pipeline(request: web.Request, *, handler: Handler, plan: RoutePlan) -> web.StreamResponse:
         started = perf_counter()
-        rid = request[REQUEST_ID] = accept_request_id(request.headers.get("X-Request-Id"))
+        rid = request[REQUEST_ID] = accept_request_id(request.headers.get(X_REQUEST_ID))
         token = set_request_id(rid)
         request[CLIENT_IP] = client_ip(request, hops)
         request[RATE_LIMIT_HEADERS] = None  # no bucket reported yet

@@ -8,6 +8,9 @@ import re
 import secrets
 from typing import Iterator
 
+from multidict import istr
+
+HEADER = istr("X-Request-Id")  # a header key of aiohttp's kind: looked up without case-folding it every time
 _VISIBLE_ASCII = re.compile(r"[\x21-\x7e]{1,128}")
 # Request ids correlate log lines; they are not secrets. A random prefix per process (so workers and restarts do
 # not collide) and a counter: 32 hex digits like a UUID's, for a fraction of the cost of 128 random bits a request.

@@ -15,6 +15,7 @@ from voyagent import edge
 from voyagent.config import Settings
 from voyagent.keys import PRINCIPAL, RATE_LIMIT_HEADERS, REQUEST_ID, SETTINGS
 from voyagent.middleware import cors
+from voyagent.middleware.request_id import HEADER as X_REQUEST_ID
 
 Decorate = Callable[[web.BaseRequest, web.StreamResponse], None]
 
@@ -25,7 +26,7 @@ def decorator(settings: Settings) -> Decorate:
 
     def decorate(request: web.BaseRequest, response: web.StreamResponse) -> None:
         headers = response.headers
-        headers["X-Request-Id"] = request[REQUEST_ID]
+        headers[X_REQUEST_ID] = request[REQUEST_ID]
         rate_limit_headers = request[RATE_LIMIT_HEADERS]
         if rate_limit_headers:
             headers.update(rate_limit_headers)
