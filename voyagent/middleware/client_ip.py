@@ -27,12 +27,9 @@ def canonical_ip(text: str) -> str | None:
     return str(address)
 
 
-def _peer(request: web.BaseRequest) -> str:
-    remote = request.remote
+def _peer(remote: str | None) -> str:
     if not remote:
         return "unknown"
-    if ":" not in remote:  # IPv4 from the kernel: already canonical
-        return remote
     return canonical_ip(remote) or remote
 
 
@@ -53,4 +50,7 @@ def client_ip(request: web.BaseRequest, trusted_proxy_hops: int) -> str:
             address = canonical_ip(chosen)
             if address is not None:
                 return address
-    return _peer(request)
+    remote = request.remote
+    if remote and ":" not in remote:  # IPv4 from the kernel: already canonical (the common case, inline)
+        return remote
+    return _peer(remote)

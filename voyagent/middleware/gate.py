@@ -28,9 +28,7 @@ def gate(settings: Settings) -> Callable[[web.Request, RoutePlan], Awaitable[Non
         operation = request[OPERATION] = plan.operation
         if request.body_exists:
             await enforce_body_limit(request, body_limit)  # 413, before anything parses a body
-        if operation is None:  # meta routes: public, nothing to validate
-            request[QUERY] = {}
-            request[BODY] = None
+        if operation is None:  # meta routes: public, nothing to validate (their handlers read no query or body key)
             return
         buckets = operation.buckets
         if buckets:
