@@ -37,11 +37,12 @@ import tempfile
 import time
 import urllib.request
 import uuid
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Iterator
 
 import asyncpg
+import psutil
 
 from bench.admin_bench import export_with_probe, rss_peak
 from bench.harness import ADMIN_DSN, ROOT, SECRET, _wait, free_port, scratch_database
@@ -100,6 +101,14 @@ class Pair:
     ours: list[Result]
     bare: list[Result]
     other: list[Result] | None = None  # a second ceiling measured in the same rounds
+    cpu_ours: list[float] = field(default_factory=list)  # server CPU µs per request, per round
+    cpu_bare: list[float] = field(default_factory=list)
+
+    @property
+    def cpu_ratio(self) -> float:
+        """The ceiling's least CPU per request over ours: what the ratio of the rates would be if the server's
+        work were all that counted (unlike the rates, barely moved by other jobs on the machine)."""
+        return min(self.cpu_bare) / min(self.cpu_ours) if self.cpu_ours and self.cpu_bare else float("nan")
 
     @property
     def best(self) -> tuple[Result, Result]:
@@ -120,14 +129,31 @@ class Pair:
         return statistics.median(r.p50_ms for r in self.ours)
 
 
+def _cpu_seconds(pid: int) -> float:
+    times = psutil.Process(pid).cpu_times()
+    return times.user + times.system
+
+
+def _measured(url: str, pid: int | None, cpu: list[float], connections: int, seconds: float, headers: dict[str, str],
+              script: str | None) -> Result:
+    """One wrk run; given the server's pid, its CPU per request is appended to ``cpu``."""
+    before = _cpu_seconds(pid) if pid is not None else 0.0
+    result = run_wrk(url, connections, seconds, headers, script=script)
+    if pid is not None and result.requests:
+        cpu.append((_cpu_seconds(pid) - before) / result.requests * 1e6)
+    return result
+
+
 def alternate(ours: str, bare: str, args: argparse.Namespace, connections: int, headers: dict[str, str],
-              script: str | None = None, bare_script: str | None = None, other: str | None = None) -> Pair:
+              script: str | None = None, bare_script: str | None = None, other: str | None = None,
+              pids: tuple[int, int] | None = None) -> Pair:
     run_wrk(ours, connections, 2, headers, script=script)  # warm-up: caches, prepared statements
     run_wrk(bare, connections, 2, headers, script=bare_script)
     pair = Pair([], [], [] if other else None)
+    ours_pid, bare_pid = pids or (None, None)
     for _ in range(args.rounds):
-        pair.ours.append(run_wrk(ours, connections, args.seconds, headers, script=script))
-        pair.bare.append(run_wrk(bare, connections, args.seconds, headers, script=bare_script))
+        pair.ours.append(_measured(ours, ours_pid, pair.cpu_ours, connections, args.seconds, headers, script))
+        pair.bare.append(_measured(bare, bare_pid, pair.cpu_bare, connections, args.seconds, headers, bare_script))
         if other is not None and pair.other is not None:
             pair.other.append(run_wrk(other, connections, args.seconds, headers))
     failed = [r for r in pair.ours + pair.bare + (pair.other or []) if r.non_2xx]
@@ -295,16 +321,17 @@ def main() -> None:
         with scratch_database() as dsn:
             user_id, tenant_id, email = asyncio.run(_user(dsn))
             me = jwt(user_id, tenant_id, email)
-            with voyagent(dsn, src) as (ours, _), ceiling(dsn) as (bare, _), \
+            with voyagent(dsn, src) as (ours, ours_pid), ceiling(dsn) as (bare, bare_pid), \
                     ceiling(dsn, "--asyncpg-reset") as (issue_bare, _):
                 for route, path, headers, target, key in (("`GET /health`", "/health", {}, 0.65, "health"),
                                                           ("`GET /health/db`", "/health/db", {}, 0.8, "health_db"),
                                                           ("`GET /auth/me` (JWT)", "/auth/me", me, 0.8, "auth_me")):
                     database = path != "/health"  # the reset query only matters where a connection is used
                     pair = alternate(ours + path, bare + path, args, 32, headers,
-                                     other=issue_bare + path if database else None)
+                                     other=issue_bare + path if database else None, pids=(ours_pid, bare_pid))
                     mine, theirs = pair.best
-                    ratio = ratio_text(pair)
+                    ratio = f"{ratio_text(pair)}; server CPU a request {pair.cpu_ratio:.2f} " \
+                            f"({min(pair.cpu_ours):.0f} vs {min(pair.cpu_bare):.0f} µs)"
                     if pair.other:
                         issue_ratio = mine.rps / max(r.rps for r in pair.other)
                         ratio += f"; {issue_ratio:.2f} to the issue's ceiling (asyncpg's reset query kept)"
