@@ -17,6 +17,7 @@ if TYPE_CHECKING:
     from voyagent.db import Database
     from voyagent.degradation import DependencyState
     from voyagent.metrics import Metrics
+    from voyagent.middleware.response_headers import Decorate
     from voyagent.middleware.route_context import Pipeline
     from voyagent.pagination import CursorCodec
     from voyagent.principal import Principal
@@ -51,6 +52,7 @@ DOCS_HTML: web.AppKey[str] = web.AppKey("docs_html")
 METRICS: web.AppKey[Metrics] = web.AppKey("metrics")
 CURSORS: web.AppKey[CursorCodec] = web.AppKey("cursors")
 PIPELINE: web.AppKey[Pipeline] = web.AppKey("pipeline")  # what every route's handler is called through
+DECORATE: web.AppKey[Decorate] = web.AppKey("decorate")  # the headers every response carries, streams too
 ENQUIRY_TOTALS: web.AppKey[TotalsCache] = web.AppKey("enquiry_totals")
 # Services of the identity, integrator and work-queue layers.
 RATE_LIMITER: web.AppKey[RateLimiter] = web.AppKey("rate_limiter")

@@ -23,14 +23,17 @@ from aiohttp.web_urldispatcher import AbstractRoute
 from voyagent.config import Settings
 from voyagent.contract import Operation
 from voyagent.handlers_types import Handler
-from voyagent.keys import PIPELINE
+from voyagent.keys import DECORATE, PIPELINE
+from voyagent.middleware import response_headers
 from voyagent.middleware.pipeline import build_pipeline
 from voyagent.middleware.route_context import UNMATCHED, RoutePlan
 
 
 def setup_middlewares(app: web.Application, settings: Settings) -> None:
-    """Build the pipeline that ``add_route`` puts in front of every handler."""
-    app[PIPELINE] = build_pipeline(settings)
+    """Build the pipeline that ``add_route`` puts in front of every handler, and the response headers it and the
+    streams add."""
+    decorate = app[DECORATE] = response_headers.decorator(settings)
+    app[PIPELINE] = build_pipeline(settings, decorate)
 
 
 def add_route(app: web.Application, method: str, path: str, handler: Handler, *, base_path: str = "",

@@ -25,12 +25,11 @@ from voyagent.middleware.request_id import HEADER as X_REQUEST_ID, accept_reques
 from voyagent.middleware.route_context import Pipeline, RoutePlan
 
 
-def build_pipeline(settings: Settings) -> Pipeline:
+def build_pipeline(settings: Settings, decorate: response_headers.Decorate) -> Pipeline:
     hops = settings.trusted_proxy_hops
     record = observe.recorder()
     preflight = cors.preflight(settings)
     admit = gate.gate(settings)
-    decorate = response_headers.decorator(settings)
     perf_counter = time.perf_counter
     set_request_id, reset_request_id = request_id_var.set, request_id_var.reset
 

@@ -13,7 +13,7 @@ from aiohttp import web
 
 from voyagent import edge
 from voyagent.config import Settings
-from voyagent.keys import PRINCIPAL, RATE_LIMIT_HEADERS, REQUEST_ID, SETTINGS
+from voyagent.keys import DECORATE, PRINCIPAL, RATE_LIMIT_HEADERS, REQUEST_ID
 from voyagent.middleware import cors
 from voyagent.middleware.request_id import HEADER as X_REQUEST_ID
 
@@ -40,5 +40,5 @@ def decorator(settings: Settings) -> Decorate:
 
 async def prepare_stream(request: web.Request, response: web.StreamResponse) -> None:
     """Send the head of a response the handler writes itself, with the headers every response carries."""
-    decorator(request.app[SETTINGS])(request, response)
+    request.app[DECORATE](request, response)
     await response.prepare(request)
