@@ -345,6 +345,11 @@ class RedisTurnLeases:
             except LeaseLost:
                 lease.done = True
                 raise
+            except asyncio.CancelledError:
+                # The call may still be written (a queued script call goes out anyway): the turn's next frame
+                # must not be taken for its retry, so it gets the next index.
+                lease.appended += 1
+                raise
             except Exception as exc:
                 self.redis_state.failure("SSE event log (append)", exc)
                 if loop.time() >= give_up:
