@@ -3,10 +3,10 @@
 A round trip to Redis costs the worker about 100 µs of CPU whatever it carries (the write, the read, the loop's
 polling: measured with redis-py on this machine); a pipeline of four scripts costs about 35 µs a call, of ten about
 20 µs. Under load many turns call the same few scripts at the same moment (issue 11: a flight search's turn makes
-eight Redis calls, half of the worker's CPU). ``register_batched_script`` gives a script whose calls are queued per
-client; the calls queued while the loop runs the rest of its ready callbacks leave in the next iteration as one
-pipeline (``EVALSHA`` each, in call order, on one connection). Nothing waits for a batch to fill: on a quiet loop
-a call leaves alone, one iteration later.
+eight Redis calls, over a third of the worker's CPU by py-spy). ``register_batched_script`` gives a script whose
+calls are queued per client; the calls queued while the loop runs the rest of its ready callbacks leave in the next
+iteration as one pipeline (``EVALSHA`` each, in call order, on one connection). Nothing waits for a batch to fill:
+on a quiet loop a call leaves alone, one iteration later.
 
 Each caller gets its own reply, or its own error reply raised; a failure of the connection itself (after
 redis-py's retries, as for any command) is raised to every caller of the batch. A call whose script Redis does not

@@ -290,6 +290,8 @@ class TurnRunner:
                 if last_event_id is None or isinstance(exc, DatabaseUnavailable):
                     log.exception("turn %s: could not store the assistant message", start.turn_id)
                     return None
+                log.warning("turn %s: the assistant row and last_event_id were refused together (%s); the row is "
+                            "stored alone", start.turn_id, exc)
         return None
 
     async def _store_last_event_id(self, start: TurnStart, last_id: int, patience: float = 0.0) -> bool:
