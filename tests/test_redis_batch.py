@@ -5,6 +5,8 @@ batch's callers only."""
 from __future__ import annotations
 
 import asyncio
+import gc
+import weakref
 
 import pytest
 import redis.asyncio as aioredis
@@ -109,11 +111,13 @@ async def test_an_unreachable_redis_fails_every_caller_of_the_batch():
         await client.aclose()
 
 
-async def test_one_batcher_per_client(client, redis_url):
+async def test_one_batcher_per_client_gone_with_it(client, redis_url):
     other = aioredis.Redis.from_pool(connection_pool(redis_url))
-    try:
-        assert batcher_of(client) is batcher_of(client)
-        assert batcher_of(client) is not batcher_of(other)
-        assert register_batched_script(client, SCRIPT).batcher is batcher_of(client)
-    finally:
-        await other.aclose()
+    assert batcher_of(client) is batcher_of(client)
+    assert batcher_of(client) is not batcher_of(other)
+    assert register_batched_script(client, SCRIPT).batcher is batcher_of(client)
+    gone = weakref.ref(batcher_of(other))
+    await other.aclose()
+    del other
+    gc.collect()
+    assert gone() is None

@@ -32,7 +32,7 @@ class ScriptBatcher:
     """The queue of one client's batched script calls (see the module docstring)."""
 
     def __init__(self, redis: Any) -> None:
-        self.redis = redis
+        self._redis = weakref.ref(redis)  # a strong one would keep the client alive as the key of ``_batchers``
         self._queued: list[_Call] = []
         self._flush_started = False
         self._flushes: set[asyncio.Task[None]] = set()
@@ -52,7 +52,10 @@ class ScriptBatcher:
     async def _flush(self) -> None:
         calls, self._queued, self._flush_started = self._queued, [], False
         try:
-            pipe = self.redis.pipeline(transaction=False)
+            redis = self._redis()
+            if redis is None:
+                raise RedisConnectionError("the client is gone")
+            pipe = redis.pipeline(transaction=False)
             for command, _ in calls:
                 pipe.execute_command("EVALSHA", *command)
             replies = await pipe.execute(raise_on_error=False)
