@@ -1,7 +1,7 @@
 """The SSE turn under load (issue 11): two real servers of one worker each, sharing PostgreSQL and Redis.
 
     .venv/bin/python -m bench.sse_bench [--concurrency 50] [--seconds 20] [--streams 2000] [--hold 60]
-        [--replays 200] [--phases turns,streams,replays] [--rounds 1] [--voyagent-src DIR]
+        [--replays 200] [--phases turns,streams,replays] [--rounds 1] [--voyagent-src DIR [--voyagent-python PY]]
         [--turn-kinds flight,burst] [--client lean|aiohttp]
 
 1. Turns: ``--concurrency`` clients, each on its own session, send turns back to back for ``--seconds``, on a
@@ -12,7 +12,8 @@
    the load generator, PostgreSQL and Redis; turns that fail are counted and shown. The load generator is
    ``bench/sse_turn_client.py`` on uvloop (``--client aiohttp``: aiohttp's client, as before).
    ``--voyagent-src DIR`` also serves another checkout (e.g. ``git archive main | tar -x -C DIR``) and measures
-   the two alternately, ``--rounds`` times each: the "before" figures of a change.
+   the two alternately, ``--rounds`` times each: the "before" figures of a change; ``--voyagent-python`` runs it
+   with another interpreter (a venv holding that checkout's own dependencies).
 2. Open streams: 20 sessions get a long turn (``sleep``) on worker B; ``--streams`` replay streams on worker A
    (``Last-Event-ID`` = 1) follow them for ``--hold`` seconds with ``--heartbeat`` (1) second heartbeats, each
    silence checking the log again: worker A's RSS per stream and its CPU, and whether
@@ -55,9 +56,10 @@ FLIGHT_SEARCH = "flights DEL to DXB on 2026-07-01 for 2 adults"
 
 
 @contextlib.contextmanager
-def server(dsn: str, prefix: str, src: Path = ROOT, backend: str | None = SCRIPTED,
+def server(dsn: str, prefix: str, src: Path = ROOT, backend: str | None = SCRIPTED, python: str = sys.executable,
            **env: str) -> Iterator[tuple[str, psutil.Process]]:
-    """One worker serving ``src``; ``backend`` None leaves VOYAGENT_AGENT_BACKEND unset (the offline agent)."""
+    """One worker serving ``src`` with the interpreter ``python``; ``backend`` None leaves VOYAGENT_AGENT_BACKEND
+    unset (the offline agent)."""
     port = free_port()
     full = {**os.environ, "VOYAGENT_DB_URL": dsn, "VOYAGENT_AUTH_SECRET": SECRET, "VOYAGENT_PORT": str(port),
             "VOYAGENT_LOG_LEVEL": "WARNING", "VOYAGENT_WORKERS": "1", "VOYAGENT_RATE_LIMIT_USER_PER_MINUTE": HUGE,
@@ -67,7 +69,7 @@ def server(dsn: str, prefix: str, src: Path = ROOT, backend: str | None = SCRIPT
     full.pop("VOYAGENT_AGENT_BACKEND", None)
     if backend is not None:
         full["VOYAGENT_AGENT_BACKEND"] = backend
-    process = subprocess.Popen([sys.executable, "-m", "voyagent", "serve"], env=full, cwd=src,
+    process = subprocess.Popen([python, "-m", "voyagent", "serve"], env=full, cwd=src,
                                stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     url = f"http://127.0.0.1:{port}"
     try:
@@ -230,14 +232,15 @@ async def turns(url: str, worker: psutil.Process, headers: dict[str, str], concu
 
 def turn_rounds(dsn: str, headers: dict[str, str], args: argparse.Namespace, prefix: str) -> None:
     """Phase 1 on this checkout and, with ``--voyagent-src``, on the other one, alternately."""
-    sources = [("this checkout", ROOT)] + ([("--voyagent-src", args.voyagent_src.resolve())]
-                                           if args.voyagent_src else [])
+    other_python = str(args.voyagent_python) if args.voyagent_python else sys.executable
+    sources = [("this checkout", ROOT, sys.executable)] + (
+        [("--voyagent-src", args.voyagent_src.resolve(), other_python)] if args.voyagent_src else [])
     kinds = {"flight": ("flight search, offline backend", None, FLIGHT_SEARCH, 4),
              "burst": ("burst 3, scripted backend", SCRIPTED, "burst 3", 4)}
     for label, backend, message, frames in (kinds[kind] for kind in args.turn_kinds.split(",")):
         for round_ in range(args.rounds):
-            for name, src in sources:
-                with server(dsn, prefix + name[:2] + ":", src, backend) as (url, worker):
+            for name, src, python in sources:
+                with server(dsn, prefix + name[:2] + ":", src, backend, python) as (url, worker):
                     with asyncio.Runner(loop_factory=uvloop.new_event_loop) as runner:
                         figures = runner.run(turns(url, worker, headers, args.concurrency, args.seconds, message,
                                                    frames, lean=args.client == "lean"))
@@ -338,6 +341,8 @@ def main() -> None:
     parser.add_argument("--heartbeat", type=int, default=1, help="VOYAGENT_SSE_HEARTBEAT_SECONDS of phases 2-3")
     parser.add_argument("--rounds", type=int, default=1)
     parser.add_argument("--voyagent-src", type=Path, default=None)
+    parser.add_argument("--voyagent-python", type=Path, default=None,
+                        help="the interpreter of --voyagent-src (a venv with its own dependencies); default: this one")
     parser.add_argument("--turn-kinds", default="flight,burst", help="phase 1's turns: flight, burst or both")
     parser.add_argument("--client", choices=("lean", "aiohttp"), default="lean",
                         help="phase 1's load generator (bench/sse_turn_client.py, or aiohttp's client)")

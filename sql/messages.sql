@@ -51,6 +51,19 @@ FROM messages AS m
 WHERE m.session_id = :session_id
 RETURNING sequence;
 
+-- name: insert-assistant-message!
+-- §2 step 8 in one statement: the assistant row (as insert-message) and sessions.last_event_id set to the id the
+-- turn's final is about to get (never lowered; the turn writes it again when the final got another id).
+WITH counted AS (
+    UPDATE sessions
+    SET last_event_id = greatest(last_event_id, :last_event_id)
+    WHERE id = :session_id
+)
+INSERT INTO messages (id, session_id, role, content, sequence)
+SELECT :id::uuid, :session_id::uuid, 'assistant', :content::jsonb, COALESCE(max(m.sequence) + 1, 0)
+FROM messages AS m
+WHERE m.session_id = :session_id;
+
 -- name: list-messages
 -- The session's stored messages, oldest first: the history a backend sees (messages_session_id_sequence_key).
 SELECT role, content

@@ -2,10 +2,13 @@
 
 from __future__ import annotations
 
+import shutil
 import subprocess
 import time
 from pathlib import Path
+from typing import Iterator
 
+import pytest
 import redis
 
 from tests.server_process import free_port
@@ -47,3 +50,18 @@ class PrivateRedis:
             self.process.terminate()
             self.process.wait(timeout=30)
         self.process = None
+
+
+@pytest.fixture
+def private_redis(tmp_path: Path) -> Iterator[PrivateRedis]:
+    """A started ``PrivateRedis`` of the test's own (skips without a ``redis-server`` binary); import it into a
+    test module to use it."""
+    binary = shutil.which("redis-server")
+    if binary is None:
+        pytest.skip("no redis-server binary on PATH; this test stops and restarts a Redis of its own")
+    server = PrivateRedis(binary, tmp_path)
+    server.start()
+    try:
+        yield server
+    finally:
+        server.stop()

@@ -8,32 +8,15 @@ from __future__ import annotations
 
 import json
 import re
-import shutil
 import time
 import urllib.error
 import urllib.request
-from typing import Iterator
-
-import pytest
 
 from tests.conftest import TEST_SECRET
-from tests.private_redis import PrivateRedis
+from tests.private_redis import private_redis  # noqa: F401 (a fixture)
 from tests.server_process import ServerProcess
 
 REQUESTS_DURING_OUTAGE = 300
-
-
-@pytest.fixture
-def private_redis(tmp_path) -> Iterator[PrivateRedis]:
-    binary = shutil.which("redis-server")
-    if binary is None:
-        pytest.skip("no redis-server binary on PATH; this test stops and restarts a Redis of its own")
-    server = PrivateRedis(binary, tmp_path)
-    server.start()
-    try:
-        yield server
-    finally:
-        server.stop()
 
 
 def _sign_in_with_empty_body(url: str) -> int:

@@ -658,6 +658,39 @@ async def test_the_last_event_id_is_stored_once_postgresql_takes_it_again(stream
             await asyncio.sleep(0.05)
 
 
+async def test_the_stored_last_event_id_is_the_finals_id_when_another_writer_numbered_before_it(
+        make_stream_client, admin, db, redis_url, redis_prefix):
+    """The assistant row carries ``sessions.last_event_id`` = the id the final is expected to get (the next after
+    the turn's own last). When the session's counter moved meanwhile (here: bumped with a real client between
+    the row and the final), the final's real id is what ends up stored."""
+    import redis.asyncio as aioredis
+
+    from voyagent.keys import TURN_RUNNER
+
+    client = await make_stream_client(redis_url=redis_url)
+    session_id = await new_session(client, admin)
+    _, events = await turn(client, admin, session_id, "say one")
+    assert ids(events) == [1, 2]
+    assert await db.fetchval("SELECT last_event_id FROM sessions WHERE id = $1::uuid", session_id) == 2
+    leases = client.server.app[TURN_RUNNER].leases
+    append = leases.append
+    redis = aioredis.from_url(redis_url)
+
+    async def bumped_before_the_final(lease, data, *, final):
+        if final:
+            await redis.incrby(f"{redis_prefix}sse:{session_id}:seq", 5)
+        return await append(lease, data, final=final)
+
+    leases.append = bumped_before_the_final
+    try:
+        _, events = await turn(client, admin, session_id, "say two")
+    finally:
+        del leases.append
+        await redis.aclose()
+    assert ids(events) == [3, 9]
+    assert await db.fetchval("SELECT last_event_id FROM sessions WHERE id = $1::uuid", session_id) == 9
+
+
 async def test_a_backend_that_does_not_read_the_history_gets_none_and_the_messages_are_still_stored(
         stream_client, admin, db):
     from voyagent.agent.offline import OfflineBackend

@@ -147,6 +147,23 @@ async def test_an_append_retried_after_a_lost_reply_keeps_its_id(leases, redis_c
     assert [f.id for f in (await leases.log.snapshot(session, after=0)).frames] == [1]
 
 
+async def test_an_append_cancelled_after_it_was_queued_is_never_taken_for_the_next_frame(leases, redis_client,
+                                                                                         prefix):
+    """An append whose caller is cancelled (the turn's timeout) may still be written (a queued script call goes
+    out anyway): the turn's next frame gets an id of its own, and the log holds each frame with its own bytes."""
+    session = uuid.uuid4()
+    lease = await admitted(leases, session)
+    cancelled = asyncio.ensure_future(leases.append(lease, b'{"n":0}', final=False))
+    await asyncio.sleep(0)  # the call is queued
+    cancelled.cancel()
+    with pytest.raises(asyncio.CancelledError):
+        await cancelled
+    next_frame = await leases.append(lease, b'{"n":1}', final=False)
+    assert next_frame.id == 2
+    assert await stream_of(redis_client, prefix, session) == [(1, b'{"n":0}', lease.turn_id),
+                                                              (2, b'{"n":1}', lease.turn_id)]
+
+
 async def test_the_keeper_tells_a_turn_whose_session_was_taken_over(leases, redis_client, prefix):
     session = uuid.uuid4()
     lease = await admitted(leases, session)

@@ -18,8 +18,18 @@ from typing import Any, Callable, Iterable, Protocol
 from voyagent import jsonio
 from voyagent.agent.sandbox import Offer, offer_from_output
 from voyagent.degradation import DependencyState
+from voyagent.redis_batch import register_batched_script
 
 _SWEEP_EVERY_SECONDS = 60.0
+
+# KEYS the offers' keys; ARGV the time-to-live (s), then each key's JSON: ``SET … EX`` each, one call per search
+# (batched with the worker's other script calls, voyagent/redis_batch.py).
+_PUT_LUA = """
+for i, key in ipairs(KEYS) do
+    redis.call('SET', key, ARGV[i + 1], 'EX', ARGV[1])
+end
+return #KEYS
+"""
 
 
 class OfferCache(Protocol):
@@ -46,7 +56,7 @@ def _decode(raw: bytes | str | None) -> Offer | None:
 
 
 class RedisOfferCache:
-    """Keys ``<prefix>offer:<tenant_id>:<offer_id>`` = offer JSON, ``SET EX ttl`` (one pipeline per search)."""
+    """Keys ``<prefix>offer:<tenant_id>:<offer_id>`` = offer JSON, ``SET EX ttl`` (one script call per search)."""
 
     def __init__(self, redis: Any, prefix: str, ttl_seconds: int,
                  redis_state: DependencyState | None = None) -> None:
@@ -54,14 +64,14 @@ class RedisOfferCache:
         self.prefix = prefix
         self.ttl_seconds = ttl_seconds
         self.redis_state = redis_state or DependencyState("redis")
+        self._put = register_batched_script(redis, _PUT_LUA)
 
     async def put(self, tenant_id: uuid.UUID | str, offers: Iterable[Offer]) -> None:
+        offers = list(offers)
         try:
-            async with self.redis.pipeline(transaction=False) as pipe:
-                for offer in offers:
-                    pipe.set(offer_key(self.prefix, tenant_id, offer.offer_id), jsonio.dumps(offer.output()),
-                             ex=self.ttl_seconds)
-                await pipe.execute()
+            if offers:
+                await self._put(keys=[offer_key(self.prefix, tenant_id, offer.offer_id) for offer in offers],
+                                args=[self.ttl_seconds, *(jsonio.dumps(offer.output()) for offer in offers)])
         except Exception as exc:
             self.redis_state.failure("offer cache (store offers; a later add searches again)", exc)
             return

@@ -30,7 +30,7 @@ from typing import Any, Awaitable, Callable, Literal, Mapping, Sequence
 from voyagent.agent import events
 from voyagent.agent.gateway import Emit, ToolContext
 from voyagent.agent.interface import Backend, ResumedApproval, TenantAgentSettings, Tools, Turn, reads_history
-from voyagent.db import Database
+from voyagent.db import Database, DatabaseUnavailable
 from voyagent.services import messages, tenant_settings
 from voyagent.services.event_log import RedisEventLog
 from voyagent.services.frame_hub import FrameHub
@@ -249,16 +249,10 @@ class TurnRunner:
         """Step 8, each part on its own so that one failing never keeps the others (above all the final) back;
         the turn is counted before its final is out (whoever saw the final sees the count)."""
         start = turn.start
-        blocks = messages.assistant_blocks(turn.events)
-        if blocks:
-            try:
-                async with self.database.connection() as conn:  # one statement
-                    await messages.store_assistant_message(conn, self.sql, session_id=start.session_id,
-                                                           blocks=blocks)
-            except Exception:
-                log.exception("turn %s: could not store the assistant message", start.turn_id)
-                outcome = "error"
-                await self._internal_error(turn)
+        stored_last_id = await self._store_assistant_message(turn)
+        if stored_last_id is None:
+            outcome = "error"
+            await self._internal_error(turn)
         self.count_turn(self.backend.name, outcome)
         try:  # the lock is released with the final (in one step with Redis)
             frame = await self.leases.append(turn.lease, events.encode(turn.event("final")), final=True)
@@ -269,10 +263,36 @@ class TurnRunner:
                       start.turn_id, start.session_id, exc)
             self.hub.end(start.session_id)
             return
-        stored = await self._store_last_event_id(start, frame.id)
+        stored = frame.id == stored_last_id or await self._store_last_event_id(start, frame.id)
         self.hub.publish(start.session_id, frame)
         if not stored:  # PostgreSQL away (a restart): the streams get their final now, the id is stored later
             await self._store_last_event_id(start, frame.id, patience=STORE_PATIENCE)
+
+    async def _store_assistant_message(self, turn: _RunningTurn) -> int | None:
+        """The assistant row, when the turn produced any block, with ``sessions.last_event_id`` set to the id its
+        final is about to get (the next after its own last: it holds the session) in the same statement. Returns
+        the ``last_event_id`` stored, 0 when none was (no row to store, or the row stored alone), None when the row
+        could not be stored. When PostgreSQL refuses the two together, the row is tried alone (a database that is
+        away is not asked twice): the final's id is then written after the final, as when the final got another id
+        (another writer numbered meanwhile)."""
+        start = turn.start
+        blocks = messages.assistant_blocks(turn.events)
+        if not blocks:
+            return 0
+        expected = turn.lease.last_id + 1
+        for last_event_id in (expected, None):
+            try:
+                async with self.database.connection() as conn:  # one statement
+                    await messages.store_assistant_message(conn, self.sql, session_id=start.session_id,
+                                                           blocks=blocks, last_event_id=last_event_id)
+                return last_event_id or 0
+            except Exception as exc:
+                if last_event_id is None or isinstance(exc, DatabaseUnavailable):
+                    log.exception("turn %s: could not store the assistant message", start.turn_id)
+                    return None
+                log.warning("turn %s: the assistant row and last_event_id were refused together (%s); the row is "
+                            "stored alone", start.turn_id, exc)
+        return None
 
     async def _store_last_event_id(self, start: TurnStart, last_id: int, patience: float = 0.0) -> bool:
         """The final's id in ``sessions.last_event_id`` (never lowered; after a Redis restart it is the floor of

@@ -59,10 +59,16 @@ async def store_user_message(conn: asyncpg.Connection, sql: Any, *, session_id: 
 
 
 async def store_assistant_message(conn: asyncpg.Connection, sql: Any, *, session_id: uuid.UUID,
-                                  blocks: list[dict[str, Any]]) -> None:
-    """Step 8: the ``assistant`` row, when the turn produced any block."""
-    if blocks:
+                                  blocks: list[dict[str, Any]], last_event_id: int | None = None) -> None:
+    """Step 8: the ``assistant`` row, when the turn produced any block; with ``last_event_id`` (the id the
+    turn's final is expected to get) the session's id counter too, in the same statement."""
+    if not blocks:
+        return
+    if last_event_id is None:
         await sql.insert_message(conn, id=new_id(), session_id=session_id, role="assistant", content=blocks)
+    else:
+        await sql.insert_assistant_message(conn, id=new_id(), session_id=session_id, content=blocks,
+                                           last_event_id=last_event_id)
 
 
 async def history(conn: asyncpg.Connection, sql: Any, *, session_id: uuid.UUID) -> list[dict[str, Any]]:

@@ -10,6 +10,7 @@ import time
 from typing import Any, Literal
 
 from voyagent.degradation import DependencyState
+from voyagent.redis_batch import register_batched_script
 
 WINDOW_SECONDS = 60.0
 IDLE_EXPIRY_SECONDS = 120
@@ -118,8 +119,8 @@ class RateLimiter:
         self.prefix = prefix
         self.redis_state = redis_state or DependencyState("redis")
         self._local: dict[str, list[float]] = {}
-        self._script = redis.register_script(_LUA) if redis is not None else None
-        self._script_unless_denied = redis.register_script(_LUA_UNLESS_DENIED) if redis is not None else None
+        self._script = register_batched_script(redis, _LUA) if redis is not None else None
+        self._script_unless_denied = register_batched_script(redis, _LUA_UNLESS_DENIED) if redis is not None else None
 
     async def take(self, bucket: str, key: str, capacity: int, cost: int = 1) -> BucketResult | None:
         """Take ``cost`` tokens (negative gives back); None when the bucket is disabled or Redis failed."""

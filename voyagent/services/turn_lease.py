@@ -39,6 +39,7 @@ import uuid
 from typing import Any, Callable, Iterable
 
 from voyagent.degradation import DependencyState
+from voyagent.redis_batch import register_batched_script
 from voyagent.services.event_log import NEXT_ID_LUA, Frame, LocalEventLog, RedisEventLog, session_keys
 from voyagent.services.token_store import redis_required, redis_unreachable
 from voyagent.services.turn_lock import LocalTurnLock, RedisTurnLock
@@ -242,11 +243,12 @@ class RedisTurnLeases:
         self.epoch_key = f"{event_log.prefix}sse:epoch"
         self.lease_ms = int(LEASE_SECONDS * 1000)
         self.settle_ms = int(SETTLE_SECONDS * 1000)
-        self._acquire = redis.register_script(_ACQUIRE_LUA)
-        self._settle = redis.register_script(_SETTLE_LUA)
-        self._append = redis.register_script(_HELD_APPEND_LUA)
+        # Called by every turn, several times: batched across the worker's turns (voyagent/redis_batch.py).
+        self._acquire = register_batched_script(redis, _ACQUIRE_LUA)
+        self._settle = register_batched_script(redis, _SETTLE_LUA)
+        self._append = register_batched_script(redis, _HELD_APPEND_LUA)
         self._reassert = redis.register_script(_REASSERT_LUA)
-        self._close = redis.register_script(_CLOSE_LUA)
+        self._close = register_batched_script(redis, _CLOSE_LUA)
         self._reseed = redis.register_script(_RESEED_LUA)
         self.keeper = LeaseKeeper(self)
 
@@ -342,6 +344,11 @@ class RedisTurnLeases:
                     continue
             except LeaseLost:
                 lease.done = True
+                raise
+            except asyncio.CancelledError:
+                # The call may still be written (a queued script call goes out anyway): the turn's next frame
+                # must not be taken for its retry, so it gets the next index.
+                lease.appended += 1
                 raise
             except Exception as exc:
                 self.redis_state.failure("SSE event log (append)", exc)

@@ -18,6 +18,7 @@ import uuid
 from typing import Any, Callable, Literal, Protocol
 
 from voyagent.degradation import DependencyState
+from voyagent.redis_batch import register_batched_script
 
 MINUTE_MS = 60_000
 HOUR_MS = 3_600_000
@@ -59,8 +60,8 @@ class RedisTurnQuota:
         self.prefix = prefix
         self.redis_state = redis_state or DependencyState("redis")
         self.clock = clock
-        self._take = redis.register_script(_TAKE_LUA)
-        self._mark_live_and_take = redis.register_script(_MARK_LIVE_AND_TAKE_LUA)
+        self._take = register_batched_script(redis, _TAKE_LUA)
+        self._mark_live_and_take = register_batched_script(redis, _MARK_LIVE_AND_TAKE_LUA)
 
     def key(self, tenant_id: uuid.UUID) -> str:
         return f"{self.prefix}turns:{tenant_id}"
