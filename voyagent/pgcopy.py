@@ -40,24 +40,25 @@ class TextColumn:
             pos = _HEADER.size + extension
             self._started = True
         values = []
-        unpack = _ROW.unpack_from
-        while end - pos >= 2:
-            if data[pos:pos + 2] == b"\xff\xff":  # the trailer
-                self.done = True
-                pos += 2
-                break
-            if end - pos < _ROW.size:
-                break
+        append, unpack, row_size = values.append, _ROW.unpack_from, _ROW.size
+        rows = 0
+        while end - pos >= row_size:  # a whole row head (or the trailer and more)
             fields, length = unpack(data, pos)
             if fields != 1:
+                if fields == -1:  # the trailer
+                    break
                 raise ValueError(f"expected one column per row, got {fields}")
-            start = pos + _ROW.size
-            stop = start + max(length, 0)
+            start = pos + row_size
+            stop = start + length if length > 0 else start  # -1: NULL, written as nothing
             if stop > end:
                 break
-            if length > 0:
-                values.append(data[start:stop])
+            if stop > start:
+                append(data[start:stop])
             pos = stop
-            self.rows += 1
+            rows += 1
+        self.rows += rows
+        if end - pos >= 2 and data[pos:pos + 2] == b"\xff\xff":  # the trailer
+            self.done = True
+            pos += 2
         self._pending = data[pos:]
         return b"".join(values)
