@@ -17,8 +17,7 @@ if TYPE_CHECKING:
     from voyagent.db import Database
     from voyagent.degradation import DependencyState
     from voyagent.metrics import Metrics
-    from voyagent.middleware.response_headers import Decorate
-    from voyagent.middleware.route_context import Pipeline
+    from voyagent.middleware.route_context import Decorate, Pipeline
     from voyagent.pagination import CursorCodec
     from voyagent.principal import Principal
     from voyagent.queries import Queries

@@ -19,13 +19,13 @@ from voyagent.config import Settings
 from voyagent.handlers_types import Handler
 from voyagent.keys import CLIENT_IP, PRINCIPAL, RATE_LIMIT_HEADERS, REQUEST_ID
 from voyagent.logs import request_id_var
-from voyagent.middleware import cors, errors, gate, observe, response_headers
+from voyagent.middleware import cors, errors, gate, observe
 from voyagent.middleware.client_ip import client_ip
 from voyagent.middleware.request_id import HEADER as X_REQUEST_ID, accept_request_id
-from voyagent.middleware.route_context import Pipeline, RoutePlan
+from voyagent.middleware.route_context import Decorate, Pipeline, RoutePlan
 
 
-def build_pipeline(settings: Settings, decorate: response_headers.Decorate) -> Pipeline:
+def build_pipeline(settings: Settings, decorate: Decorate) -> Pipeline:
     hops = settings.trusted_proxy_hops
     record = observe.recorder()
     preflight = cors.preflight(settings)

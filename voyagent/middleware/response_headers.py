@@ -7,8 +7,6 @@ stream, a CSV export) prepares through :func:`prepare_stream`, which adds them f
 
 from __future__ import annotations
 
-from typing import Callable
-
 from aiohttp import web
 
 from voyagent import edge
@@ -16,8 +14,7 @@ from voyagent.config import Settings
 from voyagent.keys import DECORATE, PRINCIPAL, RATE_LIMIT_HEADERS, REQUEST_ID
 from voyagent.middleware import cors
 from voyagent.middleware.request_id import HEADER as X_REQUEST_ID
-
-Decorate = Callable[[web.BaseRequest, web.StreamResponse], None]
+from voyagent.middleware.route_context import Decorate
 
 
 def decorator(settings: Settings) -> Decorate:

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Awaitable, Protocol
+from typing import Awaitable, Callable, Protocol
 
 from aiohttp import web
 
@@ -21,6 +21,9 @@ class RoutePlan:
 
 
 UNMATCHED = RoutePlan(None, "unmatched", unmatched=True)
+
+# ``decorate(request, response)``: the headers every response carries (``voyagent.middleware.response_headers``)
+Decorate = Callable[[web.BaseRequest, web.StreamResponse], None]
 
 
 class Pipeline(Protocol):
