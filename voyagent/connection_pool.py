@@ -3,10 +3,11 @@
 Why not asyncpg's ``Pool``: borrowing and returning a connection cost it ~15 µs of CPU even with one idle (a
 ``PoolConnectionProxy`` per acquisition, ``asyncio.shield`` — a Task — and a timeout context on every release), and
 a pooled ``SELECT 1`` ~70 µs of CPU against ~30 µs on a bare connection (``bench/query_call_bench.py``,
-"borrowing"): about a third of what a ``GET /health/db`` cost the worker. :class:`voyagent.db.Database` already queues borrowers first come,
-first served, with the deadline it chose, so what it needs below that is only this stack and a rule for what comes
-back: a connection returns to the stack only when its borrower knows it is ready for the next one (no statement
-left mid-flight, no transaction open); any other is terminated, and a new one is opened when next needed.
+"borrowing"): about a third of what a ``GET /health/db`` cost the worker. :class:`voyagent.db.Database` already
+queues borrowers first come, first served, with the deadline it chose, so what it needs below that is only this
+stack and a rule for what comes back: a connection returns to the stack only when its borrower knows it is ready
+for the next one (no statement left mid-flight, no transaction open); any other is terminated, and a new one is
+opened when next needed.
 
 Not carried over from asyncpg's pool: retiring a connection after 50,000 queries or 300 s idle. A connection the
 server closed is noticed (asyncpg marks it closed when its socket ends) and dropped when it is next taken.
