@@ -93,7 +93,7 @@ ROUTES: list[tuple[str, str, Handler]] = [("GET", "/health", health), ("GET", "/
                                           ("GET", "/auth/me", auth_me), ("GET", "/audit/export.csv", audit_export)]
 
 
-async def _no_reset(conn: asyncpg.Connection) -> None:
+async def no_reset(conn: asyncpg.Connection) -> None:
     """asyncpg's default reset is a second round trip per request; voyagent skips it (voyagent/db.py)."""
 
 
@@ -105,7 +105,7 @@ def build_app(dsn: str, pool_size: int = 10, secret: str = DEFAULT_SECRET, async
     async def pool(app: web.Application):
         # No reset query on release, as voyagent's pool: the same statements reach the database per request.
         # (``--asyncpg-reset``: asyncpg's default, one more statement per request, as the issue 14 figures had.)
-        reset = None if asyncpg_reset else _no_reset
+        reset = None if asyncpg_reset else no_reset
         app[POOL] = await asyncpg.create_pool(dsn, min_size=1, max_size=pool_size, reset=reset)
         yield
         await app[POOL].close()

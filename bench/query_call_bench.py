@@ -27,6 +27,7 @@ from typing import Any, Awaitable, Callable
 import aiosql
 import asyncpg
 
+from bench.ceiling import no_reset
 from bench.harness import scratch_database
 from voyagent import resources
 from voyagent.app import load_queries
@@ -97,10 +98,6 @@ def _borrowers(pool: asyncpg.Pool, database: Database) -> dict[str, Call]:
             "raw asyncpg": raw_asyncpg}
 
 
-async def _no_reset(conn: asyncpg.Connection) -> None:
-    """The ceiling's pool sends no reset query on release."""
-
-
 def _print(title: str, best: dict[str, float]) -> None:
     floor = best["raw asyncpg"]
     print(title)
@@ -122,7 +119,7 @@ async def _run(dsn: str, calls: int, rounds: int) -> None:
     _print(f"overhead ({calls} calls per round, best of {rounds})",
            await _alternate(variants, object.__new__(_InstantConnection), calls, rounds))
     conn = await connect(dsn)  # a connection as the app's pool opens them
-    pool = await asyncpg.create_pool(dsn, min_size=1, max_size=1, reset=_no_reset)
+    pool = await asyncpg.create_pool(dsn, min_size=1, max_size=1, reset=no_reset)  # as the ceiling's pool
     database = await Database.connect(dsn, 1, 1)
     try:
         _print(f"database ({calls // 10} calls per round, best of {rounds})",

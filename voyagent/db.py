@@ -45,17 +45,7 @@ def _lost_database(exc: BaseException, conn: asyncpg.Connection) -> bool:
         return True
     if isinstance(exc, TimeoutError):  # command_timeout: the server did not answer in time
         return True
-    return isinstance(exc, (OSError, asyncpg.InterfaceError)) and _closed(conn)
-
-
-def _closed(conn: asyncpg.Connection) -> bool:
-    """Whether the held connection is closed. asyncpg detaches a pooled connection from its holder the moment
-    the server ends the session (a restart), and every call on it then raises ``InterfaceError``: detached is
-    closed."""
-    try:
-        return conn.is_closed()
-    except asyncpg.InterfaceError:
-        return True
+    return isinstance(exc, (OSError, asyncpg.InterfaceError)) and conn.is_closed()
 
 
 async def _init_connection(conn: asyncpg.Connection) -> None:
